@@ -1,0 +1,22 @@
+{
+  "targets": [
+    {
+      "target_name": "syncbn",
+      "sources": [
+        "native/addon/addon.cpp",
+        "native/addon/batch_norm.cpp",
+        "native/kernels/cpu/batch_norm.cpp"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-fopenmp", "-O3", "-march=x86-64-v2", "-Wall", "-Wextra"],
+      "ldflags": ["-fopenmp"],
+      "xcode_settings": {
+        "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
+        "OTHER_CPLUSPLUSFLAGS": ["-std=c++17", "-Xpreprocessor", "-fopenmp"]
+      }
+    }
+  ]
+}

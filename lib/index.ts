@@ -1,0 +1,29 @@
+/**
+ * syncbn: PyTorch's batch normalization for TypeScript on Node.js.
+ *
+ * @example
+ * import { nn, randn } from 'syncbn';
+ * const bn = new nn.BatchNorm2d(64);
+ * const y = bn.forward(randn([8, 64, 14, 14]));
+ */
+export {
+  Tensor,
+  Parameter,
+  DType,
+  FloatDType,
+  MemoryFormat,
+  Device,
+  TensorOptions,
+  tensor,
+  zeros,
+  ones,
+  full,
+  empty,
+  randn,
+  rand,
+  manualSeed,
+  initialSeed,
+} from './tensor';
+export * as nn from './nn';
+export * as F from './functional';
+export { setNumThreads, getNumThreads } from './threads';

@@ -1,0 +1,345 @@
+// The BatchNorm family: policy (modes, momentum, running stats, the counter)
+// lives here; the math is one functional call. Cf. torch/nn/modules/batchnorm.py.
+import * as F from '../functional';
+import { FloatDType, Parameter, Tensor, ones, zeros } from '../tensor';
+import { Module, StateDictLoad } from './module';
+
+export interface BatchNormOptions {
+  /** Added to the variance for stability. Default 1e-5. */
+  eps?: number;
+  /** Running-stat factor; null = cumulative average. Default 0.1. */
+  momentum?: number | null;
+  /** Learnable per-channel weight and bias. Default true. */
+  affine?: boolean;
+  /** Keep running mean/var (used in eval). Default true. */
+  trackRunningStats?: boolean;
+  /** dtype of parameters and buffers, which inputs must share. Default float32. */
+  dtype?: FloatDType;
+}
+
+/** What forward keeps for backward. */
+interface SavedForward {
+  input: Tensor;
+  training: boolean;
+  saveMean: Tensor;
+  saveInvstd: Tensor;
+  runningMean: Tensor | null;
+  runningVar: Tensor | null;
+}
+
+/** Python's repr() of a float, so `toString()` matches PyTorch's (1e-05, 0.1, 1.0). */
+export function pyFloat(v: number): string {
+  if (!Number.isFinite(v)) return Number.isNaN(v) ? 'nan' : v > 0 ? 'inf' : '-inf';
+  const [mantissa, expText] = v.toExponential().split('e');
+  const exp = Number(expText);
+  if (exp < -4 || exp >= 16) {
+    const sign = exp < 0 ? '-' : '+';
+    return `${mantissa}e${sign}${String(Math.abs(exp)).padStart(2, '0')}`;
+  }
+  const s = String(v);
+  return /[.e]/.test(s) ? s : `${s}.0`;
+}
+
+function pyBool(b: boolean): string {
+  return b ? 'True' : 'False';
+}
+
+function checkOptions(numFeatures: number, opts: BatchNormOptions, where: string, lazy: boolean): Required<BatchNormOptions> {
+  if (typeof numFeatures !== 'number' || !Number.isSafeInteger(numFeatures) || numFeatures < (lazy ? 0 : 1)) {
+    throw new RangeError(`${where}: numFeatures must be a positive integer, got ${String(numFeatures)}`);
+  }
+  const o = {
+    eps: opts.eps ?? 1e-5,
+    momentum: opts.momentum === undefined ? 0.1 : opts.momentum,
+    affine: opts.affine ?? true,
+    trackRunningStats: opts.trackRunningStats ?? true,
+    dtype: opts.dtype ?? 'float32',
+  };
+  if (typeof o.eps !== 'number' || !Number.isFinite(o.eps) || o.eps < 0) throw new RangeError(`${where}: eps must be a finite number >= 0, got ${String(o.eps)}`);
+  if (o.momentum !== null && (typeof o.momentum !== 'number' || !Number.isFinite(o.momentum))) {
+    throw new RangeError(`${where}: momentum must be a finite number or null, got ${String(o.momentum)}`);
+  }
+  if (typeof o.affine !== 'boolean') throw new TypeError(`${where}: affine must be a boolean`);
+  if (typeof o.trackRunningStats !== 'boolean') throw new TypeError(`${where}: trackRunningStats must be a boolean`);
+  if (o.dtype !== 'float32' && o.dtype !== 'float64') throw new TypeError(`${where}: dtype must be 'float32' or 'float64', got ${String(o.dtype)}`);
+  return o;
+}
+
+/**
+ * Shared implementation of BatchNorm1d/2d/3d (PyTorch's `_BatchNorm`).
+ * Subclasses only check the input's rank.
+ */
+export abstract class BatchNorm extends Module {
+  numFeatures: number;
+  eps: number;
+  momentum: number | null;
+  readonly affine: boolean;
+  readonly trackRunningStats: boolean;
+  readonly dtype: FloatDType;
+  private saved: SavedForward | null = null;
+  private uninitialized: boolean;
+
+  constructor(numFeatures: number, opts: BatchNormOptions = {}) {
+    super();
+    const lazy = this.isLazy();
+    const o = checkOptions(numFeatures, opts, new.target.name, lazy);
+    this.numFeatures = numFeatures;
+    this.eps = o.eps;
+    this.momentum = o.momentum;
+    this.affine = o.affine;
+    this.trackRunningStats = o.trackRunningStats;
+    this.dtype = o.dtype;
+    this.uninitialized = lazy;
+    this.allocate(numFeatures);
+  }
+
+  /** Lazy forms take numFeatures from their first input (or a loaded state dict). */
+  protected isLazy(): boolean {
+    return false;
+  }
+
+  /** True for a lazy module until numFeatures is known; its tensors are empty until then. */
+  hasUninitializedParams(): boolean {
+    return this.uninitialized;
+  }
+
+  private materialize(c: number): void {
+    this.numFeatures = c;
+    this.allocate(c);
+    this.uninitialized = false;
+  }
+
+  /** (Re)creates parameters and buffers for `c` channels with their initial values. */
+  protected allocate(c: number): void {
+    const dtype = this.dtype;
+    if (this.affine) {
+      this.registerParameter('weight', new Parameter(ones([c], { dtype })));
+      this.registerParameter('bias', new Parameter(zeros([c], { dtype })));
+    } else {
+      this.registerParameter('weight', null);
+      this.registerParameter('bias', null);
+    }
+    if (this.trackRunningStats) {
+      this.registerBuffer('running_mean', zeros([c], { dtype }));
+      this.registerBuffer('running_var', ones([c], { dtype }));
+      this.registerBuffer('num_batches_tracked', zeros([], { dtype: 'int64' }));
+    } else {
+      this.registerBuffer('running_mean', null);
+      this.registerBuffer('running_var', null);
+      this.registerBuffer('num_batches_tracked', null);
+    }
+  }
+
+  get weight(): Parameter | null {
+    return this.param('weight');
+  }
+
+  get bias(): Parameter | null {
+    return this.param('bias');
+  }
+
+  get runningMean(): Tensor | null {
+    return this.buffer('running_mean');
+  }
+
+  get runningVar(): Tensor | null {
+    return this.buffer('running_var');
+  }
+
+  /** Counter of training forwards (int64 scalar tensor), null without tracking. */
+  get numBatchesTracked(): Tensor | null {
+    return this.buffer('num_batches_tracked');
+  }
+
+  /** Running mean 0, running var 1, counter 0. Cf. `reset_running_stats`. */
+  resetRunningStats(): void {
+    this.runningMean?.zero_();
+    this.runningVar?.fill_(1);
+    this.numBatchesTracked?.zero_();
+  }
+
+  /** Running stats reset, weight 1, bias 0. Cf. `reset_parameters`. */
+  resetParameters(): void {
+    this.resetRunningStats();
+    this.weight?.fill_(1);
+    this.bias?.fill_(0);
+  }
+
+  /** Throws PyTorch's "expected 4D input (got 3D input)" for a wrong rank. */
+  protected abstract checkInputDim(input: Tensor): void;
+
+  /** Checks a forward input before any state changes. */
+  protected checkInput(input: unknown): asserts input is Tensor {
+    if (!(input instanceof Tensor)) throw new TypeError(`${this.typeName()}.forward: input must be a Tensor`);
+    this.checkInputDim(input);
+    if (input.dtype !== this.dtype) {
+      throw new TypeError(`${this.typeName()}.forward: expected input of dtype ${this.dtype} (the layer's dtype), got ${input.dtype}`);
+    }
+  }
+
+  /**
+   * Normalizes `input` ([N, C, ...]) per channel. In training, with batch
+   * statistics (and moves the running stats); in eval, with running stats
+   * when tracked.
+   */
+  forward(input: Tensor): Tensor {
+    this.checkInput(input);
+    if (this.uninitialized) this.materialize(input.shape[1]);
+    const tracking = this.training && this.trackRunningStats && this.numBatchesTracked !== null;
+    // The counter moves only after the op succeeded, so a bad input changes nothing.
+    const batches = tracking ? Number(this.numBatchesTracked!.data[0]) + 1 : 0;
+    const factor = tracking && this.momentum === null ? 1 / batches : (this.momentum ?? 0);
+    const useBatchStats = this.training || (this.runningMean === null && this.runningVar === null);
+    const useRunning = !this.training || this.trackRunningStats;
+    if (useBatchStats) F.verifyBatchSize(input.shape);
+    const runningMean = useRunning ? this.runningMean : null;
+    const runningVar = useRunning ? this.runningVar : null;
+    const r = F.nativeBatchNorm(input, this.weight, this.bias, runningMean, runningVar, useBatchStats, factor, this.eps);
+    if (tracking) (this.numBatchesTracked!.data as BigInt64Array)[0] += 1n;
+    this.saved = {
+      input,
+      training: useBatchStats,
+      saveMean: r.saveMean,
+      saveInvstd: r.saveInvstd,
+      // Eval-mode backward uses the statistics this forward used.
+      runningMean: useBatchStats ? null : runningMean!.clone(),
+      runningVar: useBatchStats ? null : runningVar!.clone(),
+    };
+    return r.output;
+  }
+
+  /**
+   * Gradient with respect to the last forward's input; adds this batch's
+   * gradients into `weight.grad` and `bias.grad`. Each forward allows one backward.
+   */
+  override backward(gradOutput: Tensor): Tensor {
+    const s = this.saved;
+    if (s === null) {
+      throw new Error(`${this.typeName()}.backward() called before forward(): there is no saved forward to differentiate`);
+    }
+    const weight = this.weight;
+    const bias = this.bias;
+    const wantParams = weight !== null && bias !== null && (weight.requiresGrad || bias.requiresGrad);
+    const gradWeight = wantParams ? weight.grad ?? zeros(weight.shape, { dtype: weight.dtype as FloatDType }) : null;
+    const gradBias = wantParams ? bias.grad ?? zeros(bias.shape, { dtype: bias.dtype as FloatDType }) : null;
+    const r = F.batchNormBackward(gradOutput, s.input, {
+      weight,
+      training: s.training,
+      saveMean: s.saveMean,
+      saveInvstd: s.saveInvstd,
+      runningMean: s.runningMean,
+      runningVar: s.runningVar,
+      eps: this.eps,
+      outputMask: [true, wantParams, wantParams],
+      accumulateInto: wantParams ? { weight: gradWeight, bias: gradBias } : undefined,
+    });
+    if (wantParams) {
+      if (weight.requiresGrad) weight.grad = gradWeight;
+      if (bias.requiresGrad) bias.grad = gradBias;
+    }
+    this.saved = null;
+    return r.gradInput!;
+  }
+
+  protected override loadFromStateDict(stateDict: Record<string, Tensor>, prefix: string, load: StateDictLoad): void {
+    if (this.uninitialized) {
+      const source = [stateDict[`${prefix}weight`], stateDict[`${prefix}running_mean`]].find((t) => t instanceof Tensor);
+      if (source) this.materialize(source.numel());
+    }
+    const key = `${prefix}num_batches_tracked`;
+    if (this.numBatchesTracked !== null && !Object.prototype.hasOwnProperty.call(stateDict, key)) {
+      // Checkpoints older than the counter (PyTorch < 0.4.1) load with it at 0.
+      super.loadFromStateDict({ ...stateDict, [key]: zeros([], { dtype: 'int64' }) }, prefix, load);
+      return;
+    }
+    super.loadFromStateDict(stateDict, prefix, load);
+  }
+
+  override extraRepr(): string {
+    const m = this.momentum === null ? 'None' : pyFloat(this.momentum);
+    return `${this.numFeatures}, eps=${pyFloat(this.eps)}, momentum=${m}, affine=${pyBool(this.affine)}, track_running_stats=${pyBool(this.trackRunningStats)}`;
+  }
+}
+
+function rankError(expected: string, input: Tensor): RangeError {
+  return new RangeError(`expected ${expected} input (got ${input.ndim}D input)`);
+}
+
+/**
+ * Batch normalization over (N, C) or (N, C, L) input. Cf. `torch.nn.BatchNorm1d`.
+ *
+ * @example
+ * const bn = new nn.BatchNorm1d(16);
+ * const y = bn.forward(randn([32, 16]));
+ */
+export class BatchNorm1d extends BatchNorm {
+  protected checkInputDim(input: Tensor): void {
+    if (input.ndim !== 2 && input.ndim !== 3) throw rankError('2D or 3D', input);
+  }
+}
+
+/**
+ * Batch normalization over (N, C, H, W) input. Cf. `torch.nn.BatchNorm2d`.
+ *
+ * @example
+ * const bn = new nn.BatchNorm2d(64, { momentum: 0.1, eps: 1e-5 });
+ * const y = bn.forward(randn([8, 64, 14, 14]));
+ * const dx = bn.backward(randn([8, 64, 14, 14]));
+ */
+export class BatchNorm2d extends BatchNorm {
+  protected checkInputDim(input: Tensor): void {
+    if (input.ndim !== 4) throw rankError('4D', input);
+  }
+}
+
+/**
+ * Batch normalization over (N, C, D, H, W) input. Cf. `torch.nn.BatchNorm3d`.
+ *
+ * @example
+ * const bn = new nn.BatchNorm3d(8);
+ * const y = bn.forward(randn([2, 8, 4, 4, 4]));
+ */
+export class BatchNorm3d extends BatchNorm {
+  protected checkInputDim(input: Tensor): void {
+    if (input.ndim !== 5) throw rankError('5D', input);
+  }
+}
+
+/** Cf. `torch.nn.LazyBatchNorm1d`. @example const bn = new nn.LazyBatchNorm1d(); bn.forward(randn([4, 3])); bn.numFeatures; // 3 */
+export class LazyBatchNorm1d extends BatchNorm1d {
+  constructor(opts: BatchNormOptions = {}) {
+    super(0, opts);
+  }
+  protected override isLazy(): boolean {
+    return true;
+  }
+  override typeName(): string {
+    return this.hasUninitializedParams() ? 'LazyBatchNorm1d' : 'BatchNorm1d';
+  }
+}
+
+/** Cf. `torch.nn.LazyBatchNorm2d`. @example const bn = new nn.LazyBatchNorm2d(); bn.forward(randn([2, 5, 3, 3])); */
+export class LazyBatchNorm2d extends BatchNorm2d {
+  constructor(opts: BatchNormOptions = {}) {
+    super(0, opts);
+  }
+  protected override isLazy(): boolean {
+    return true;
+  }
+  override typeName(): string {
+    return this.hasUninitializedParams() ? 'LazyBatchNorm2d' : 'BatchNorm2d';
+  }
+}
+
+/** Cf. `torch.nn.LazyBatchNorm3d`. @example const bn = new nn.LazyBatchNorm3d(); bn.forward(randn([2, 5, 2, 2, 2])); */
+export class LazyBatchNorm3d extends BatchNorm3d {
+  constructor(opts: BatchNormOptions = {}) {
+    super(0, opts);
+  }
+  protected override isLazy(): boolean {
+    return true;
+  }
+  override typeName(): string {
+    return this.hasUninitializedParams() ? 'LazyBatchNorm3d' : 'BatchNorm3d';
+  }
+}

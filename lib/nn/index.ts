@@ -1,0 +1,14 @@
+export { Module, LoadStateDictResult } from './module';
+export { Sequential } from './sequential';
+export {
+  BatchNorm,
+  BatchNormOptions,
+  BatchNorm1d,
+  BatchNorm2d,
+  BatchNorm3d,
+  LazyBatchNorm1d,
+  LazyBatchNorm2d,
+  LazyBatchNorm3d,
+} from './batchnorm';
+export { Parameter } from '../tensor';
+export * as functional from '../functional';

@@ -1,0 +1,421 @@
+// Tensor: storage + shape + dtype + device + memory format. No general strides:
+// a tensor is laid out either N,C,... ("contiguous") or N,...,C ("channelsLast").
+import { native, NativeShape } from './native';
+
+/** Element types. `int64` exists for counters such as `num_batches_tracked`. */
+export type DType = 'float32' | 'float64' | 'int64';
+/** The dtypes the batch-norm kernels compute in. */
+export type FloatDType = 'float32' | 'float64';
+export type MemoryFormat = 'contiguous' | 'channelsLast';
+export type Device = 'cpu';
+export type Storage = Float32Array | Float64Array | BigInt64Array;
+export type FloatStorage = Float32Array | Float64Array;
+
+export interface TensorOptions {
+  dtype?: DType;
+  device?: Device;
+  memoryFormat?: MemoryFormat;
+}
+
+const DTYPES: readonly DType[] = ['float32', 'float64', 'int64'];
+
+function allocate(dtype: DType, n: number): Storage {
+  switch (dtype) {
+    case 'float32':
+      return new Float32Array(n);
+    case 'float64':
+      return new Float64Array(n);
+    case 'int64':
+      return new BigInt64Array(n);
+  }
+}
+
+function dtypeOfStorage(s: Storage): DType {
+  if (s instanceof Float32Array) return 'float32';
+  if (s instanceof Float64Array) return 'float64';
+  return 'int64';
+}
+
+/** Throws unless `shape` is a list of non-negative integers. */
+export function checkShape(shape: readonly number[], where: string): void {
+  if (!Array.isArray(shape)) throw new TypeError(`${where}: shape must be an array of integers`);
+  for (const d of shape) {
+    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
+      throw new RangeError(`${where}: shape must hold non-negative integers, got [${shape.join(', ')}]`);
+    }
+  }
+}
+
+function product(dims: readonly number[]): number {
+  let p = 1;
+  for (const d of dims) p *= d;
+  return p;
+}
+
+/** The (N, C, inner) view of a shape of rank >= 2. */
+export function batchView(shape: readonly number[]): NativeShape {
+  return [shape[0], shape[1], product(shape.slice(2))];
+}
+
+function checkDtype(dtype: unknown, where: string): DType {
+  if (!DTYPES.includes(dtype as DType)) {
+    throw new TypeError(`${where}: unsupported dtype ${String(dtype)}; expected one of ${DTYPES.join(', ')}`);
+  }
+  return dtype as DType;
+}
+
+function checkDevice(device: unknown, where: string): Device {
+  if (device !== undefined && device !== 'cpu') {
+    throw new TypeError(`${where}: unsupported device ${String(device)}; this build supports 'cpu'`);
+  }
+  return 'cpu';
+}
+
+function checkFormat(format: unknown, rank: number, where: string): MemoryFormat {
+  if (format === undefined || format === 'contiguous') return 'contiguous';
+  if (format !== 'channelsLast') {
+    throw new TypeError(`${where}: unsupported memoryFormat ${String(format)}; expected 'contiguous' or 'channelsLast'`);
+  }
+  if (rank < 3) {
+    throw new RangeError(`${where}: memoryFormat 'channelsLast' needs a tensor of rank >= 3, got rank ${rank}`);
+  }
+  return 'channelsLast';
+}
+
+/** Re-lays `src` (shape, from one format) into a new storage of the other. */
+function relayout(src: Storage, shape: readonly number[], toChannelsLast: boolean): Storage {
+  const dst = allocate(dtypeOfStorage(src), src.length);
+  native.convertMemoryFormat(src, dst, batchView(shape), toChannelsLast);
+  return dst;
+}
+
+/**
+ * A dense CPU tensor. Cf. `torch.Tensor`, restricted to the two memory
+ * formats batch norm uses.
+ *
+ * @example
+ * const x = tensor([1, 2, 3, 4, 5, 6], [2, 3]);
+ * x.shape;       // [2, 3]
+ * x.toArray();   // Float32Array [1, 2, 3, 4, 5, 6]
+ */
+export class Tensor {
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  readonly device: Device = 'cpu';
+  readonly memoryFormat: MemoryFormat;
+  /** The storage in memory order (N,...,C for channelsLast). Shared, not copied. */
+  readonly data: Storage;
+
+  /** Wraps `data` (memory order) without copying. Prefer the factories. */
+  constructor(data: Storage, shape: readonly number[], memoryFormat: MemoryFormat = 'contiguous') {
+    checkShape(shape, 'Tensor');
+    if (!(data instanceof Float32Array || data instanceof Float64Array || data instanceof BigInt64Array)) {
+      throw new TypeError('Tensor: data must be a Float32Array, Float64Array or BigInt64Array');
+    }
+    const n = product(shape);
+    if (data.length !== n) {
+      throw new RangeError(`Tensor: data has ${data.length} elements but shape [${shape.join(', ')}] needs ${n}`);
+    }
+    this.shape = Object.freeze([...shape]);
+    this.dtype = dtypeOfStorage(data);
+    this.memoryFormat = checkFormat(memoryFormat, shape.length, 'Tensor');
+    this.data = data;
+  }
+
+  /** Number of dimensions. */
+  get ndim(): number {
+    return this.shape.length;
+  }
+
+  dim(): number {
+    return this.shape.length;
+  }
+
+  numel(): number {
+    return this.data.length;
+  }
+
+  size(dim?: number): number | readonly number[] {
+    if (dim === undefined) return this.shape;
+    const d = dim < 0 ? dim + this.shape.length : dim;
+    if (d < 0 || d >= this.shape.length) {
+      throw new RangeError(`Dimension out of range (expected to be in range of [${-this.shape.length}, ${this.shape.length - 1}], but got ${dim})`);
+    }
+    return this.shape[d];
+  }
+
+  isContiguous(memoryFormat: MemoryFormat = 'contiguous'): boolean {
+    return this.memoryFormat === memoryFormat;
+  }
+
+  /** A copy of the values in logical (N, C, ...) order. */
+  toArray(): Storage {
+    if (this.memoryFormat === 'contiguous') return this.data.slice();
+    return relayout(this.data, this.shape, false);
+  }
+
+  /** The single value of a one-element tensor, as a number. */
+  item(): number {
+    if (this.numel() !== 1) {
+      throw new RangeError(`a Tensor with ${this.numel()} elements cannot be converted to a scalar`);
+    }
+    return Number(this.data[0]);
+  }
+
+  clone(): Tensor {
+    return new Tensor(this.data.slice(), this.shape, this.memoryFormat);
+  }
+
+  /** This tensor if already in `memoryFormat`, else a re-laid copy. Cf. `Tensor.contiguous(memory_format=...)`. */
+  contiguous(memoryFormat: MemoryFormat = 'contiguous'): Tensor {
+    const fmt = checkFormat(memoryFormat, this.shape.length, 'Tensor.contiguous');
+    if (fmt === this.memoryFormat) return this;
+    return new Tensor(relayout(this.data, this.shape, fmt === 'channelsLast'), this.shape, fmt);
+  }
+
+  /** Fills in place. */
+  fill_(value: number): this {
+    if (this.data instanceof BigInt64Array) this.data.fill(BigInt(Math.trunc(value)));
+    else this.data.fill(value);
+    return this;
+  }
+
+  zero_(): this {
+    return this.fill_(0);
+  }
+
+  /**
+   * Copies `src`'s values into this tensor in place, converting dtype and
+   * memory format as needed. Cf. `Tensor.copy_`.
+   */
+  copy_(src: Tensor): this {
+    if (!(src instanceof Tensor)) throw new TypeError('copy_: source must be a Tensor');
+    if (src.shape.length !== this.shape.length || src.shape.some((d, i) => d !== this.shape[i])) {
+      throw new RangeError(`copy_: shape [${src.shape.join(', ')}] does not match [${this.shape.join(', ')}]`);
+    }
+    let values: Storage = src.memoryFormat === this.memoryFormat ? src.data : src.contiguous(this.memoryFormat).data;
+    if (this.data instanceof BigInt64Array) {
+      if (!(values instanceof BigInt64Array)) values = BigInt64Array.from(values, (v) => BigInt(Math.trunc(v)));
+      this.data.set(values);
+    } else {
+      this.data.set(values instanceof BigInt64Array ? Float64Array.from(values, Number) : values);
+    }
+    return this;
+  }
+
+  toString(): string {
+    const values = this.toArray();
+    const head = Array.from({ length: Math.min(8, values.length) }, (_, i) => String(values[i])).join(', ');
+    const more = this.numel() > 8 ? ', ...' : '';
+    const fmt = this.memoryFormat === 'channelsLast' ? ", memoryFormat='channelsLast'" : '';
+    return `tensor([${head}${more}], shape=[${this.shape.join(', ')}], dtype=${this.dtype}${fmt})`;
+  }
+}
+
+/**
+ * A tensor that a module trains, with the gradient that `backward` accumulates.
+ * Cf. `torch.nn.Parameter`.
+ *
+ * @example
+ * const w = new Parameter(ones([4]));
+ * w.grad; // null until a backward pass
+ */
+export class Parameter extends Tensor {
+  grad: Tensor | null = null;
+  requiresGrad: boolean;
+
+  constructor(t: Tensor, requiresGrad = true) {
+    super(t.data, t.shape, t.memoryFormat);
+    this.requiresGrad = requiresGrad;
+  }
+}
+
+type NestedNumbers = number | NestedNumbers[];
+
+function inferShape(data: NestedNumbers[]): number[] {
+  const shape: number[] = [];
+  let level: NestedNumbers = data;
+  while (Array.isArray(level)) {
+    shape.push(level.length);
+    level = level[0];
+  }
+  return shape;
+}
+
+/**
+ * Creates a tensor from values in logical order, copying them. `data` may be
+ * a flat array or TypedArray with `shape`, or nested arrays (shape inferred).
+ * Cf. `torch.tensor`.
+ *
+ * @example
+ * const x = tensor([[1, 2], [3, 4]]);                  // shape [2, 2], float32
+ * const y = tensor(new Float64Array(6), [1, 2, 3], { dtype: 'float64' });
+ */
+export function tensor(
+  data: ArrayLike<number> | ArrayLike<bigint> | NestedNumbers[],
+  shape?: readonly number[],
+  opts: TensorOptions = {},
+): Tensor {
+  checkDevice(opts.device, 'tensor');
+  let flat: ArrayLike<number> | ArrayLike<bigint>;
+  let dims: readonly number[];
+  if (Array.isArray(data) && data.some((v) => Array.isArray(v))) {
+    dims = inferShape(data as NestedNumbers[]);
+    flat = (data as unknown[]).flat(Infinity as 1) as number[];
+    if (flat.length !== product(dims)) throw new RangeError(`tensor: nested arrays are ragged; expected shape [${dims.join(', ')}]`);
+    if (shape !== undefined && (shape.length !== dims.length || shape.some((d, i) => d !== dims[i]))) {
+      throw new RangeError(`tensor: nested data has shape [${dims.join(', ')}] but shape [${shape.join(', ')}] was given`);
+    }
+  } else {
+    if (data === null || typeof data !== 'object' || typeof (data as ArrayLike<number>).length !== 'number') {
+      throw new TypeError('tensor: data must be an array, a nested array or a TypedArray');
+    }
+    flat = data as ArrayLike<number>;
+    dims = shape ?? [flat.length];
+  }
+  checkShape(dims, 'tensor');
+  const n = product(dims);
+  if (flat.length !== n) {
+    throw new RangeError(`tensor: data has ${flat.length} elements but shape [${dims.join(', ')}] needs ${n}`);
+  }
+  const defaultDtype: DType = data instanceof Float64Array ? 'float64' : data instanceof BigInt64Array ? 'int64' : 'float32';
+  const dtype = checkDtype(opts.dtype ?? defaultDtype, 'tensor');
+  const storage = allocate(dtype, n);
+  for (let i = 0; i < n; i++) {
+    const v = flat[i];
+    if (typeof v !== 'number' && typeof v !== 'bigint') {
+      throw new TypeError(`tensor: element ${i} is ${typeof v}, expected a number`);
+    }
+    if (storage instanceof BigInt64Array) storage[i] = typeof v === 'bigint' ? v : BigInt(Math.trunc(v));
+    else storage[i] = Number(v);
+  }
+  const t = new Tensor(storage, dims);
+  return opts.memoryFormat ? t.contiguous(checkFormat(opts.memoryFormat, dims.length, 'tensor')) : t;
+}
+
+function filled(shape: readonly number[], value: number, opts: TensorOptions, where: string): Tensor {
+  checkShape(shape, where);
+  checkDevice(opts.device, where);
+  const dtype = checkDtype(opts.dtype ?? 'float32', where);
+  const fmt = checkFormat(opts.memoryFormat, shape.length, where);
+  const t = new Tensor(allocate(dtype, product(shape)), shape, fmt);
+  if (value !== 0) t.fill_(value);
+  return t;
+}
+
+/** Cf. `torch.zeros`. @example const z = zeros([2, 3]); */
+export function zeros(shape: readonly number[], opts: TensorOptions = {}): Tensor {
+  return filled(shape, 0, opts, 'zeros');
+}
+
+/** Cf. `torch.ones`. @example const o = ones([4], { dtype: 'float64' }); */
+export function ones(shape: readonly number[], opts: TensorOptions = {}): Tensor {
+  return filled(shape, 1, opts, 'ones');
+}
+
+/** Cf. `torch.full`. @example const f = full([3], 0.5); */
+export function full(shape: readonly number[], value: number, opts: TensorOptions = {}): Tensor {
+  return filled(shape, value, opts, 'full');
+}
+
+/**
+ * Cf. `torch.empty`. JavaScript zero-fills new memory, so the values are 0;
+ * do not rely on that.
+ *
+ * @example const e = empty([8, 3]);
+ */
+export function empty(shape: readonly number[], opts: TensorOptions = {}): Tensor {
+  return filled(shape, 0, opts, 'empty');
+}
+
+// xoshiro128** seeded through splitmix32: small, fast and well distributed.
+class Generator {
+  private s = new Uint32Array(4);
+  private spare: number | null = null;
+  private seed = 0;
+
+  constructor(seed: number) {
+    this.manualSeed(seed);
+  }
+
+  manualSeed(seed: number): void {
+    this.seed = seed;
+    let z = (Math.trunc(seed) >>> 0) ^ Math.trunc(seed / 4294967296);
+    for (let i = 0; i < 4; i++) {
+      z = (z + 0x9e3779b9) >>> 0;
+      let t = z;
+      t = Math.imul(t ^ (t >>> 16), 0x85ebca6b) >>> 0;
+      t = Math.imul(t ^ (t >>> 13), 0xc2b2ae35) >>> 0;
+      this.s[i] = (t ^ (t >>> 16)) >>> 0;
+    }
+    this.spare = null;
+  }
+
+  initialSeed(): number {
+    return this.seed;
+  }
+
+  private nextU32(): number {
+    const s = this.s;
+    const result = Math.imul(((Math.imul(s[1], 5) << 7) | (Math.imul(s[1], 5) >>> 25)) >>> 0, 9) >>> 0;
+    const t = (s[1] << 9) >>> 0;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = ((s[3] << 11) | (s[3] >>> 21)) >>> 0;
+    return result;
+  }
+
+  /** Uniform in (0, 1) with 53 random bits. */
+  uniform(): number {
+    const hi = this.nextU32() >>> 5;
+    const lo = this.nextU32() >>> 6;
+    return (hi * 67108864 + lo + 0.5) / 9007199254740992;
+  }
+
+  normal(): number {
+    if (this.spare !== null) {
+      const v = this.spare;
+      this.spare = null;
+      return v;
+    }
+    const r = Math.sqrt(-2 * Math.log(this.uniform()));
+    const theta = 2 * Math.PI * this.uniform();
+    this.spare = r * Math.sin(theta);
+    return r * Math.cos(theta);
+  }
+}
+
+// PyTorch's default generator also starts from a fixed seed.
+const defaultGenerator = new Generator(67280421310721);
+
+/** Seeds the generator behind `randn`/`rand`. Cf. `torch.manual_seed`. @example manualSeed(0); */
+export function manualSeed(seed: number): void {
+  if (typeof seed !== 'number' || !Number.isFinite(seed)) throw new TypeError('manualSeed: seed must be a finite number');
+  defaultGenerator.manualSeed(seed);
+}
+
+/** Cf. `torch.initial_seed`. */
+export function initialSeed(): number {
+  return defaultGenerator.initialSeed();
+}
+
+function sampled(shape: readonly number[], opts: TensorOptions, where: string, draw: () => number): Tensor {
+  const t = filled(shape, 0, opts, where);
+  if (t.data instanceof BigInt64Array) throw new TypeError(`${where}: dtype must be float32 or float64`);
+  const d = t.data;
+  for (let i = 0; i < d.length; i++) d[i] = draw();
+  return t;
+}
+
+/** Standard normal samples. Cf. `torch.randn`. @example manualSeed(1); const x = randn([8, 4]); */
+export function randn(shape: readonly number[], opts: TensorOptions = {}): Tensor {
+  return sampled(shape, opts, 'randn', () => defaultGenerator.normal());
+}
+
+/** Uniform samples in [0, 1). Cf. `torch.rand`. @example const u = rand([3]); */
+export function rand(shape: readonly number[], opts: TensorOptions = {}): Tensor {
+  return sampled(shape, opts, 'rand', () => defaultGenerator.uniform());
+}

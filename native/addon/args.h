@@ -1,0 +1,211 @@
+// Strict argument reading for the N-API boundary. The TypeScript layer
+// validates first; this is the second line, so that a caller of the raw addon
+// gets a JavaScript error naming the op, the argument and what was expected,
+// never a crash or an out-of-bounds access.
+#pragma once
+
+#include <napi.h>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+#include "../kernels/batch_norm.h"
+
+namespace syncbn {
+namespace addon {
+
+enum class Dtype { Float32, Float64 };
+
+template <typename T>
+struct ArrayTraits;
+template <>
+struct ArrayTraits<float> {
+  static constexpr napi_typedarray_type kind = napi_float32_array;
+  static constexpr const char* name = "Float32Array";
+};
+template <>
+struct ArrayTraits<double> {
+  static constexpr napi_typedarray_type kind = napi_float64_array;
+  static constexpr const char* name = "Float64Array";
+};
+
+inline const char* typed_array_name(napi_typedarray_type t) {
+  switch (t) {
+    case napi_int8_array: return "Int8Array";
+    case napi_uint8_array: return "Uint8Array";
+    case napi_uint8_clamped_array: return "Uint8ClampedArray";
+    case napi_int16_array: return "Int16Array";
+    case napi_uint16_array: return "Uint16Array";
+    case napi_int32_array: return "Int32Array";
+    case napi_uint32_array: return "Uint32Array";
+    case napi_float32_array: return "Float32Array";
+    case napi_float64_array: return "Float64Array";
+    case napi_bigint64_array: return "BigInt64Array";
+    case napi_biguint64_array: return "BigUint64Array";
+    default: return "TypedArray";
+  }
+}
+
+class Args {
+ public:
+  Args(const Napi::CallbackInfo& info, const char* op, size_t count) : info_(info), op_(op) {
+    if (info.Length() != count)
+      throw Napi::TypeError::New(env(), prefix() + "expected " + std::to_string(count) +
+                                            " arguments, got " + std::to_string(info.Length()));
+  }
+
+  Napi::Env env() const { return info_.Env(); }
+
+  // The dtype of the float TypedArray at i; every other array must match it.
+  Dtype dtype(size_t i, const char* name) const {
+    const Napi::Value v = info_[i];
+    if (v.IsTypedArray()) {
+      const napi_typedarray_type t = v.As<Napi::TypedArray>().TypedArrayType();
+      if (t == napi_float32_array) return Dtype::Float32;
+      if (t == napi_float64_array) return Dtype::Float64;
+    }
+    throw type_error(i, name, "a Float32Array or Float64Array", v);
+  }
+
+  double number(size_t i, const char* name) const {
+    const Napi::Value v = info_[i];
+    if (!v.IsNumber()) throw type_error(i, name, "a number", v);
+    const double d = v.As<Napi::Number>().DoubleValue();
+    if (!std::isfinite(d)) throw range_error(i, name, "a finite number");
+    return d;
+  }
+
+  double non_negative(size_t i, const char* name) const {
+    const double d = number(i, name);
+    if (d < 0) throw range_error(i, name, "a number >= 0");
+    return d;
+  }
+
+  int64_t integer(size_t i, const char* name, int64_t min) const {
+    const double d = number(i, name);
+    if (d != std::floor(d) || d < static_cast<double>(min) || d > 9007199254740991.0)
+      throw range_error(i, name, "an integer >= " + std::to_string(min));
+    return static_cast<int64_t>(d);
+  }
+
+  bool boolean(size_t i, const char* name) const {
+    const Napi::Value v = info_[i];
+    if (!v.IsBoolean()) throw type_error(i, name, "a boolean", v);
+    return v.As<Napi::Boolean>().Value();
+  }
+
+  // [n, c, inner] at i and the channels-last flag at i + 1.
+  BatchShape shape(size_t i) const {
+    const Napi::Value v = info_[i];
+    if (!v.IsArray() || v.As<Napi::Array>().Length() != 3)
+      throw type_error(i, "shape", "an array [n, c, inner]", v);
+    const Napi::Array a = v.As<Napi::Array>();
+    int64_t dims[3];
+    static const char* const names[3] = {"n", "c", "inner"};
+    for (uint32_t k = 0; k < 3; ++k) {
+      const Napi::Value d = a.Get(k);
+      const double x = d.IsNumber() ? d.As<Napi::Number>().DoubleValue() : -1;
+      const int64_t min = k == 1 ? 1 : 0;
+      if (!(x >= static_cast<double>(min)) || x != std::floor(x) || x > 9007199254740991.0)
+        throw Napi::RangeError::New(env(), prefix() + "shape." + names[k] +
+                                               " must be an integer >= " + std::to_string(min));
+      dims[k] = static_cast<int64_t>(x);
+    }
+    BatchShape s;
+    s.n = dims[0];
+    s.c = dims[1];
+    s.inner = dims[2];
+    if (static_cast<double>(s.n) * static_cast<double>(s.c) * static_cast<double>(s.inner) >
+        9007199254740991.0)
+      throw Napi::RangeError::New(env(), prefix() + "shape [n, c, inner] has too many elements");
+    s.channels_last = boolean(i + 1, "channelsLast");
+    return s;
+  }
+
+  // A TypedArray of element type T and exactly `len` elements.
+  template <typename T>
+  T* array(size_t i, const char* name, int64_t len) const {
+    const Napi::Value v = info_[i];
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != ArrayTraits<T>::kind)
+      throw type_error(i, name, expected_array<T>(len), v);
+    Napi::TypedArrayOf<T> a = v.As<Napi::TypedArrayOf<T>>();
+    if (static_cast<int64_t>(a.ElementLength()) != len)
+      throw Napi::RangeError::New(env(), prefix() + "argument " + std::to_string(i) + " '" + name +
+                                             "' must have " + std::to_string(len) +
+                                             " elements, got " +
+                                             std::to_string(a.ElementLength()));
+    return a.Data();
+  }
+
+  // Like array(), or nullptr for null / undefined.
+  template <typename T>
+  T* optional(size_t i, const char* name, int64_t len) const {
+    const Napi::Value v = info_[i];
+    if (v.IsNull() || v.IsUndefined()) return nullptr;
+    return array<T>(i, name, len);
+  }
+
+  // Any TypedArray; its element size in bytes through `elem_size`.
+  void* raw(size_t i, const char* name, int64_t len, napi_typedarray_type* kind,
+            int* elem_size) const {
+    const Napi::Value v = info_[i];
+    if (!v.IsTypedArray()) throw type_error(i, name, "a TypedArray", v);
+    Napi::TypedArray a = v.As<Napi::TypedArray>();
+    if (static_cast<int64_t>(a.ElementLength()) != len)
+      throw Napi::RangeError::New(env(), prefix() + "argument " + std::to_string(i) + " '" + name +
+                                             "' must have " + std::to_string(len) +
+                                             " elements, got " +
+                                             std::to_string(a.ElementLength()));
+    *kind = a.TypedArrayType();
+    *elem_size = static_cast<int>(a.ElementSize());
+    return static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset();
+  }
+
+  Napi::Error type_error(size_t i, const char* name, const std::string& expected,
+                         const Napi::Value& got) const {
+    return Napi::TypeError::New(env(), prefix() + "argument " + std::to_string(i) + " '" + name +
+                                           "' must be " + expected + ", got " + describe(got));
+  }
+
+  Napi::Error range_error(size_t i, const char* name, const std::string& expected) const {
+    return Napi::RangeError::New(env(), prefix() + "argument " + std::to_string(i) + " '" + name +
+                                            "' must be " + expected);
+  }
+
+  std::string prefix() const { return std::string("syncbn native ") + op_ + ": "; }
+
+ private:
+  template <typename T>
+  static std::string expected_array(int64_t len) {
+    return std::string("a ") + ArrayTraits<T>::name + " of " + std::to_string(len) + " elements";
+  }
+
+  static std::string describe(const Napi::Value& v) {
+    if (v.IsTypedArray()) {
+      Napi::TypedArray a = v.As<Napi::TypedArray>();
+      return std::string(typed_array_name(a.TypedArrayType())) + " of " +
+             std::to_string(a.ElementLength()) + " elements";
+    }
+    if (v.IsNull()) return "null";
+    if (v.IsUndefined()) return "undefined";
+    if (v.IsArray()) return "an Array";
+    if (v.IsNumber()) return "a number";
+    if (v.IsString()) return "a string";
+    if (v.IsBoolean()) return "a boolean";
+    return "an object";
+  }
+
+  const Napi::CallbackInfo& info_;
+  const char* op_;
+};
+
+// Runs fn(T{}) with T = float or double.
+template <typename Fn>
+auto dispatch(Dtype d, Fn&& fn) {
+  if (d == Dtype::Float32) return fn(float{});
+  return fn(double{});
+}
+
+}  // namespace addon
+}  // namespace syncbn

@@ -1,0 +1,186 @@
+// N-API bindings of the CPU batch-norm kernels: unwrap, check, call.
+// Outputs are TypedArrays allocated by the caller, so no memory crosses the
+// boundary and nothing here allocates on the JavaScript heap.
+#include "batch_norm.h"
+
+#include "../kernels/batch_norm.h"
+#include "args.h"
+
+namespace syncbn {
+namespace addon {
+
+namespace {
+
+Napi::Value Stats(const Napi::CallbackInfo& info) {
+  Args a(info, "batchNormStats", 6);
+  const BatchShape s = a.shape(1);
+  const double eps = a.non_negative(3, "eps");
+  dispatch(a.dtype(0, "input"), [&](auto tag) {
+    using T = decltype(tag);
+    cpu::stats<T>(a.array<T>(0, "input", s.numel()), s, eps, a.array<T>(4, "mean", s.c),
+                  a.array<T>(5, "invstd", s.c));
+  });
+  return info.Env().Undefined();
+}
+
+Napi::Value GatherStatsWithCounts(const Napi::CallbackInfo& info) {
+  Args a(info, "batchNormGatherStatsWithCounts", 11);
+  const int64_t world = a.integer(3, "world", 1);
+  const int64_t c = a.integer(4, "channels", 1);
+  const double momentum = a.number(5, "momentum");
+  const double eps = a.non_negative(6, "eps");
+  const double* counts = a.array<double>(2, "counts", world);
+  dispatch(a.dtype(0, "means"), [&](auto tag) {
+    using T = decltype(tag);
+    cpu::gather_stats_with_counts<T>(
+        a.array<T>(0, "means", world * c), a.array<T>(1, "invstds", world * c), counts, world, c,
+        momentum, eps, a.array<T>(7, "mean", c), a.array<T>(8, "invstd", c),
+        a.optional<T>(9, "runningMean", c), a.optional<T>(10, "runningVar", c));
+  });
+  return info.Env().Undefined();
+}
+
+Napi::Value Elemt(const Napi::CallbackInfo& info) {
+  Args a(info, "batchNormElemt", 8);
+  const BatchShape s = a.shape(1);
+  dispatch(a.dtype(0, "input"), [&](auto tag) {
+    using T = decltype(tag);
+    cpu::elemt<T>(a.array<T>(0, "input", s.numel()), s, a.array<T>(3, "mean", s.c),
+                  a.array<T>(4, "invstd", s.c), a.optional<T>(5, "weight", s.c),
+                  a.optional<T>(6, "bias", s.c), a.array<T>(7, "output", s.numel()));
+  });
+  return info.Env().Undefined();
+}
+
+Napi::Value BackwardReduce(const Napi::CallbackInfo& info) {
+  Args a(info, "batchNormBackwardReduce", 10);
+  const BatchShape s = a.shape(2);
+  dispatch(a.dtype(0, "gradOutput"), [&](auto tag) {
+    using T = decltype(tag);
+    cpu::backward_reduce<T>(a.array<T>(0, "gradOutput", s.numel()),
+                            a.array<T>(1, "input", s.numel()), s, a.array<T>(4, "mean", s.c),
+                            a.array<T>(5, "invstd", s.c), a.optional<T>(6, "sumDy", s.c),
+                            a.optional<T>(7, "sumDyXmu", s.c), a.optional<T>(8, "gradWeight", s.c),
+                            a.optional<T>(9, "gradBias", s.c));
+  });
+  return info.Env().Undefined();
+}
+
+Napi::Value BackwardElemt(const Napi::CallbackInfo& info) {
+  Args a(info, "batchNormBackwardElemt", 11);
+  const BatchShape s = a.shape(2);
+  const double count = a.non_negative(9, "totalCount");
+  dispatch(a.dtype(0, "gradOutput"), [&](auto tag) {
+    using T = decltype(tag);
+    cpu::backward_elemt<T>(a.array<T>(0, "gradOutput", s.numel()),
+                           a.array<T>(1, "input", s.numel()), s, a.array<T>(4, "mean", s.c),
+                           a.array<T>(5, "invstd", s.c), a.optional<T>(6, "weight", s.c),
+                           a.array<T>(7, "sumDy", s.c), a.array<T>(8, "sumDyXmu", s.c), count,
+                           a.array<T>(10, "gradInput", s.numel()));
+  });
+  return info.Env().Undefined();
+}
+
+Napi::Value ForwardTraining(const Napi::CallbackInfo& info) {
+  Args a(info, "batchNormForwardTraining", 12);
+  const BatchShape s = a.shape(1);
+  const double eps = a.non_negative(5, "eps");
+  const double momentum = a.number(6, "momentum");
+  dispatch(a.dtype(0, "input"), [&](auto tag) {
+    using T = decltype(tag);
+    cpu::forward_training<T>(a.array<T>(0, "input", s.numel()), s,
+                             a.optional<T>(3, "weight", s.c), a.optional<T>(4, "bias", s.c), eps,
+                             momentum, a.optional<T>(7, "runningMean", s.c),
+                             a.optional<T>(8, "runningVar", s.c),
+                             a.array<T>(9, "output", s.numel()), a.array<T>(10, "saveMean", s.c),
+                             a.array<T>(11, "saveInvstd", s.c));
+  });
+  return info.Env().Undefined();
+}
+
+Napi::Value ForwardInference(const Napi::CallbackInfo& info) {
+  Args a(info, "batchNormForwardInference", 9);
+  const BatchShape s = a.shape(1);
+  const double eps = a.non_negative(7, "eps");
+  dispatch(a.dtype(0, "input"), [&](auto tag) {
+    using T = decltype(tag);
+    cpu::forward_inference<T>(a.array<T>(0, "input", s.numel()), s,
+                              a.array<T>(3, "runningMean", s.c), a.array<T>(4, "runningVar", s.c),
+                              a.optional<T>(5, "weight", s.c), a.optional<T>(6, "bias", s.c), eps,
+                              a.array<T>(8, "output", s.numel()));
+  });
+  return info.Env().Undefined();
+}
+
+Napi::Value Backward(const Napi::CallbackInfo& info) {
+  Args a(info, "batchNormBackward", 13);
+  const BatchShape s = a.shape(2);
+  const bool training = a.boolean(7, "training");
+  const double eps = a.non_negative(8, "eps");
+  const bool accumulate = a.boolean(12, "accumulate");
+  dispatch(a.dtype(0, "gradOutput"), [&](auto tag) {
+    using T = decltype(tag);
+    cpu::backward<T>(a.array<T>(0, "gradOutput", s.numel()), a.array<T>(1, "input", s.numel()), s,
+                     a.optional<T>(4, "weight", s.c), a.array<T>(5, "mean", s.c),
+                     a.array<T>(6, "invstdOrVar", s.c), training, eps,
+                     a.optional<T>(9, "gradInput", s.numel()),
+                     a.optional<T>(10, "gradWeight", s.c), a.optional<T>(11, "gradBias", s.c),
+                     accumulate);
+  });
+  return info.Env().Undefined();
+}
+
+Napi::Value ConvertMemoryFormat(const Napi::CallbackInfo& info) {
+  Args a(info, "convertMemoryFormat", 4);
+  const BatchShape s = a.shape(2);  // the flag at 3 is the target format
+  napi_typedarray_type src_kind, dst_kind;
+  int src_size, dst_size;
+  const void* src = a.raw(0, "source", s.numel(), &src_kind, &src_size);
+  void* dst = a.raw(1, "destination", s.numel(), &dst_kind, &dst_size);
+  if (src_kind != dst_kind)
+    throw Napi::TypeError::New(info.Env(), a.prefix() + "source and destination must be the same "
+                                                         "kind of TypedArray, got " +
+                                               typed_array_name(src_kind) + " and " +
+                                               typed_array_name(dst_kind));
+  if (src_size != 2 && src_size != 4 && src_size != 8)
+    throw Napi::TypeError::New(info.Env(), a.prefix() + "elements must be 2, 4 or 8 bytes wide");
+  if (src == dst && s.numel() > 0)
+    throw Napi::RangeError::New(info.Env(), a.prefix() + "source and destination must not overlap");
+  cpu::convert_memory_format(src, dst, s.n, s.c, s.inner, src_size, s.channels_last);
+  return info.Env().Undefined();
+}
+
+Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), cpu::get_num_threads());
+}
+
+Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  Args a(info, "setNumThreads", 1);
+  cpu::set_num_threads(static_cast<int>(a.integer(0, "threads", 1)));
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void RegisterBatchNorm(Napi::Env env, Napi::Object exports) {
+  exports.Set("batchNormStats", Napi::Function::New(env, Stats, "batchNormStats"));
+  exports.Set("batchNormGatherStatsWithCounts",
+              Napi::Function::New(env, GatherStatsWithCounts, "batchNormGatherStatsWithCounts"));
+  exports.Set("batchNormElemt", Napi::Function::New(env, Elemt, "batchNormElemt"));
+  exports.Set("batchNormBackwardReduce",
+              Napi::Function::New(env, BackwardReduce, "batchNormBackwardReduce"));
+  exports.Set("batchNormBackwardElemt",
+              Napi::Function::New(env, BackwardElemt, "batchNormBackwardElemt"));
+  exports.Set("batchNormForwardTraining",
+              Napi::Function::New(env, ForwardTraining, "batchNormForwardTraining"));
+  exports.Set("batchNormForwardInference",
+              Napi::Function::New(env, ForwardInference, "batchNormForwardInference"));
+  exports.Set("batchNormBackward", Napi::Function::New(env, Backward, "batchNormBackward"));
+  exports.Set("convertMemoryFormat",
+              Napi::Function::New(env, ConvertMemoryFormat, "convertMemoryFormat"));
+  exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
+  exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
+}
+
+}  // namespace addon
+}  // namespace syncbn

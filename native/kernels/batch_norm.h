@@ -1,0 +1,88 @@
+// Kernel entry points for batch normalization. Compute only: raw pointers and
+// shapes in, results out. Nothing here knows about Node or communication.
+//
+// Every op sees its input as (N, C, inner) with inner = product of the spatial
+// dims, stored either N,C,inner ("contiguous") or N,inner,C ("channels last").
+// Per-channel arrays (weight, bias, mean, invstd, running stats) have C values.
+// Optional pointers may be null: weight = 1, bias = 0, no running stats.
+#pragma once
+
+#include <cstdint>
+
+namespace syncbn {
+
+struct BatchShape {
+  int64_t n = 0;
+  int64_t c = 0;
+  int64_t inner = 1;
+  bool channels_last = false;
+
+  int64_t count() const { return n * inner; }   // values reduced per channel
+  int64_t numel() const { return n * c * inner; }
+  // A (N, C) batch, or any batch with inner == 1, has the channels-last layout
+  // whatever its nominal format, and is reduced row by row.
+  bool rows() const { return channels_last || inner == 1; }
+};
+
+namespace cpu {
+
+// mean and invstd = 1 / sqrt(biased var + eps) of the local batch.
+template <typename T>
+void stats(const T* x, const BatchShape& s, double eps, T* mean, T* invstd);
+
+// Merges per-worker (mean, invstd, count) rows, `world` of them, into the
+// global mean and invstd; when running stats are given they move by `momentum`
+// towards the global mean and unbiased variance.
+template <typename T>
+void gather_stats_with_counts(const T* means, const T* invstds, const double* counts, int64_t world,
+                              int64_t c, double momentum, double eps, T* mean, T* invstd,
+                              T* running_mean, T* running_var);
+
+// y = (x - mean) * invstd * weight + bias
+template <typename T>
+void elemt(const T* x, const BatchShape& s, const T* mean, const T* invstd, const T* weight,
+           const T* bias, T* y);
+
+// sum_dy = sum(dy), sum_dy_xmu = sum(dy * (x - mean)); grad_weight =
+// sum_dy_xmu * invstd and grad_bias = sum_dy when those pointers are given.
+template <typename T>
+void backward_reduce(const T* dy, const T* x, const BatchShape& s, const T* mean, const T* invstd,
+                     T* sum_dy, T* sum_dy_xmu, T* grad_weight, T* grad_bias);
+
+// dx from globally reduced sums over `total_count` values per channel.
+template <typename T>
+void backward_elemt(const T* dy, const T* x, const BatchShape& s, const T* mean, const T* invstd,
+                    const T* weight, const T* sum_dy, const T* sum_dy_xmu, double total_count,
+                    T* dx);
+
+// Fused single-worker training forward: batch stats, running-stat update
+// (unbiased variance, factor `momentum`), normalization.
+template <typename T>
+void forward_training(const T* x, const BatchShape& s, const T* weight, const T* bias, double eps,
+                      double momentum, T* running_mean, T* running_var, T* y, T* save_mean,
+                      T* save_invstd);
+
+// Normalization with the running statistics.
+template <typename T>
+void forward_inference(const T* x, const BatchShape& s, const T* running_mean,
+                       const T* running_var, const T* weight, const T* bias, double eps, T* y);
+
+// Fused backward. training: mean/invstd are the saved batch stats and dx takes
+// the full derivative through them; otherwise they are running mean and
+// running var, and invstd = 1/sqrt(var + eps) is a constant. Any of dx,
+// grad_weight, grad_bias may be null; with `accumulate` the grads are added.
+template <typename T>
+void backward(const T* dy, const T* x, const BatchShape& s, const T* weight, const T* mean,
+              const T* invstd_or_var, bool training, double eps, T* dx, T* grad_weight,
+              T* grad_bias, bool accumulate);
+
+// Re-lays an (N, C, inner) array between the two memory formats; `elem_size`
+// bytes per element (2, 4 or 8), so it serves every dtype.
+void convert_memory_format(const void* src, void* dst, int64_t n, int64_t c, int64_t inner,
+                           int elem_size, bool to_channels_last);
+
+int get_num_threads();
+void set_num_threads(int n);
+
+}  // namespace cpu
+}  // namespace syncbn
