@@ -1,0 +1,219 @@
+#!/usr/bin/python3
+"""Writes the golden fixtures that test/golden/*.test.ts compare against.
+
+Runs under Debian's python3-torch (`/usr/bin/python3 test/golden/generate.py`).
+Every expected number comes from real PyTorch: module outputs, grads and
+running stats from torch.nn.BatchNorm*d with autograd; the ATen-level ops
+(CUDA-only in PyTorch, so not callable here) from their definitions evaluated
+with torch in float64, and checked against autograd where they compose into
+the module's backward.
+
+Fixtures hold values in logical (N, C, ...) order; the tests run every case in
+both memory formats.
+"""
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "fixtures")
+SEED = 20261121
+
+# kind -> (module class, input shape)
+KINDS = {
+    "1d-2D": (nn.BatchNorm1d, (8, 5)),
+    "1d-3D": (nn.BatchNorm1d, (4, 3, 5)),
+    "2d": (nn.BatchNorm2d, (3, 4, 3, 3)),
+    "3d": (nn.BatchNorm3d, (2, 3, 2, 3, 2)),
+}
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+TRAIN_STEPS = 3
+EVAL_STEPS = 1
+
+
+def values(t):
+    """Flat list in logical order; float32 printed in its shortest exact form."""
+    t = t.detach().contiguous().reshape(-1)
+    if t.dtype == torch.float32:
+        return [float(str(np.float32(v))) for v in t.numpy()]
+    if t.dtype == torch.int64:
+        return [int(v) for v in t.numpy()]
+    return [float(v) for v in t.numpy()]
+
+
+def batch_inputs(shape, dtype, steps):
+    """Inputs whose channels have different means and scales."""
+    c = shape[1]
+    view = [1, c] + [1] * (len(shape) - 2)
+    out = []
+    for _ in range(steps):
+        loc = torch.randn(c, dtype=torch.float64).mul(2).reshape(view)
+        scale = torch.rand(c, dtype=torch.float64).add(0.5).reshape(view)
+        x = (torch.randn(shape, dtype=torch.float64) * scale + loc).to(dtype)
+        dy = torch.randn(shape, dtype=dtype)
+        out.append((x, dy))
+    return out
+
+
+def module_cases(dtype_name):
+    dtype = DTYPES[dtype_name]
+    cases = []
+    inputs = {}
+    for kind, (cls, shape) in KINDS.items():
+        steps = batch_inputs(shape, dtype, TRAIN_STEPS + EVAL_STEPS)
+        c = shape[1]
+        w0 = torch.rand(c, dtype=dtype).add(0.5)
+        b0 = torch.randn(c, dtype=dtype)
+        inputs[kind] = {
+            "module": cls.__name__,
+            "shape": list(shape),
+            "weight": values(w0),
+            "bias": values(b0),
+            "x": [values(x) for x, _ in steps],
+            "dy": [values(dy) for _, dy in steps],
+        }
+        for affine in (True, False):
+            for track in (True, False):
+                for momentum in (0.1, None):
+                    bn = cls(c, momentum=momentum, affine=affine, track_running_stats=track, dtype=dtype)
+                    if affine:
+                        with torch.no_grad():
+                            bn.weight.copy_(w0)
+                            bn.bias.copy_(b0)
+                    records = []
+                    for i, (x, dy) in enumerate(steps):
+                        bn.train(i < TRAIN_STEPS)
+                        xi = x.clone().requires_grad_(True)
+                        y = bn(xi)
+                        y.backward(dy)
+                        rec = {"training": i < TRAIN_STEPS, "y": values(y), "dx": values(xi.grad)}
+                        if affine:
+                            rec["grad_weight"] = values(bn.weight.grad)
+                            rec["grad_bias"] = values(bn.bias.grad)
+                        if track:
+                            rec["running_mean"] = values(bn.running_mean)
+                            rec["running_var"] = values(bn.running_var)
+                            rec["num_batches_tracked"] = int(bn.num_batches_tracked)
+                        records.append(rec)
+                    cases.append({
+                        "kind": kind,
+                        "affine": affine,
+                        "track_running_stats": track,
+                        "momentum": momentum,
+                        "repr": repr(bn),
+                        "steps": records,
+                    })
+    return {"dtype": dtype_name, "torch": torch.__version__, "inputs": inputs, "cases": cases}
+
+
+def channel_dims(x):
+    return [0] + list(range(2, x.dim()))
+
+
+def ops_cases():
+    """ATen-level ops: stats, gather over uneven workers, elemt, backward reduce/elemt."""
+    cases = []
+    eps, momentum = 1e-5, 0.1
+    for dtype_name, dtype in DTYPES.items():
+        for name, shape, splits in (
+            ("2D", (10, 6), [4, 0, 6]),
+            ("4D", (5, 3, 4, 2), [2, 3]),
+            ("5D", (4, 2, 3, 2, 2), [1, 3, 0]),
+        ):
+            (x, dy), = batch_inputs(shape, dtype, 1)
+            c = shape[1]
+            w = torch.rand(c, dtype=dtype).add(0.5)
+            b = torch.randn(c, dtype=dtype)
+            rm0 = torch.randn(c, dtype=dtype)
+            rv0 = torch.rand(c, dtype=dtype).add(0.5)
+
+            # Reference: the module path, autograd for the grads.
+            xg = x.clone().requires_grad_(True)
+            wg = w.clone().requires_grad_(True)
+            bg = b.clone().requires_grad_(True)
+            rm, rv = rm0.clone(), rv0.clone()
+            y = F.batch_norm(xg, rm, rv, wg, bg, training=True, momentum=momentum, eps=eps)
+            y.backward(dy)
+
+            # Definitions, in float64.
+            xd, dyd = x.double(), dy.double()
+            dims = channel_dims(xd)
+            view = [1, c] + [1] * (len(shape) - 2)
+            mean = xd.mean(dims)
+            invstd = (xd.var(dims, unbiased=False) + eps).rsqrt()
+            xmu = xd - mean.reshape(view)
+            sum_dy = dyd.sum(dims)
+            sum_dy_xmu = (dyd * xmu).sum(dims)
+            # What backward_elemt must reproduce: autograd's grad input.
+            dx_def = (dyd - sum_dy.reshape(view) / (xd.numel() / c)
+                      - xmu * (sum_dy_xmu * invstd * invstd).reshape(view) / (xd.numel() / c)) \
+                * (invstd * w.double()).reshape(view)
+            assert torch.allclose(dx_def.to(dtype), xg.grad, rtol=1e-4, atol=1e-5), name
+
+            workers = []
+            start = 0
+            for n in splits:
+                part = xd[start:start + n]
+                start += n
+                if n == 0:
+                    workers.append({"count": 0})
+                    continue
+                workers.append({
+                    "count": n * (xd.numel() // (shape[0] * c)),
+                    "mean": values(part.mean(channel_dims(part)).to(dtype)),
+                    "invstd": values((part.var(channel_dims(part), unbiased=False) + eps).rsqrt().to(dtype)),
+                })
+            cases.append({
+                "name": f"{name}-{dtype_name}",
+                "dtype": dtype_name,
+                "shape": list(shape),
+                "eps": eps,
+                "momentum": momentum,
+                "splits": splits,
+                "x": values(x),
+                "dy": values(dy),
+                "weight": values(w),
+                "bias": values(b),
+                "running_mean": values(rm0),
+                "running_var": values(rv0),
+                "expected": {
+                    "mean": values(mean.to(dtype)),
+                    "invstd": values(invstd.to(dtype)),
+                    "workers": workers,
+                    "running_mean": values(rm),
+                    "running_var": values(rv),
+                    "y": values(y),
+                    "sum_dy": values(sum_dy.to(dtype)),
+                    "sum_dy_xmu": values(sum_dy_xmu.to(dtype)),
+                    "grad_weight": values(wg.grad),
+                    "grad_bias": values(bg.grad),
+                    "dx": values(xg.grad),
+                },
+            })
+    return {"torch": torch.__version__, "cases": cases}
+
+
+def write(name, data):
+    path = os.path.join(OUT, name)
+    with open(path, "w") as f:
+        json.dump(data, f, separators=(",", ":"))
+        f.write("\n")
+    print(f"wrote {os.path.relpath(path)} ({os.path.getsize(path) // 1024} KiB)")
+
+
+def main():
+    torch.manual_seed(SEED)
+    torch.set_num_threads(1)
+    os.makedirs(OUT, exist_ok=True)
+    for dtype_name in DTYPES:
+        write(f"modules_{dtype_name}.json", module_cases(dtype_name))
+    write("ops.json", ops_cases())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

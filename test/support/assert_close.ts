@@ -1,0 +1,46 @@
+// Tolerance checks for comparisons with PyTorch. |a - e| <= atol + rtol * |e|
+// elementwise, reporting the worst element when it fails.
+import { Tensor } from '../../lib';
+
+export interface Tolerance {
+  rtol: number;
+  atol: number;
+}
+
+/** The stated tolerances: float32 ~1e-5 relative, float64 ~1e-12. */
+export const TOLERANCE: Record<'float32' | 'float64', Tolerance> = {
+  float32: { rtol: 1e-5, atol: 1e-5 },
+  float64: { rtol: 1e-12, atol: 1e-12 },
+};
+
+type Values = ArrayLike<number> | Tensor;
+
+function flat(v: Values): ArrayLike<number> {
+  if (v instanceof Tensor) {
+    const a = v.toArray();
+    return a instanceof BigInt64Array ? Array.from(a, Number) : a;
+  }
+  return v;
+}
+
+export function assertClose(actual: Values, expected: ArrayLike<number>, tol: Tolerance, label: string): void {
+  const a = flat(actual);
+  if (a.length !== expected.length) {
+    throw new Error(`${label}: ${a.length} values, expected ${expected.length}`);
+  }
+  let worst = -1;
+  let worstExcess = 0;
+  for (let i = 0; i < a.length; i++) {
+    const e = expected[i];
+    const err = Math.abs(a[i] - e);
+    const excess = err - (tol.atol + tol.rtol * Math.abs(e));
+    if (!(excess <= 0) && (worst < 0 || !(excess <= worstExcess))) {
+      worst = i;
+      worstExcess = excess;
+    }
+  }
+  if (worst >= 0) {
+    throw new Error(`${label}: element ${worst} is ${a[worst]}, expected ${expected[worst]} ` +
+      `(|diff| ${Math.abs(a[worst] - expected[worst]).toExponential(3)} > atol ${tol.atol} + rtol ${tol.rtol} * |expected|)`);
+  }
+}
