@@ -119,10 +119,11 @@ export function nativeBatchNorm(
   const where = 'batch_norm';
   checkInput(input, where);
   const C = input.shape[1];
-  const w = channelData(weight, 'weight', C, input.dtype, where);
-  const b = channelData(bias, 'bias', C, input.dtype, where);
+  // ATen checks the running stats first; the first mismatch names its tensor.
   const rm = channelData(runningMean, 'running_mean', C, input.dtype, where, !training);
   const rv = channelData(runningVar, 'running_var', C, input.dtype, where, !training);
+  const w = channelData(weight, 'weight', C, input.dtype, where);
+  const b = channelData(bias, 'bias', C, input.dtype, where);
   checkNumber(eps, 'eps', where, 0);
   const [shape, cl] = view(input);
   const output = like(input);

@@ -148,10 +148,13 @@ export class Tensor {
     return this.memoryFormat === memoryFormat;
   }
 
-  /** A copy of the values in logical (N, C, ...) order. */
-  toArray(): Storage {
-    if (this.memoryFormat === 'contiguous') return this.data.slice();
-    return relayout(this.data, this.shape, false);
+  /**
+   * A copy of the values in logical (N, C, ...) order, as numbers: int64
+   * tensors come back as a Float64Array (exact below 2^53).
+   */
+  toArray(): FloatStorage {
+    const values = this.memoryFormat === 'contiguous' ? this.data.slice() : relayout(this.data, this.shape, false);
+    return values instanceof BigInt64Array ? Float64Array.from(values, Number) : values;
   }
 
   /** The single value of a one-element tensor, as a number. */
@@ -204,8 +207,7 @@ export class Tensor {
   }
 
   toString(): string {
-    const values = this.toArray();
-    const head = Array.from({ length: Math.min(8, values.length) }, (_, i) => String(values[i])).join(', ');
+    const head = Array.from(this.toArray().subarray(0, 8), String).join(', ');
     const more = this.numel() > 8 ? ', ...' : '';
     const fmt = this.memoryFormat === 'channelsLast' ? ", memoryFormat='channelsLast'" : '';
     return `tensor([${head}${more}], shape=[${this.shape.join(', ')}], dtype=${this.dtype}${fmt})`;

@@ -70,8 +70,8 @@ describe('ATen-level ops vs PyTorch', () => {
             assertClose(local.mean, ew.mean!, tol, `worker ${w} mean`);
             assertClose(local.invstd, ew.invstd!, tol, `worker ${w} invstd`);
           }
-          means.push(...Array.from(local.mean.toArray(), Number));
-          invstds.push(...Array.from(local.invstd.toArray(), Number));
+          means.push(...local.mean.toArray());
+          invstds.push(...local.invstd.toArray());
         });
         const rm = vec(c.running_mean);
         const rv = vec(c.running_var);

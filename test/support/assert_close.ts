@@ -16,11 +16,7 @@ export const TOLERANCE: Record<'float32' | 'float64', Tolerance> = {
 type Values = ArrayLike<number> | Tensor;
 
 function flat(v: Values): ArrayLike<number> {
-  if (v instanceof Tensor) {
-    const a = v.toArray();
-    return a instanceof BigInt64Array ? Array.from(a, Number) : a;
-  }
-  return v;
+  return v instanceof Tensor ? v.toArray() : v;
 }
 
 export function assertClose(actual: Values, expected: ArrayLike<number>, tol: Tolerance, label: string): void {

@@ -1,0 +1,127 @@
+// Bad input: clear errors with PyTorch's wording, no crash, nothing changed.
+import { nn, F, tensor, randn, zeros, manualSeed, Tensor } from '../lib';
+import { native } from '../lib/native';
+
+describe('errors', () => {
+  beforeEach(() => manualSeed(5));
+
+  test('wrong rank, in PyTorch words', () => {
+    expect(() => new nn.BatchNorm2d(3).forward(randn([2, 3, 4]))).toThrow(new RangeError('expected 4D input (got 3D input)'));
+    expect(() => new nn.BatchNorm1d(3).forward(randn([3]))).toThrow(new RangeError('expected 2D or 3D input (got 1D input)'));
+    expect(() => new nn.BatchNorm3d(3).forward(randn([2, 3, 4, 4]))).toThrow(new RangeError('expected 5D input (got 4D input)'));
+  });
+
+  test('one value per channel when training', () => {
+    expect(() => new nn.BatchNorm1d(8).forward(randn([1, 8]))).toThrow(
+      new RangeError('Expected more than 1 value per channel when training, got input size [1, 8]'));
+    expect(() => new nn.BatchNorm2d(2).forward(randn([1, 2, 1, 1]))).toThrow(/got input size \[1, 2, 1, 1\]/);
+    const bn = new nn.BatchNorm1d(8);
+    bn.eval();
+    expect(bn.forward(randn([1, 8])).shape).toEqual([1, 8]);
+  });
+
+  test('wrong channel count names the tensor, as ATen does', () => {
+    expect(() => new nn.BatchNorm2d(8).forward(randn([2, 3, 4, 4]))).toThrow('running_mean should contain 3 elements not 8');
+    expect(() => new nn.BatchNorm2d(8, { trackRunningStats: false }).forward(randn([2, 3, 4, 4]))).toThrow(
+      'weight should contain 3 elements not 8');
+  });
+
+  test('dtype mismatch between input and layer', () => {
+    expect(() => new nn.BatchNorm1d(3).forward(randn([4, 3], { dtype: 'float64' }))).toThrow(
+      new TypeError('BatchNorm1d.forward: expected input of dtype float32 (the layer\'s dtype), got float64'));
+    expect(() => F.batchNorm(randn([4, 3]), zeros([3], { dtype: 'float64' }), zeros([3]))).toThrow(/running_mean to have the input's dtype float32, got float64/);
+    expect(() => new nn.BatchNorm1d(3).forward(zeros([4, 3], { dtype: 'int64' }))).toThrow(TypeError);
+  });
+
+  test('backward before forward, and twice after one forward', () => {
+    const bn = new nn.BatchNorm1d(3);
+    expect(() => bn.backward(randn([4, 3]))).toThrow('BatchNorm1d.backward() called before forward(): there is no saved forward to differentiate');
+    bn.forward(randn([4, 3]));
+    bn.backward(randn([4, 3]));
+    expect(() => bn.backward(randn([4, 3]))).toThrow(/called before forward/);
+  });
+
+  test('a gradient of the wrong shape or dtype is refused', () => {
+    const bn = new nn.BatchNorm1d(3);
+    bn.forward(randn([4, 3]));
+    expect(() => bn.backward(randn([4, 2]))).toThrow(/gradOutput shape \[4, 2\] does not match input shape \[4, 3\]/);
+    expect(() => bn.backward(randn([4, 3], { dtype: 'float64' }))).toThrow(/gradOutput to have the input's dtype/);
+  });
+
+  test('a failed forward changes neither the input nor the layer', () => {
+    const bn = new nn.BatchNorm2d(8);
+    const x = randn([2, 3, 4, 4]);
+    const xBefore = x.toArray();
+    const state = Object.fromEntries(Object.entries(bn.stateDict()).map(([k, v]) => [k, v.toArray()]));
+    expect(() => bn.forward(x)).toThrow();
+    expect(x.toArray()).toEqual(xBefore);
+    for (const [k, v] of Object.entries(bn.stateDict())) expect(v.toArray()).toEqual(state[k]);
+    expect(bn.numBatchesTracked!.item()).toBe(0);
+  });
+
+  test('a successful forward and backward leave input and gradient untouched', () => {
+    const bn = new nn.BatchNorm2d(3);
+    const x = randn([2, 3, 4, 4], { memoryFormat: 'channelsLast' });
+    const dy = randn([2, 3, 4, 4]);
+    const xs = x.toArray();
+    const dys = dy.toArray();
+    bn.forward(x);
+    bn.backward(dy);
+    expect(x.toArray()).toEqual(xs);
+    expect(dy.toArray()).toEqual(dys);
+  });
+
+  test('constructor options are checked', () => {
+    expect(() => new nn.BatchNorm2d(0)).toThrow(/numFeatures must be a positive integer/);
+    expect(() => new nn.BatchNorm2d(2.5)).toThrow(RangeError);
+    expect(() => new nn.BatchNorm2d(2, { eps: -1 })).toThrow(/eps/);
+    expect(() => new nn.BatchNorm2d(2, { momentum: NaN })).toThrow(/momentum/);
+    expect(() => new nn.BatchNorm2d(2, { dtype: 'int64' as never })).toThrow(TypeError);
+  });
+
+  test('functional ops check their arguments', () => {
+    expect(() => F.batchNorm('x' as unknown as Tensor, null, null)).toThrow(new TypeError('batch_norm: input must be a Tensor'));
+    expect(() => F.batchNorm(randn([4]), null, null, { training: true })).toThrow(/at least 2 dimensions/);
+    expect(() => F.batchNorm(randn([4, 3]), null, null)).toThrow(/running_mean is required/);
+    expect(() => F.batchNormStats(randn([4, 3]), -1)).toThrow(/eps must be a finite number >= 0/);
+    expect(() => F.batchNormGatherStatsWithCounts(randn([2, 3]), randn([2, 3]), null, null, { momentum: 0.1, eps: 1e-5, counts: [1] })).toThrow(
+      /counts must have 2 entries/);
+  });
+
+  describe('the native boundary checks again', () => {
+    const shape: [number, number, number] = [2, 3, 4];
+    const x = new Float32Array(24);
+    const c3 = () => new Float32Array(3);
+
+    test('wrong argument count', () => {
+      expect(() => (native.batchNormStats as (...a: unknown[]) => void)(x)).toThrow(
+        new TypeError('syncbn native batchNormStats: expected 6 arguments, got 1'));
+    });
+
+    test('a buffer too short for the shape is refused, not read past its end', () => {
+      expect(() => native.batchNormStats(new Float32Array(10), shape, false, 1e-5, c3(), c3())).toThrow(
+        new RangeError("syncbn native batchNormStats: argument 0 'input' must have 24 elements, got 10"));
+      expect(() => native.batchNormForwardTraining(x, shape, false, null, null, 1e-5, 0.1, null, null, new Float32Array(23), c3(), c3())).toThrow(
+        /'output' must have 24 elements, got 23/);
+    });
+
+    test('mixed or wrong array kinds are refused', () => {
+      expect(() => native.batchNormStats(x, shape, false, 1e-5, new Float64Array(3), c3())).toThrow(
+        new TypeError("syncbn native batchNormStats: argument 4 'mean' must be a Float32Array of 3 elements, got Float64Array of 3 elements"));
+      expect(() => native.batchNormStats(new Int32Array(24) as never, shape, false, 1e-5, c3(), c3())).toThrow(/Float32Array or Float64Array, got Int32Array/);
+      expect(() => native.batchNormElemt(x, shape, false, c3(), c3(), [1, 2, 3] as never, null, new Float32Array(24))).toThrow(/'weight' must be a Float32Array of 3 elements, got an Array/);
+    });
+
+    test('bad shapes and scalars are refused', () => {
+      expect(() => native.batchNormStats(x, [2, 0, 4] as never, false, 1e-5, c3(), c3())).toThrow(/shape.c must be an integer >= 1/);
+      // Errors from the addon come from Node's realm, not jest's: match by message.
+      expect(() => native.batchNormStats(x, [2, 3.5, 4] as never, false, 1e-5, c3(), c3())).toThrow(/shape.c must be an integer/);
+      expect(() => native.batchNormStats(x, [1e12, 1e12, 1e12] as never, false, 1e-5, c3(), c3())).toThrow(/too many elements/);
+      expect(() => native.batchNormStats(x, shape, 'no' as never, 1e-5, c3(), c3())).toThrow(/'channelsLast' must be a boolean/);
+      expect(() => native.batchNormStats(x, shape, false, NaN, c3(), c3())).toThrow(/'eps' must be a finite number/);
+      expect(() => native.setNumThreads(0)).toThrow(/'threads' must be an integer >= 1/);
+      expect(() => native.convertMemoryFormat(x, x, shape, true)).toThrow(/must not overlap/);
+      expect(() => native.convertMemoryFormat(x, new Float64Array(24), shape, true)).toThrow(/same kind of TypedArray/);
+    });
+  });
+});

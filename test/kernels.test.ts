@@ -1,0 +1,103 @@
+// Shapes large enough to take the parallel paths (blocks across threads,
+// rows with per-thread partial sums), checked against a float64 JavaScript
+// reference, in both memory formats and with 1 and 2 threads.
+import { F, tensor, randn, manualSeed, setNumThreads, getNumThreads, MemoryFormat, Tensor } from '../lib';
+import { assertClose } from './support/assert_close';
+
+function reference(x: ArrayLike<number>, shape: number[], dy: ArrayLike<number>, weight: ArrayLike<number>, eps: number) {
+  const [n, c] = shape;
+  const inner = shape.slice(2).reduce((a, b) => a * b, 1);
+  const count = n * inner;
+  const y = new Float64Array(x.length);
+  const dx = new Float64Array(x.length);
+  const gw = new Float64Array(c);
+  const gb = new Float64Array(c);
+  const mean = new Float64Array(c);
+  const varU = new Float64Array(c);
+  for (let ch = 0; ch < c; ch++) {
+    const idx = (b: number, i: number) => (b * c + ch) * inner + i;
+    let s = 0;
+    for (let b = 0; b < n; b++) for (let i = 0; i < inner; i++) s += x[idx(b, i)];
+    const m = s / count;
+    let ss = 0;
+    for (let b = 0; b < n; b++) for (let i = 0; i < inner; i++) ss += (x[idx(b, i)] - m) ** 2;
+    const is = 1 / Math.sqrt(ss / count + eps);
+    let sdy = 0;
+    let sdyx = 0;
+    for (let b = 0; b < n; b++) {
+      for (let i = 0; i < inner; i++) {
+        const k = idx(b, i);
+        y[k] = (x[k] - m) * is * weight[ch];
+        sdy += dy[k];
+        sdyx += dy[k] * (x[k] - m);
+      }
+    }
+    for (let b = 0; b < n; b++) {
+      for (let i = 0; i < inner; i++) {
+        const k = idx(b, i);
+        dx[k] = (dy[k] - sdy / count - ((x[k] - m) * sdyx * is * is) / count) * is * weight[ch];
+      }
+    }
+    gw[ch] = sdyx * is;
+    gb[ch] = sdy;
+    mean[ch] = m;
+    varU[ch] = ss / (count - 1);
+  }
+  return { y, dx, gw, gb, mean, varU };
+}
+
+const SHAPES: Array<[string, number[]]> = [
+  ['many channels NCHW', [8, 64, 12, 12]],
+  ['few channels, many pixels', [4, 2, 96, 96]],
+  ['(N, C) rows', [4096, 24]],
+  ['5D', [4, 6, 8, 8, 8]],
+];
+
+describe('CPU kernels on large shapes', () => {
+  const threads = getNumThreads();
+  afterAll(() => setNumThreads(threads));
+
+  for (const [name, shape] of SHAPES) {
+    const formats: MemoryFormat[] = shape.length >= 3 ? ['contiguous', 'channelsLast'] : ['contiguous'];
+    for (const fmt of formats) {
+      test(`${name} ${JSON.stringify(shape)} ${fmt}`, () => {
+        manualSeed(shape.length * 1000 + shape[1]);
+        const C = shape[1];
+        // An offset mean 100x the spread: a naive sum of squares would lose the variance.
+        const x64 = randn(shape, { dtype: 'float64' }).toArray().map((v) => 300 + 3 * v);
+        const dy64 = randn(shape, { dtype: 'float64' }).toArray();
+        const w64 = randn([C], { dtype: 'float64' }).toArray();
+        const ref = reference(x64, shape, dy64, w64, 1e-5);
+        const results: Float32Array[] = [];
+        for (const t of [1, 2]) {
+          setNumThreads(t);
+          const x = tensor(x64, shape, { dtype: 'float32', memoryFormat: fmt });
+          const dy = tensor(dy64, shape, { dtype: 'float32', memoryFormat: fmt });
+          const weight = tensor(w64, [C], { dtype: 'float32' });
+          const rm = tensor(new Float32Array(C), [C]);
+          const rv = tensor(new Float32Array(C).fill(1), [C]);
+          const fwd = F.nativeBatchNorm(x, weight, null, rm, rv, true, 1, 1e-5);
+          const g = F.batchNormBackward(dy, x, { weight, saveMean: fwd.saveMean, saveInvstd: fwd.saveInvstd, training: true });
+          // float32 inputs: the output carries the input's rounding (|x| ~ 300, 2^-24 relative).
+          const tol = { rtol: 1e-4, atol: 1e-4 };
+          assertClose(fwd.output, ref.y, tol, `${t} threads output`);
+          assertClose(g.gradInput as Tensor, ref.dx, tol, `${t} threads grad input`);
+          assertClose(g.gradWeight as Tensor, ref.gw, { rtol: 1e-4, atol: 1e-3 }, `${t} threads grad weight`);
+          assertClose(g.gradBias as Tensor, ref.gb, { rtol: 1e-5, atol: 1e-3 }, `${t} threads grad bias`);
+          assertClose(rm, ref.mean, { rtol: 1e-6, atol: 0 }, `${t} threads running mean`);
+          assertClose(rv, ref.varU, { rtol: 1e-5, atol: 0 }, `${t} threads running var`);
+          results.push(fwd.output.toArray() as Float32Array);
+        }
+        // Thread count changes only the order of double-precision partial sums.
+        assertClose(results[1], Array.from(results[0]), { rtol: 1e-6, atol: 1e-6 }, 'output with 1 vs 2 threads');
+      });
+    }
+  }
+
+  test('setNumThreads validates and round-trips', () => {
+    setNumThreads(1);
+    expect(getNumThreads()).toBe(1);
+    expect(() => setNumThreads(0)).toThrow(RangeError);
+    expect(() => setNumThreads(1.5)).toThrow(RangeError);
+  });
+});
