@@ -390,3 +390,59 @@ export function batchNormBackwardElemt(
     channelData(sumDyXmu, 'sum_dy_xmu', C, dt, where, true)!, total, out.data);
   return out;
 }
+
+/**
+ * Per-channel batch mean and unbiased variance (divisor n - 1). Cf.
+ * `torch.var_mean(x, dims, unbiased=True)` over every dim but 1.
+ *
+ * @example const { mean, variance } = F.batchNormMoments(x);
+ */
+export function batchNormMoments(input: Tensor): { mean: Tensor; variance: Tensor } {
+  const where = 'batch_norm_moments';
+  checkInput(input, where);
+  const C = input.shape[1];
+  const mean = like(input, [C]);
+  const variance = like(input, [C]);
+  const [shape, cl] = view(input);
+  native.batchNormMoments(input.data, shape, cl, mean.data, variance.data);
+  return { mean, variance };
+}
+
+export interface BlendStatsOptions {
+  /** Weight of the new statistics; the running ones get 1 - momentum. */
+  momentum: number;
+  /** A second batch whose statistics are averaged with the first. */
+  other?: { mean: Tensor; variance: Tensor } | null;
+  /** Factor on the (averaged) variance before blending. Default 1. */
+  varScale?: number;
+  runningMean?: Tensor | null;
+  runningVar?: Tensor | null;
+  /** Write into these (may be the running stats themselves) instead of new tensors. */
+  out?: { mean: Tensor; variance: Tensor };
+}
+
+/**
+ * Blends batch statistics with running ones, per channel:
+ * mean' = m * mean + (1 - m) * runningMean, var' = m * var * varScale + (1 - m) * runningVar,
+ * where mean and var are averaged with `other` when it is given. The
+ * momentum-teacher layers use it; PyTorch has no single op for it.
+ *
+ * @example const tmp = F.blendStats(mean, variance, { momentum: 0.9, runningMean, runningVar });
+ */
+export function blendStats(mean: Tensor, variance: Tensor, opts: BlendStatsOptions): { mean: Tensor; variance: Tensor } {
+  const where = 'blend_stats';
+  if (!(mean instanceof Tensor) || (mean.dtype !== 'float32' && mean.dtype !== 'float64')) {
+    throw new TypeError(`${where}: mean must be a float32 or float64 Tensor`);
+  }
+  const C = mean.numel();
+  const dt = mean.dtype;
+  if (C < 1) throw new RangeError(`${where}: need at least one channel`);
+  const m = checkNumber(opts.momentum, 'momentum', where);
+  const scale = checkNumber(opts.varScale ?? 1, 'varScale', where);
+  const out = opts.out ?? { mean: like(mean, [C]), variance: like(mean, [C]) };
+  native.blendStats(C, m, mean.data as FloatStorage, channelData(variance, 'variance', C, dt, where, true)!,
+    channelData(opts.other?.mean, 'other mean', C, dt, where), channelData(opts.other?.variance, 'other variance', C, dt, where),
+    scale, channelData(opts.runningMean, 'running_mean', C, dt, where), channelData(opts.runningVar, 'running_var', C, dt, where),
+    channelData(out.mean, 'out mean', C, dt, where, true)!, channelData(out.variance, 'out variance', C, dt, where, true)!);
+  return out;
+}

@@ -31,6 +31,11 @@ export interface NativeAddon {
     weight: Opt<FloatArray>, mean: FloatArray, invstdOrVar: FloatArray, training: boolean,
     eps: number, gradInput: Opt<FloatArray>, gradWeight: Opt<FloatArray>,
     gradBias: Opt<FloatArray>, accumulate: boolean): void;
+  batchNormMoments(x: FloatArray, shape: NativeShape, channelsLast: boolean, mean: FloatArray,
+    variance: FloatArray): void;
+  blendStats(channels: number, momentum: number, meanA: FloatArray, varA: FloatArray,
+    meanB: Opt<FloatArray>, varB: Opt<FloatArray>, varScale: number, runningMean: Opt<FloatArray>,
+    runningVar: Opt<FloatArray>, outMean: FloatArray, outVar: FloatArray): void;
   convertMemoryFormat(src: ArrayBufferView, dst: ArrayBufferView, shape: NativeShape,
     toChannelsLast: boolean): void;
   getNumThreads(): number;

@@ -18,7 +18,7 @@ export interface BatchNormOptions {
 }
 
 /** What forward keeps for backward. */
-interface SavedForward {
+export interface SavedForward {
   input: Tensor;
   training: boolean;
   saveMean: Tensor;
@@ -44,7 +44,7 @@ function pyBool(b: boolean): string {
   return b ? 'True' : 'False';
 }
 
-function checkOptions(numFeatures: number, opts: BatchNormOptions, where: string, lazy: boolean): Required<BatchNormOptions> {
+export function checkOptions(numFeatures: number, opts: BatchNormOptions, where: string, lazy: boolean): Required<BatchNormOptions> {
   if (typeof numFeatures !== 'number' || !Number.isSafeInteger(numFeatures) || numFeatures < (lazy ? 0 : 1)) {
     throw new RangeError(`${where}: numFeatures must be a positive integer, got ${String(numFeatures)}`);
   }
@@ -76,7 +76,8 @@ export abstract class BatchNorm extends Module {
   readonly affine: boolean;
   readonly trackRunningStats: boolean;
   readonly dtype: FloatDType;
-  private saved: SavedForward | null = null;
+  /** Set by forward, consumed by backward. */
+  protected saved: SavedForward | null = null;
   private uninitialized: boolean;
 
   constructor(numFeatures: number, opts: BatchNormOptions = {}) {
@@ -261,7 +262,7 @@ export abstract class BatchNorm extends Module {
   }
 }
 
-function rankError(expected: string, input: Tensor): RangeError {
+export function rankError(expected: string, input: Tensor): RangeError {
   return new RangeError(`expected ${expected} input (got ${input.ndim}D input)`);
 }
 

@@ -10,5 +10,12 @@ export {
   LazyBatchNorm2d,
   LazyBatchNorm3d,
 } from './batchnorm';
+export {
+  MomentumBatchNorm,
+  MomentumBatchNormOptions,
+  MomentumBatchNorm1d,
+  MomentumBatchNorm2d,
+  MomentumBatchNorm3d,
+} from './momentum_batchnorm';
 export { Parameter } from '../tensor';
 export * as functional from '../functional';

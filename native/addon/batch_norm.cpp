@@ -130,6 +130,32 @@ Napi::Value Backward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value Moments(const Napi::CallbackInfo& info) {
+  Args a(info, "batchNormMoments", 5);
+  const BatchShape s = a.shape(1);
+  dispatch(a.dtype(0, "input"), [&](auto tag) {
+    using T = decltype(tag);
+    cpu::moments<T>(a.array<T>(0, "input", s.numel()), s, a.array<T>(3, "mean", s.c),
+                    a.array<T>(4, "var", s.c));
+  });
+  return info.Env().Undefined();
+}
+
+Napi::Value BlendStats(const Napi::CallbackInfo& info) {
+  Args a(info, "blendStats", 11);
+  const int64_t c = a.integer(0, "channels", 1);
+  const double m = a.number(1, "momentum");
+  const double scale = a.number(6, "varScale");
+  dispatch(a.dtype(2, "meanA"), [&](auto tag) {
+    using T = decltype(tag);
+    cpu::blend_stats<T>(c, m, a.array<T>(2, "meanA", c), a.array<T>(3, "varA", c),
+                        a.optional<T>(4, "meanB", c), a.optional<T>(5, "varB", c), scale,
+                        a.optional<T>(7, "runningMean", c), a.optional<T>(8, "runningVar", c),
+                        a.array<T>(9, "outMean", c), a.array<T>(10, "outVar", c));
+  });
+  return info.Env().Undefined();
+}
+
 Napi::Value ConvertMemoryFormat(const Napi::CallbackInfo& info) {
   Args a(info, "convertMemoryFormat", 4);
   const BatchShape s = a.shape(2);  // the flag at 3 is the target format
@@ -176,6 +202,8 @@ void RegisterBatchNorm(Napi::Env env, Napi::Object exports) {
   exports.Set("batchNormForwardInference",
               Napi::Function::New(env, ForwardInference, "batchNormForwardInference"));
   exports.Set("batchNormBackward", Napi::Function::New(env, Backward, "batchNormBackward"));
+  exports.Set("batchNormMoments", Napi::Function::New(env, Moments, "batchNormMoments"));
+  exports.Set("blendStats", Napi::Function::New(env, BlendStats, "blendStats"));
   exports.Set("convertMemoryFormat",
               Napi::Function::New(env, ConvertMemoryFormat, "convertMemoryFormat"));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));

@@ -76,6 +76,19 @@ void backward(const T* dy, const T* x, const BatchShape& s, const T* weight, con
               const T* invstd_or_var, bool training, double eps, T* dx, T* grad_weight,
               T* grad_bias, bool accumulate);
 
+// Batch mean and unbiased variance (divisor count - 1) of every channel.
+template <typename T>
+void moments(const T* x, const BatchShape& s, T* mean, T* var);
+
+// Per-channel blend of statistics with running ones:
+//   out_mean = m * avg(mean_a, mean_b) + (1 - m) * running_mean
+//   out_var  = m * avg(var_a, var_b) * var_scale + (1 - m) * running_var
+// where avg is the value of a alone when b is null. out may alias running.
+template <typename T>
+void blend_stats(int64_t c, double m, const T* mean_a, const T* var_a, const T* mean_b,
+                 const T* var_b, double var_scale, const T* running_mean, const T* running_var,
+                 T* out_mean, T* out_var);
+
 // Re-lays an (N, C, inner) array between the two memory formats; `elem_size`
 // bytes per element (2, 4 or 8), so it serves every dtype.
 void convert_memory_format(const void* src, void* dst, int64_t n, int64_t c, int64_t inner,

@@ -12,6 +12,7 @@ Fixtures hold values in logical (N, C, ...) order; the tests run every case in
 both memory formats.
 """
 import json
+import math
 import os
 import sys
 
@@ -198,6 +199,101 @@ def ops_cases():
     return {"torch": torch.__version__, "cases": cases}
 
 
+class MomentumBatchNormRef(nn.Module):
+    """The momentum-teacher layer, written from its rules (flame's momentum_bn,
+    momentum2-teacher), with statistics over every dim but 1 for any rank."""
+
+    def __init__(self, c, eps=1e-5, momentum=1.0, affine=True, total_iters=100, dtype=torch.float32):
+        super().__init__()
+        self.eps, self.momentum, self.affine, self.total_iters = eps, momentum, affine, total_iters
+        self.cur_iter = 0
+        self.weight = nn.Parameter(torch.ones(c, dtype=dtype)) if affine else None
+        self.bias = nn.Parameter(torch.zeros(c, dtype=dtype)) if affine else None
+        self.register_buffer("running_mean", torch.zeros(c, dtype=dtype))
+        self.register_buffer("running_var", torch.ones(c, dtype=dtype))
+        self.mean_last, self.var_last = None, None
+
+    def forward(self, x):
+        dims = channel_dims(x)
+        view = [1, x.size(1)] + [1] * (x.dim() - 2)
+        mean = torch.mean(x, dim=dims)
+        var = torch.var(x, dim=dims)
+        n = x.numel() / x.size(1)
+        m = self.momentum
+        with torch.no_grad():
+            tmp_mean = m * mean + (1 - m) * self.running_mean
+            tmp_var = m * var * n / (n - 1) + (1 - m) * self.running_var
+        y = (x - tmp_mean.reshape(view).detach()) / torch.sqrt(tmp_var.reshape(view).detach() + self.eps)
+        if self.affine:
+            y = y * self.weight.reshape(view) + self.bias.reshape(view)
+        with torch.no_grad():
+            if self.mean_last is None:
+                self.mean_last, self.var_last = mean.detach(), var.detach()
+            else:
+                self.running_mean.copy_(m * ((mean + self.mean_last) * 0.5) + (1 - m) * self.running_mean)
+                self.running_var.copy_(m * ((var + self.var_last) * 0.5) * n / (n - 1) + (1 - m) * self.running_var)
+                self.mean_last, self.var_last = None, None
+                self.cur_iter += 1
+                self.momentum = (math.cos(math.pi * (self.cur_iter / self.total_iters)) + 1) * 0.5
+        return y
+
+
+def momentum_cases():
+    """Six forwards with backward, the last two in eval, for the momentum layers."""
+    cases = []
+    inputs = {}
+    for dtype_name, dtype in DTYPES.items():
+        for kind, (cls, shape) in KINDS.items():
+            steps = batch_inputs(shape, dtype, 6)
+            c = shape[1]
+            w0 = torch.rand(c, dtype=dtype).add(0.5)
+            b0 = torch.randn(c, dtype=dtype)
+            inputs[f"{dtype_name}/{kind}"] = {
+                "shape": list(shape),
+                "weight": values(w0),
+                "bias": values(b0),
+                "x": [values(x) for x, _ in steps],
+                "dy": [values(dy) for _, dy in steps],
+            }
+            for affine in (True, False):
+                for momentum, total_iters in ((1.0, 5), (0.9, 3)):
+                    ref = MomentumBatchNormRef(c, momentum=momentum, affine=affine, total_iters=total_iters, dtype=dtype)
+                    if affine:
+                        with torch.no_grad():
+                            ref.weight.copy_(w0)
+                            ref.bias.copy_(b0)
+                    records = []
+                    for i, (x, dy) in enumerate(steps):
+                        ref.train(i < 4)
+                        xi = x.clone().requires_grad_(True)
+                        y = ref(xi)
+                        y.backward(dy)
+                        rec = {
+                            "training": i < 4,
+                            "y": values(y),
+                            "dx": values(xi.grad),
+                            "running_mean": values(ref.running_mean),
+                            "running_var": values(ref.running_var),
+                            "cur_iter": ref.cur_iter,
+                            "momentum": ref.momentum,
+                        }
+                        if affine:
+                            rec["grad_weight"] = values(ref.weight.grad)
+                            rec["grad_bias"] = values(ref.bias.grad)
+                        records.append(rec)
+                    cases.append({
+                        "module": "Momentum" + cls.__name__,
+                        "kind": kind,
+                        "dtype": dtype_name,
+                        "inputs": f"{dtype_name}/{kind}",
+                        "affine": affine,
+                        "momentum": momentum,
+                        "total_iters": total_iters,
+                        "steps": records,
+                    })
+    return {"torch": torch.__version__, "inputs": inputs, "cases": cases}
+
+
 def write(name, data):
     path = os.path.join(OUT, name)
     with open(path, "w") as f:
@@ -213,6 +309,7 @@ def main():
     for dtype_name in DTYPES:
         write(f"modules_{dtype_name}.json", module_cases(dtype_name))
     write("ops.json", ops_cases())
+    write("momentum.json", momentum_cases())
 
 
 if __name__ == "__main__":

@@ -416,6 +416,34 @@ void backward(const T* dy, const T* x, const BatchShape& s, const T* weight, con
   map_channels(s, GradInputOp<T>{dy, x, dx, mean, mean_dy.data(), proj.data(), scale.data(), C});
 }
 
+template <typename T>
+void moments(const T* x, const BatchShape& s, T* mean, T* var) {
+  std::vector<double> m, v;
+  batch_moments(x, s, m, v);
+  const double count = static_cast<double>(s.count());
+  const double unbias = count > 1 ? count / (count - 1) : NAN;
+  for (int64_t c = 0; c < s.c; ++c) {
+    mean[c] = static_cast<T>(m[c]);
+    var[c] = static_cast<T>(v[c] * unbias);
+  }
+}
+
+template <typename T>
+void blend_stats(int64_t c, double m, const T* mean_a, const T* var_a, const T* mean_b,
+                 const T* var_b, double var_scale, const T* running_mean, const T* running_var,
+                 T* out_mean, T* out_var) {
+  for (int64_t ch = 0; ch < c; ++ch) {
+    double mean = static_cast<double>(mean_a[ch]);
+    double var = static_cast<double>(var_a[ch]);
+    if (mean_b) mean = (mean + static_cast<double>(mean_b[ch])) * 0.5;
+    if (var_b) var = (var + static_cast<double>(var_b[ch])) * 0.5;
+    const double rm = running_mean ? static_cast<double>(running_mean[ch]) : 0.0;
+    const double rv = running_var ? static_cast<double>(running_var[ch]) : 0.0;
+    out_mean[ch] = static_cast<T>(m * mean + (1.0 - m) * rm);
+    out_var[ch] = static_cast<T>(m * var * var_scale + (1.0 - m) * rv);
+  }
+}
+
 namespace {
 
 template <typename E>
@@ -474,7 +502,10 @@ void convert_memory_format(const void* src, void* dst, int64_t n, int64_t c, int
   template void forward_inference<T>(const T*, const BatchShape&, const T*, const T*, const T*,   \
                                      const T*, double, T*);                                       \
   template void backward<T>(const T*, const T*, const BatchShape&, const T*, const T*, const T*,  \
-                            bool, double, T*, T*, T*, bool);
+                            bool, double, T*, T*, T*, bool);                                      \
+  template void moments<T>(const T*, const BatchShape&, T*, T*);                                  \
+  template void blend_stats<T>(int64_t, double, const T*, const T*, const T*, const T*, double,   \
+                               const T*, const T*, T*, T*);
 
 SYNCBN_INSTANTIATE(float)
 SYNCBN_INSTANTIATE(double)

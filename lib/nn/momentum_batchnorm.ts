@@ -1,0 +1,144 @@
+// MomentumBatchNorm1d/2d/3d: the momentum-teacher variant (flame's
+// `momentum_bn`, momentum2-teacher). Not plain BatchNorm: every forward, in
+// train and eval mode alike, normalizes with a blend of batch and running
+// statistics; the running statistics move every second forward, with the
+// average of the pair; the momentum decays on a cosine schedule.
+import * as F from '../functional';
+import { Tensor, zeros, full } from '../tensor';
+import { BatchNorm, BatchNormOptions, rankError } from './batchnorm';
+import { StateDictLoad } from './module';
+
+export interface MomentumBatchNormOptions extends Omit<BatchNormOptions, 'momentum'> {
+  /** Starting momentum (weight of the batch statistics). Default 1.0. */
+  momentum?: number;
+  /** Length of the cosine schedule, in pairs of forwards. Default 100. */
+  totalIters?: number;
+}
+
+function momentumOptions(opts: MomentumBatchNormOptions): BatchNormOptions {
+  if (opts.momentum === null) throw new RangeError('MomentumBatchNorm: momentum must be a number, got null');
+  const totalIters = opts.totalIters ?? 100;
+  if (typeof totalIters !== 'number' || !Number.isFinite(totalIters) || totalIters <= 0) {
+    throw new RangeError(`MomentumBatchNorm: totalIters must be a positive number, got ${String(totalIters)}`);
+  }
+  return { ...opts, momentum: opts.momentum ?? 1.0 };
+}
+
+/**
+ * Shared implementation of MomentumBatchNorm1d/2d/3d.
+ *
+ * State dict keys: PyTorch's five (`weight`, `bias`, `running_mean`,
+ * `running_var`, `num_batches_tracked`, the counter staying 0 as in the
+ * reference) plus `cur_iter` (int64 scalar: pairs of forwards seen) and
+ * `momentum` (float64 scalar: the current momentum). The first forward of an
+ * unfinished pair is not saved.
+ */
+export abstract class MomentumBatchNorm extends BatchNorm {
+  totalIters: number;
+  private last: { mean: Tensor; variance: Tensor } | null = null;
+
+  constructor(numFeatures: number, opts: MomentumBatchNormOptions = {}) {
+    super(numFeatures, momentumOptions(opts));
+    this.totalIters = opts.totalIters ?? 100;
+    this.registerBuffer('cur_iter', zeros([], { dtype: 'int64' }));
+    this.registerBuffer('momentum', full([], this.momentum!, { dtype: 'float64' }));
+  }
+
+  /** Pairs of forwards seen: the position on the cosine schedule. */
+  get curIter(): number {
+    return this.buffer('cur_iter')!.item();
+  }
+
+  private setSchedule(curIter: number): void {
+    this.buffer('cur_iter')!.fill_(curIter);
+    this.momentum = (Math.cos((Math.PI * curIter) / this.totalIters) + 1) / 2;
+    this.buffer('momentum')!.fill_(this.momentum);
+  }
+
+  override resetRunningStats(): void {
+    super.resetRunningStats();
+    this.last = null;
+  }
+
+  /**
+   * Normalizes with tmpMean = m * mean + (1 - m) * runningMean and
+   * tmpVar = m * var * n / (n - 1) + (1 - m) * runningVar (var unbiased, as the
+   * reference has it), in train and eval mode alike.
+   */
+  override forward(input: Tensor): Tensor {
+    this.checkInput(input);
+    const n = F.valuesPerChannel(input.shape);
+    // n / (n - 1) is undefined for one value per channel.
+    F.verifyBatchSize(input.shape);
+    const batch = F.batchNormMoments(input);
+    const unbias = n / (n - 1);
+    const rm = this.runningMean;
+    const rv = this.runningVar;
+    // Without running statistics the blend keeps the batch's alone.
+    const m = rm === null ? 1 : this.momentum!;
+    const tmp = F.blendStats(batch.mean, batch.variance, { momentum: m, varScale: unbias, runningMean: rm, runningVar: rv });
+    const output = F.nativeBatchNorm(input, this.weight, this.bias, tmp.mean, tmp.variance, false, 0, this.eps).output;
+    if (this.last === null) {
+      this.last = batch;
+    } else {
+      if (rm !== null && rv !== null) {
+        F.blendStats(batch.mean, batch.variance, {
+          momentum: this.momentum!, other: this.last, varScale: unbias, runningMean: rm, runningVar: rv, out: { mean: rm, variance: rv },
+        });
+      }
+      this.last = null;
+      this.setSchedule(this.curIter + 1);
+    }
+    this.saved = { input, training: false, saveMean: tmp.mean, saveInvstd: tmp.variance, runningMean: tmp.mean, runningVar: tmp.variance };
+    return output;
+  }
+
+  protected override loadFromStateDict(stateDict: Record<string, Tensor>, prefix: string, load: StateDictLoad): void {
+    super.loadFromStateDict(stateDict, prefix, load);
+    // Runs after the copies queued above: the field follows the loaded buffer.
+    load.copies.push(() => {
+      this.momentum = this.buffer('momentum')!.item();
+      this.last = null;
+    });
+  }
+}
+
+/**
+ * Momentum-teacher BatchNorm over (N, C) or (N, C, L) input. Cf. flame's
+ * `MomentumBatchNorm1d`.
+ *
+ * @example
+ * const bn = new nn.MomentumBatchNorm1d(128, { totalIters: 1000 });
+ * const y = bn.forward(randn([64, 128]));
+ */
+export class MomentumBatchNorm1d extends MomentumBatchNorm {
+  protected checkInputDim(input: Tensor): void {
+    if (input.ndim !== 2 && input.ndim !== 3) throw rankError('2D or 3D', input);
+  }
+}
+
+/**
+ * Momentum-teacher BatchNorm over (N, C, H, W) input. Cf. flame's `MomentumBatchNorm2d`.
+ *
+ * @example
+ * const bn = new nn.MomentumBatchNorm2d(64);
+ * const y = bn.forward(randn([8, 64, 7, 7]));
+ */
+export class MomentumBatchNorm2d extends MomentumBatchNorm {
+  protected checkInputDim(input: Tensor): void {
+    if (input.ndim !== 4) throw rankError('4D', input);
+  }
+}
+
+/**
+ * Momentum-teacher BatchNorm over (N, C, D, H, W) input. Cf. flame's `MomentumBatchNorm3d`.
+ *
+ * @example
+ * const bn = new nn.MomentumBatchNorm3d(8);
+ * const y = bn.forward(randn([2, 8, 4, 4, 4]));
+ */
+export class MomentumBatchNorm3d extends MomentumBatchNorm {
+  protected checkInputDim(input: Tensor): void {
+    if (input.ndim !== 5) throw rankError('5D', input);
+  }
+}
