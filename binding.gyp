@@ -5,7 +5,13 @@
       "sources": [
         "native/addon/addon.cpp",
         "native/addon/batch_norm.cpp",
-        "native/kernels/cpu/batch_norm.cpp"
+        "native/addon/comm.cpp",
+        "native/kernels/cpu/batch_norm.cpp",
+        "native/comm/reduce.cpp",
+        "native/comm/threads.cpp",
+        "native/comm/store_client.cpp",
+        "native/comm/gloo.cpp",
+        "native/comm/nccl.cpp"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
@@ -13,6 +19,7 @@
       "cflags_cc!": ["-fno-exceptions"],
       "cflags_cc": ["-std=c++17", "-fexceptions", "-fopenmp", "-O3", "-march=x86-64-v2", "-Wall", "-Wextra"],
       "ldflags": ["-fopenmp"],
+      "libraries": ["-ldl", "-lpthread"],
       "xcode_settings": {
         "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
         "OTHER_CPLUSPLUSFLAGS": ["-std=c++17", "-Xpreprocessor", "-fopenmp"]

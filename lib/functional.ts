@@ -446,3 +446,46 @@ export function blendStats(mean: Tensor, variance: Tensor, opts: BlendStatsOptio
     channelData(out.mean, 'out mean', C, dt, where, true)!, channelData(out.variance, 'out variance', C, dt, where, true)!);
   return out;
 }
+
+/**
+ * Per-channel summary (count, mean, m2 = sum of squared deviations) of the
+ * local batch, in float64, as triples: what SyncBatchNorm all-reduces, so
+ * ranks merge their statistics exactly in one O(C) collective.
+ *
+ * @example const summary = F.batchNormWelfordStats(x); // Float64Array(3 * C)
+ */
+export function batchNormWelfordStats(input: Tensor): Float64Array {
+  const where = 'batch_norm_welford_stats';
+  checkInput(input, where);
+  const out = new Float64Array(3 * input.shape[1]);
+  const [shape, cl] = view(input);
+  native.batchNormWelfordStats(input.data, shape, cl, out);
+  return out;
+}
+
+/**
+ * Mean and invstd from merged (count, mean, m2) triples; running stats (when
+ * given) move by `momentum` towards the mean and the unbiased variance.
+ *
+ * @example const { mean, invstd } = F.batchNormWelfordFinalize(summary, rm, rv, { eps: 1e-5, momentum: 0.1, dtype: 'float32' });
+ */
+export function batchNormWelfordFinalize(
+  summary: Float64Array,
+  runningMean: Tensor | null,
+  runningVar: Tensor | null,
+  opts: { eps: number; momentum: number; dtype: 'float32' | 'float64' },
+): { mean: Tensor; invstd: Tensor } {
+  const where = 'batch_norm_welford_finalize';
+  if (!(summary instanceof Float64Array) || summary.length === 0 || summary.length % 3 !== 0) {
+    throw new TypeError(`${where}: summary must be a Float64Array of (count, mean, m2) triples`);
+  }
+  const C = summary.length / 3;
+  const eps = checkNumber(opts.eps, 'eps', where, 0);
+  const momentum = checkNumber(opts.momentum, 'momentum', where);
+  const data = (n: number) => (opts.dtype === 'float64' ? new Float64Array(n) : new Float32Array(n));
+  const mean = new Tensor(data(C), [C]) as FloatTensor;
+  const invstd = new Tensor(data(C), [C]) as FloatTensor;
+  native.batchNormWelfordFinalize(summary, C, eps, momentum, mean.data, invstd.data,
+    channelData(runningMean, 'running_mean', C, opts.dtype, where), channelData(runningVar, 'running_var', C, opts.dtype, where));
+  return { mean, invstd };
+}

@@ -26,4 +26,5 @@ export {
 } from './tensor';
 export * as nn from './nn';
 export * as F from './functional';
+export * as distributed from './distributed';
 export { setNumThreads, getNumThreads } from './threads';

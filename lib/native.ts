@@ -6,6 +6,22 @@ type Opt<T> = T | null;
 /** [n, c, inner]: the (N, C, spatial) view every kernel works on. */
 export type NativeShape = [number, number, number];
 
+export type CommArray = Float32Array | Float64Array | BigInt64Array;
+export type CommOp = 'sum' | 'avg' | 'min' | 'max' | 'welford';
+
+/** A native communicator (threads, gloo): blocking collectives in place. */
+export interface NativeComm {
+  readonly backend: string;
+  readonly rank: number;
+  readonly size: number;
+  readonly timeoutMs: number;
+  allReduce(data: CommArray, op: CommOp): void;
+  allGather(input: CommArray, output: CommArray): void;
+  broadcast(data: CommArray, root: number): void;
+  barrier(): void;
+  destroy(): void;
+}
+
 export interface NativeAddon {
   batchNormStats(x: FloatArray, shape: NativeShape, channelsLast: boolean, eps: number,
     mean: FloatArray, invstd: FloatArray): void;
@@ -36,11 +52,18 @@ export interface NativeAddon {
   blendStats(channels: number, momentum: number, meanA: FloatArray, varA: FloatArray,
     meanB: Opt<FloatArray>, varB: Opt<FloatArray>, varScale: number, runningMean: Opt<FloatArray>,
     runningVar: Opt<FloatArray>, outMean: FloatArray, outVar: FloatArray): void;
+  batchNormWelfordStats(x: FloatArray, shape: NativeShape, channelsLast: boolean, summary: Float64Array): void;
+  batchNormWelfordFinalize(summary: Float64Array, channels: number, eps: number, momentum: number,
+    mean: FloatArray, invstd: FloatArray, runningMean: Opt<FloatArray>, runningVar: Opt<FloatArray>): void;
+  threadsJoin(name: string, rank: number, size: number, timeoutMs: number): Promise<NativeComm>;
+  glooConnect(storeHost: string, storePort: number, fileStore: string, prefix: string, hostname: string,
+    iface: string, rank: number, size: number, timeoutMs: number): Promise<NativeComm>;
+  ncclLoad(path: string): { path: string; version: number };
   convertMemoryFormat(src: ArrayBufferView, dst: ArrayBufferView, shape: NativeShape,
     toChannelsLast: boolean): void;
   getNumThreads(): number;
   setNumThreads(n: number): void;
-  features: { openmp: boolean; cuda: boolean };
+  features: { openmp: boolean; cuda: boolean; gloo: boolean };
 }
 
 function load(): NativeAddon {

@@ -262,8 +262,21 @@ export abstract class BatchNorm extends Module {
   }
 }
 
-export function rankError(expected: string, input: Tensor): RangeError {
+function rankError(expected: string, input: Tensor): RangeError {
   return new RangeError(`expected ${expected} input (got ${input.ndim}D input)`);
+}
+
+/** The input checks of the 1d, 2d and 3d layers, in PyTorch's words; shared by every family. */
+export function check1dInput(input: Tensor): void {
+  if (input.ndim !== 2 && input.ndim !== 3) throw rankError('2D or 3D', input);
+}
+
+export function check2dInput(input: Tensor): void {
+  if (input.ndim !== 4) throw rankError('4D', input);
+}
+
+export function check3dInput(input: Tensor): void {
+  if (input.ndim !== 5) throw rankError('5D', input);
 }
 
 /**
@@ -275,7 +288,7 @@ export function rankError(expected: string, input: Tensor): RangeError {
  */
 export class BatchNorm1d extends BatchNorm {
   protected checkInputDim(input: Tensor): void {
-    if (input.ndim !== 2 && input.ndim !== 3) throw rankError('2D or 3D', input);
+    check1dInput(input);
   }
 }
 
@@ -289,7 +302,7 @@ export class BatchNorm1d extends BatchNorm {
  */
 export class BatchNorm2d extends BatchNorm {
   protected checkInputDim(input: Tensor): void {
-    if (input.ndim !== 4) throw rankError('4D', input);
+    check2dInput(input);
   }
 }
 
@@ -302,7 +315,7 @@ export class BatchNorm2d extends BatchNorm {
  */
 export class BatchNorm3d extends BatchNorm {
   protected checkInputDim(input: Tensor): void {
-    if (input.ndim !== 5) throw rankError('5D', input);
+    check3dInput(input);
   }
 }
 

@@ -17,5 +17,12 @@ export {
   MomentumBatchNorm2d,
   MomentumBatchNorm3d,
 } from './momentum_batchnorm';
+export {
+  SyncBatchNorm,
+  SyncBatchNormOptions,
+  SynchronizedBatchNorm1d,
+  SynchronizedBatchNorm2d,
+  SynchronizedBatchNorm3d,
+} from './sync_batchnorm';
 export { Parameter } from '../tensor';
 export * as functional from '../functional';

@@ -78,6 +78,7 @@ export abstract class Module {
     else this._nonPersistent.add(name);
   }
 
+  /** Adds a child, or replaces the one of that name in place (its position is kept). */
   registerModule(name: string, module: Module): void {
     this.checkName(name, 'registerModule');
     if (!(module instanceof Module)) throw new TypeError(`child '${name}' must be a Module`);
@@ -167,12 +168,6 @@ export abstract class Module {
     for (const m of this._modules.values()) m.apply(fn);
     fn(this);
     return this;
-  }
-
-  /** Replaces a registered child (used by conversions such as convertSyncBatchnorm). */
-  protected replaceChild(name: string, module: Module): void {
-    if (!this._modules.has(name)) throw new RangeError(`no child named '${name}'`);
-    this._modules.set(name, module);
   }
 
   /**

@@ -5,7 +5,7 @@
 // average of the pair; the momentum decays on a cosine schedule.
 import * as F from '../functional';
 import { Tensor, zeros, full } from '../tensor';
-import { BatchNorm, BatchNormOptions, rankError } from './batchnorm';
+import { BatchNorm, BatchNormOptions, check1dInput, check2dInput, check3dInput } from './batchnorm';
 import { StateDictLoad } from './module';
 
 export interface MomentumBatchNormOptions extends Omit<BatchNormOptions, 'momentum'> {
@@ -113,7 +113,7 @@ export abstract class MomentumBatchNorm extends BatchNorm {
  */
 export class MomentumBatchNorm1d extends MomentumBatchNorm {
   protected checkInputDim(input: Tensor): void {
-    if (input.ndim !== 2 && input.ndim !== 3) throw rankError('2D or 3D', input);
+    check1dInput(input);
   }
 }
 
@@ -126,7 +126,7 @@ export class MomentumBatchNorm1d extends MomentumBatchNorm {
  */
 export class MomentumBatchNorm2d extends MomentumBatchNorm {
   protected checkInputDim(input: Tensor): void {
-    if (input.ndim !== 4) throw rankError('4D', input);
+    check2dInput(input);
   }
 }
 
@@ -139,6 +139,6 @@ export class MomentumBatchNorm2d extends MomentumBatchNorm {
  */
 export class MomentumBatchNorm3d extends MomentumBatchNorm {
   protected checkInputDim(input: Tensor): void {
-    if (input.ndim !== 5) throw rankError('5D', input);
+    check3dInput(input);
   }
 }

@@ -2,11 +2,13 @@
 #include <napi.h>
 
 #include "batch_norm.h"
+#include "comm.h"
 
 namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   syncbn::addon::RegisterBatchNorm(env, exports);
+  syncbn::addon::RegisterComm(env, exports);
   Napi::Object features = Napi::Object::New(env);
 #ifdef _OPENMP
   features.Set("openmp", true);
@@ -14,6 +16,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   features.Set("openmp", false);
 #endif
   features.Set("cuda", false);
+  features.Set("gloo", syncbn::addon::GlooAvailable());
   exports.Set("features", features);
   return exports;
 }

@@ -56,6 +56,7 @@ class Args {
   }
 
   Napi::Env env() const { return info_.Env(); }
+  Napi::Value value(size_t i) const { return info_[i]; }
 
   // The dtype of the float TypedArray at i; every other array must match it.
   Dtype dtype(size_t i, const char* name) const {

@@ -141,6 +141,32 @@ Napi::Value Moments(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value WelfordStats(const Napi::CallbackInfo& info) {
+  Args a(info, "batchNormWelfordStats", 4);
+  const BatchShape s = a.shape(1);
+  double* out = a.array<double>(3, "summary", 3 * s.c);
+  dispatch(a.dtype(0, "input"), [&](auto tag) {
+    using T = decltype(tag);
+    cpu::welford_stats<T>(a.array<T>(0, "input", s.numel()), s, out);
+  });
+  return info.Env().Undefined();
+}
+
+Napi::Value WelfordFinalize(const Napi::CallbackInfo& info) {
+  Args a(info, "batchNormWelfordFinalize", 8);
+  const int64_t c = a.integer(1, "channels", 1);
+  const double* summary = a.array<double>(0, "summary", 3 * c);
+  const double eps = a.non_negative(2, "eps");
+  const double momentum = a.number(3, "momentum");
+  dispatch(a.dtype(4, "mean"), [&](auto tag) {
+    using T = decltype(tag);
+    cpu::welford_finalize<T>(summary, c, eps, momentum, a.array<T>(4, "mean", c),
+                             a.array<T>(5, "invstd", c), a.optional<T>(6, "runningMean", c),
+                             a.optional<T>(7, "runningVar", c));
+  });
+  return info.Env().Undefined();
+}
+
 Napi::Value BlendStats(const Napi::CallbackInfo& info) {
   Args a(info, "blendStats", 11);
   const int64_t c = a.integer(0, "channels", 1);
@@ -204,6 +230,10 @@ void RegisterBatchNorm(Napi::Env env, Napi::Object exports) {
   exports.Set("batchNormBackward", Napi::Function::New(env, Backward, "batchNormBackward"));
   exports.Set("batchNormMoments", Napi::Function::New(env, Moments, "batchNormMoments"));
   exports.Set("blendStats", Napi::Function::New(env, BlendStats, "blendStats"));
+  exports.Set("batchNormWelfordStats",
+              Napi::Function::New(env, WelfordStats, "batchNormWelfordStats"));
+  exports.Set("batchNormWelfordFinalize",
+              Napi::Function::New(env, WelfordFinalize, "batchNormWelfordFinalize"));
   exports.Set("convertMemoryFormat",
               Napi::Function::New(env, ConvertMemoryFormat, "convertMemoryFormat"));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));

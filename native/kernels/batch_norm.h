@@ -76,6 +76,18 @@ void backward(const T* dy, const T* x, const BatchShape& s, const T* weight, con
               const T* invstd_or_var, bool training, double eps, T* dx, T* grad_weight,
               T* grad_bias, bool accumulate);
 
+// Per channel (count, mean, m2 = sum of squared deviations) in double,
+// written as out[3c], out[3c+1], out[3c+2]: the summary that workers merge
+// exactly (Chan et al.) to get the statistics of their combined batches.
+template <typename T>
+void welford_stats(const T* x, const BatchShape& s, double* out);
+
+// Global mean and invstd from merged (count, mean, m2) summaries; running
+// stats (when given) move by `momentum` towards mean and m2 / (count - 1).
+template <typename T>
+void welford_finalize(const double* summary, int64_t c, double eps, double momentum, T* mean,
+                      T* invstd, T* running_mean, T* running_var);
+
 // Batch mean and unbiased variance (divisor count - 1) of every channel.
 template <typename T>
 void moments(const T* x, const BatchShape& s, T* mean, T* var);

@@ -417,6 +417,38 @@ void backward(const T* dy, const T* x, const BatchShape& s, const T* weight, con
 }
 
 template <typename T>
+void welford_stats(const T* x, const BatchShape& s, double* out) {
+  std::vector<double> m, v;
+  batch_moments(x, s, m, v);
+  const double count = static_cast<double>(s.count());
+  for (int64_t c = 0; c < s.c; ++c) {
+    out[3 * c] = count;
+    out[3 * c + 1] = m[c];
+    out[3 * c + 2] = v[c] * count;
+  }
+}
+
+template <typename T>
+void welford_finalize(const double* summary, int64_t c, double eps, double momentum, T* mean,
+                      T* invstd, T* running_mean, T* running_var) {
+  for (int64_t ch = 0; ch < c; ++ch) {
+    const double n = summary[3 * ch], avg = summary[3 * ch + 1], m2 = summary[3 * ch + 2];
+    if (!(n > 0)) {
+      mean[ch] = T(0);
+      invstd[ch] = T(0);
+      continue;
+    }
+    mean[ch] = static_cast<T>(avg);
+    invstd[ch] = static_cast<T>(1.0 / std::sqrt(m2 / n + eps));
+    if (running_mean)
+      running_mean[ch] = static_cast<T>(momentum * avg + (1.0 - momentum) * static_cast<double>(running_mean[ch]));
+    if (running_var)
+      running_var[ch] = static_cast<T>(momentum * m2 / (n - 1.0) +
+                                       (1.0 - momentum) * static_cast<double>(running_var[ch]));
+  }
+}
+
+template <typename T>
 void moments(const T* x, const BatchShape& s, T* mean, T* var) {
   std::vector<double> m, v;
   batch_moments(x, s, m, v);
@@ -504,6 +536,8 @@ void convert_memory_format(const void* src, void* dst, int64_t n, int64_t c, int
   template void backward<T>(const T*, const T*, const BatchShape&, const T*, const T*, const T*,  \
                             bool, double, T*, T*, T*, bool);                                      \
   template void moments<T>(const T*, const BatchShape&, T*, T*);                                  \
+  template void welford_stats<T>(const T*, const BatchShape&, double*);                           \
+  template void welford_finalize<T>(const double*, int64_t, double, double, T*, T*, T*, T*);      \
   template void blend_stats<T>(int64_t, double, const T*, const T*, const T*, const T*, double,   \
                                const T*, const T*, T*, T*);
 

@@ -1,0 +1,134 @@
+// Tensor collectives on a process group (the default one unless given).
+// Synchronous for the calling thread, like torch.distributed's with
+// async_op=False; every wait is bounded by the group's timeout.
+import { Module } from '../nn/module';
+import { Tensor } from '../tensor';
+import { ProcessGroup, ReduceOp } from './process_group';
+import { defaultGroup, worldGroup } from './init';
+
+export interface GroupOption {
+  group?: ProcessGroup;
+}
+
+function groupOf(opts: GroupOption | undefined, where: string): ProcessGroup {
+  const g = opts?.group ?? worldGroup(where);
+  if (!(g instanceof ProcessGroup)) throw new TypeError(`${where}: group must be a ProcessGroup`);
+  return g;
+}
+
+function checkTensor(t: unknown, where: string, name = 'tensor'): asserts t is Tensor {
+  if (!(t instanceof Tensor)) throw new TypeError(`${where}: ${name} must be a Tensor`);
+}
+
+/** This rank in `group` (default: the world), -1 when not a member. Cf. `get_rank`. @example dist.getRank(); */
+export function getRank(group?: ProcessGroup): number {
+  return (group ?? worldGroup('getRank')).rank;
+}
+
+/** Ranks in `group` (default: the world). Cf. `get_world_size`. @example dist.getWorldSize(); */
+export function getWorldSize(group?: ProcessGroup): number {
+  return (group ?? worldGroup('getWorldSize')).size;
+}
+
+/** Cf. `get_backend`. @example dist.getBackend(); // 'gloo' */
+export function getBackend(group?: ProcessGroup): string {
+  return (group ?? worldGroup('getBackend')).backend;
+}
+
+/**
+ * Reduces `tensor` across the group, in place: every rank ends with the
+ * result. Cf. `torch.distributed.all_reduce`.
+ *
+ * @example
+ * const t = tensor([dist.getRank() + 1]);
+ * dist.allReduce(t);            // every rank holds 1 + 2 + ... + worldSize
+ */
+export function allReduce(tensor: Tensor, opts: GroupOption & { op?: ReduceOp } = {}): void {
+  const where = 'allReduce';
+  checkTensor(tensor, where);
+  const op = opts.op ?? 'sum';
+  if (!['sum', 'avg', 'min', 'max'].includes(op)) throw new TypeError(`${where}: op must be 'sum', 'avg', 'min' or 'max', got ${String(op)}`);
+  groupOf(opts, where).allReduceArray(tensor.data, op, where);
+}
+
+/**
+ * Gathers every rank's `input` into `outputs` (one tensor per rank, each of
+ * the input's shape and dtype). Cf. `torch.distributed.all_gather`.
+ *
+ * @example
+ * const outs = [zeros([2]), zeros([2])];
+ * dist.allGather(outs, tensor([1, 2]));
+ */
+export function allGather(outputs: Tensor[], input: Tensor, opts: GroupOption = {}): void {
+  const where = 'allGather';
+  checkTensor(input, where, 'input');
+  const g = groupOf(opts, where);
+  if (!Array.isArray(outputs) || outputs.length !== g.size) throw new RangeError(`${where}: outputs must hold ${g.size} tensors, one per rank`);
+  for (const o of outputs) {
+    checkTensor(o, where, 'outputs[i]');
+    if (o.dtype !== input.dtype || o.numel() !== input.numel()) {
+      throw new RangeError(`${where}: every output must match the input (${input.dtype}, ${input.numel()} elements)`);
+    }
+  }
+  const n = input.numel();
+  const flat = new (input.data.constructor as { new (n: number): typeof input.data })(n * g.size);
+  g.communicator(where).allGather(input.contiguous().data, flat);
+  outputs.forEach((o, r) => o.copy_(new Tensor(flat.subarray(r * n, (r + 1) * n), input.shape)));
+}
+
+/**
+ * Copies `tensor` from global rank `src` to every rank of the group.
+ * Cf. `torch.distributed.broadcast`.
+ *
+ * @example dist.broadcast(params, 0);
+ */
+export function broadcast(tensor: Tensor, src: number, opts: GroupOption = {}): void {
+  const where = 'broadcast';
+  checkTensor(tensor, where);
+  const g = groupOf(opts, where);
+  const root = g.ranks.indexOf(src);
+  if (root < 0) throw new RangeError(`${where}: src ${String(src)} is not a rank of ${g.label} (ranks [${g.ranks.join(', ')}])`);
+  g.communicator(where).broadcast(tensor.data, root);
+}
+
+/** Waits until every rank of the group arrives. Cf. `torch.distributed.barrier`. @example dist.barrier(); */
+export function barrier(opts: GroupOption = {}): void {
+  const where = 'barrier';
+  groupOf(opts, where).communicator(where).barrier();
+}
+
+/**
+ * Sums (or with `average`, averages) every parameter gradient of `module`
+ * across the group, as DDP does after backward: one all-reduce per dtype over
+ * a flat bucket. A parameter without a gradient contributes zeros.
+ *
+ * @example
+ * net.backward(dy);
+ * dist.allReduceGradients(net);   // every rank now steps with the same grads
+ */
+export function allReduceGradients(module: Module, opts: GroupOption & { average?: boolean } = {}): void {
+  const where = 'allReduceGradients';
+  if (!(module instanceof Module)) throw new TypeError(`${where}: module must be a Module`);
+  const g = groupOf(opts, where);
+  const params = module.parameters().filter((p) => p.requiresGrad);
+  for (const dtype of ['float32', 'float64'] as const) {
+    const group = params.filter((p) => p.dtype === dtype);
+    if (group.length === 0) continue;
+    const total = group.reduce((n, p) => n + p.numel(), 0);
+    const bucket = dtype === 'float32' ? new Float32Array(total) : new Float64Array(total);
+    let off = 0;
+    for (const p of group) {
+      if (p.grad) bucket.set(p.grad.contiguous(p.memoryFormat).data as Float32Array, off);
+      off += p.numel();
+    }
+    g.allReduceArray(bucket, opts.average === false ? 'sum' : 'avg', where);
+    off = 0;
+    for (const p of group) {
+      const values = bucket.slice(off, off + p.numel());
+      p.grad = new Tensor(values, p.shape, p.memoryFormat);
+      off += p.numel();
+    }
+  }
+}
+
+export { defaultGroup };

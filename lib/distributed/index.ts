@@ -1,0 +1,14 @@
+export { initProcessGroup, InitProcessGroupOptions, isInitialized, newGroup, destroyProcessGroup } from './init';
+export {
+  getRank,
+  getWorldSize,
+  getBackend,
+  allReduce,
+  allGather,
+  broadcast,
+  barrier,
+  allReduceGradients,
+  GroupOption,
+} from './collectives';
+export { ProcessGroup, Backend, ReduceOp } from './process_group';
+export { Store, TCPStore, StoreServer, FileStore, StoreTimeoutError } from './store';

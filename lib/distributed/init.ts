@@ -1,0 +1,234 @@
+// initProcessGroup / newGroup / destroyProcessGroup: the default group and
+// its subgroups, as torch.distributed keeps them (one world per process, or
+// per worker thread for the threads backend).
+import * as os from 'node:os';
+import { native, NativeComm } from '../native';
+import { Backend, ProcessGroup } from './process_group';
+import { FileStore, Store, StoreTimeoutError, TCPStore } from './store';
+
+export interface InitProcessGroupOptions {
+  /** 'gloo' (CPU, across processes and machines), 'nccl' (CUDA tensors) or 'threads' (worker_threads of one process). */
+  backend: Backend;
+  /**
+   * 'env://' (MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE; the default),
+   * 'tcp://host:port', 'file:///path'; for threads, 'local://name' (default 'local://default').
+   */
+  initMethod?: string;
+  /** Defaults to RANK from the environment. */
+  rank?: number;
+  /** Defaults to WORLD_SIZE from the environment. */
+  worldSize?: number;
+  /** Limit of every blocking wait: rendezvous and each collective. Default 300000 (5 minutes). */
+  timeoutMs?: number;
+}
+
+interface State {
+  world: ProcessGroup;
+  groups: ProcessGroup[];
+  store: Store | null;
+  /** How subgroups reach their rendezvous. */
+  connect: (prefix: string, rank: number, size: number) => Promise<NativeComm>;
+  timeoutMs: number;
+  created: number;
+}
+
+let state: State | null = null;
+
+const DEFAULT_TIMEOUT_MS = 300_000;
+
+function envInt(name: string, where: string): number | undefined {
+  const v = process.env[name];
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`${where}: environment variable ${name}=${v} is not a non-negative integer`);
+  return n;
+}
+
+function requireInt(v: number | undefined, name: string, where: string, min: number): number {
+  if (v === undefined) throw new TypeError(`${where}: ${name} is not set (pass it, or set ${name === 'rank' ? 'RANK' : 'WORLD_SIZE'})`);
+  if (!Number.isSafeInteger(v) || v < min) throw new RangeError(`${where}: ${name} must be an integer >= ${min}, got ${v}`);
+  return v;
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host.startsWith('127.') || host === '::1';
+}
+
+/** The address Gloo listens on: GLOO_SOCKET_IFNAME, SYNCBN_GLOO_HOSTNAME, loopback for a loopback master, else the host name. */
+function glooAddress(master: string): { hostname: string; iface: string } {
+  const iface = process.env.GLOO_SOCKET_IFNAME ?? '';
+  if (iface) return { hostname: '', iface };
+  const hostname = process.env.SYNCBN_GLOO_HOSTNAME || (isLoopback(master) ? '127.0.0.1' : os.hostname());
+  return { hostname, iface: '' };
+}
+
+/**
+ * Waits (asynchronously) until every rank has reached `stage`, naming those
+ * that have not. Rank 0 hosts the store in its event loop, so no rank may
+ * leave a rendezvous, and block in a collective, while another still needs
+ * the store: each rendezvous ends with such a barrier.
+ */
+async function storeBarrier(store: Store, stage: string, rank: number, worldSize: number, timeoutMs: number, where: string): Promise<void> {
+  await store.set(`syncbn/${stage}/${rank}`, '1');
+  const keys = Array.from({ length: worldSize }, (_, r) => `syncbn/${stage}/${r}`);
+  try {
+    await store.wait(keys, timeoutMs);
+  } catch (e) {
+    if (!(e instanceof StoreTimeoutError)) throw e;
+    const missing = e.missing.map((k) => Number(k.split('/').pop()));
+    throw new Error(`${where}: rendezvous timed out after ${timeoutMs} ms: ranks [${missing.join(', ')}] of ${worldSize} never reached '${stage}'`);
+  }
+}
+
+/**
+ * Joins the default process group. Resolves once every rank has joined;
+ * never blocks the event loop. Cf. `torch.distributed.init_process_group`.
+ *
+ * @example
+ * // launched by `npx syncbn-run --nproc-per-node 2 train.js`
+ * await dist.initProcessGroup({ backend: 'gloo' });
+ * dist.getRank(); dist.getWorldSize();
+ */
+export async function initProcessGroup(opts: InitProcessGroupOptions): Promise<ProcessGroup> {
+  const where = 'initProcessGroup';
+  if (state !== null) throw new Error(`${where}: the default process group is already initialized; call destroyProcessGroup() first`);
+  if (opts === null || typeof opts !== 'object') throw new TypeError(`${where}: expected an options object`);
+  const backend = opts.backend;
+  if (backend !== 'gloo' && backend !== 'nccl' && backend !== 'threads') {
+    throw new TypeError(`${where}: backend must be 'gloo', 'nccl' or 'threads', got ${String(backend)}`);
+  }
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1) throw new RangeError(`${where}: timeoutMs must be a positive integer, got ${String(timeoutMs)}`);
+  const initMethod = opts.initMethod ?? (backend === 'threads' ? 'local://default' : 'env://');
+  const rank = requireInt(opts.rank ?? envInt('RANK', where), 'rank', where, 0);
+  const worldSize = requireInt(opts.worldSize ?? envInt('WORLD_SIZE', where), 'worldSize', where, 1);
+  if (rank >= worldSize) throw new RangeError(`${where}: rank ${rank} is outside the world of size ${worldSize}`);
+  const all = Array.from({ length: worldSize }, (_, r) => r);
+
+  if (backend === 'threads') {
+    const m = /^local:\/\/(.+)$/.exec(initMethod);
+    if (!m) throw new TypeError(`${where}: the threads backend takes initMethod 'local://name', got '${initMethod}'`);
+    const name = m[1];
+    const comm = await native.threadsJoin(name, rank, worldSize, timeoutMs);
+    const world = new ProcessGroup('threads', all, rank, comm, 'world');
+    state = {
+      world, groups: [], store: null, timeoutMs, created: 0,
+      connect: (prefix, r, size) => native.threadsJoin(`${name}/${prefix}`, r, size, timeoutMs),
+    };
+    return world;
+  }
+
+  if (backend === 'nccl') {
+    // Load first: a missing library is the error a user must see.
+    native.ncclLoad('');
+    if (!native.features.cuda) {
+      throw new Error(`${where}: the nccl backend reduces CUDA tensors, but this build of syncbn has no CUDA support; use backend 'gloo' for CPU tensors`);
+    }
+  }
+  if (backend === 'gloo' && !native.features.gloo) {
+    throw new Error(`${where}: the gloo backend is not available: syncbn was built without Gloo (install libgloo-dev and run \`npm run build:addon\`)`);
+  }
+
+  let store: Store;
+  let connect: State['connect'];
+  const tcp = /^tcp:\/\/(\[[^\]]+\]|[^:/]+):(\d+)\/?$/.exec(initMethod);
+  const file = /^file:\/\/(\/.+)$/.exec(initMethod);
+  if (initMethod === 'env://' || tcp) {
+    const host = tcp ? tcp[1].replace(/^\[|\]$/g, '') : process.env.MASTER_ADDR;
+    const portText = tcp ? tcp[2] : process.env.MASTER_PORT;
+    if (!host) throw new TypeError(`${where}: init method env:// needs MASTER_ADDR`);
+    const port = Number(portText);
+    if (!portText || !Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new RangeError(`${where}: MASTER_PORT must be a TCP port, got ${String(portText)}`);
+    }
+    const tcpStore = await TCPStore.create({ host, port, isServer: rank === 0, timeoutMs });
+    store = tcpStore;
+    const addr = glooAddress(host);
+    connect = (prefix, r, size) => native.glooConnect(host, tcpStore.port, '', prefix, addr.hostname, addr.iface, r, size, timeoutMs);
+  } else if (file) {
+    const dir = `${file[1]}.syncbn`;
+    store = new FileStore(dir, timeoutMs);
+    const addr = glooAddress('127.0.0.1');
+    connect = (prefix, r, size) => native.glooConnect('', 0, `${dir}/gloo`, prefix, addr.hostname, addr.iface, r, size, timeoutMs);
+    (await import('node:fs')).mkdirSync(`${dir}/gloo`, { recursive: true });
+  } else {
+    throw new TypeError(`${where}: unsupported initMethod '${initMethod}'; expected 'env://', 'tcp://host:port' or 'file:///path'`);
+  }
+
+  try {
+    await storeBarrier(store, 'join', rank, worldSize, timeoutMs, where);
+    const comm = await connect('syncbn_world_', rank, worldSize);
+    await storeBarrier(store, 'connected', rank, worldSize, timeoutMs, where);
+    const world = new ProcessGroup(backend, all, rank, comm, 'world');
+    state = { world, groups: [], store, connect, timeoutMs, created: 0 };
+    store.unref();
+    return world;
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+}
+
+/** Whether this process (or worker thread) has a default group. Cf. `is_initialized`. */
+export function isInitialized(): boolean {
+  return state !== null;
+}
+
+/** The default group, or null before initProcessGroup. */
+export function defaultGroup(): ProcessGroup | null {
+  return state?.world ?? null;
+}
+
+/** The default group, or an error naming the caller. */
+export function worldGroup(where: string): ProcessGroup {
+  if (state === null) throw new Error(`${where}: the default process group is not initialized; call initProcessGroup() first`);
+  return state.world;
+}
+
+/**
+ * A subgroup of `ranks`. Every rank of the world must call it, in the same
+ * order, members or not, as in PyTorch; non-members get a handle of rank -1.
+ * Cf. `torch.distributed.new_group`.
+ *
+ * @example
+ * const evens = await dist.newGroup([0, 2]);
+ * if (evens.isMember()) dist.allReduce(t, { group: evens });
+ */
+export async function newGroup(ranks: number[]): Promise<ProcessGroup> {
+  const where = 'newGroup';
+  const s = state;
+  if (s === null) throw new Error(`${where}: the default process group is not initialized; call initProcessGroup() first`);
+  if (!Array.isArray(ranks) || ranks.length === 0) throw new TypeError(`${where}: ranks must be a non-empty array of ranks`);
+  const members = [...new Set(ranks)].sort((a, b) => a - b);
+  if (members.length !== ranks.length) throw new RangeError(`${where}: ranks must not repeat, got [${ranks.join(', ')}]`);
+  for (const r of members) {
+    if (!Number.isSafeInteger(r) || r < 0 || r >= s.world.size) throw new RangeError(`${where}: rank ${r} is not in the world of size ${s.world.size}`);
+  }
+  const id = ++s.created;
+  const index = members.indexOf(s.world.globalRank);
+  let comm: NativeComm | null = null;
+  if (index >= 0) comm = await s.connect(`syncbn_group${id}_`, index, members.length);
+  if (s.store !== null) await storeBarrier(s.store, `group${id}`, s.world.globalRank, s.world.size, s.timeoutMs, where);
+  const group = new ProcessGroup(s.world.backend, members, s.world.globalRank, comm, `group ${id}`);
+  s.groups.push(group);
+  return group;
+}
+
+/**
+ * Destroys one group, or with no argument the default group, its subgroups
+ * and the store. Cf. `torch.distributed.destroy_process_group`.
+ *
+ * @example await dist.destroyProcessGroup();
+ */
+export async function destroyProcessGroup(group?: ProcessGroup): Promise<void> {
+  if (group !== undefined && group !== state?.world) {
+    group.destroy();
+    return;
+  }
+  const s = state;
+  if (s === null) return;
+  state = null;
+  for (const g of s.groups) g.destroy();
+  s.world.destroy();
+  await s.store?.close();
+}

@@ -1,0 +1,438 @@
+// Rendezvous key-value stores, as torch.distributed has them: a TCP store
+// hosted by rank 0 and a file store on a shared file system. Every operation
+// is asynchronous and every wait has a timeout.
+//
+// The TCP wire format is shared with the native client
+// (native/comm/store_client.h), which Gloo's rendezvous uses from a worker
+// thread. Request: u8 op, u32 key length, key, u32 value length, value, u32
+// timeout ms. Reply: u8 status (0 ok, 1 timeout, 2 error), u32 length, payload.
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+
+const enum Op {
+  Set = 1,
+  Get = 2,
+  Add = 3,
+  Wait = 4,
+  Check = 5,
+}
+
+const enum Status {
+  Ok = 0,
+  Timeout = 1,
+}
+
+/** A store wait that ran out of time; `missing` names the keys not yet set. */
+export class StoreTimeoutError extends Error {
+  constructor(message: string, readonly missing: string[]) {
+    super(message);
+    this.name = 'StoreTimeoutError';
+  }
+}
+
+/** What the process groups need from a rendezvous store. Cf. `torch.distributed.Store`. */
+export interface Store {
+  readonly timeoutMs: number;
+  set(key: string, value: string | Buffer): Promise<void>;
+  /** Waits until `key` is set, then returns its value. */
+  get(key: string, timeoutMs?: number): Promise<Buffer>;
+  /** Adds to an integer counter (created at 0) and returns the new value. */
+  add(key: string, amount: number): Promise<number>;
+  wait(keys: string[], timeoutMs?: number): Promise<void>;
+  check(keys: string[]): Promise<boolean>;
+  /**
+   * Lets the process exit while the store is idle (after initialization), as
+   * a Python program exits with its TCPStore open. Waits in flight still keep it.
+   */
+  unref(): void;
+  close(): Promise<void>;
+}
+
+function encodeKeys(keys: string[]): Buffer {
+  const parts: Buffer[] = [u32(keys.length)];
+  for (const k of keys) {
+    const b = Buffer.from(k);
+    parts.push(u32(b.length), b);
+  }
+  return Buffer.concat(parts);
+}
+
+function u32(v: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(v >>> 0);
+  return b;
+}
+
+/** Pulls complete frames of `parse`'s shape out of a byte stream. */
+class FrameReader<T> {
+  private buf: Buffer = Buffer.alloc(0);
+  constructor(private readonly parse: (buf: Buffer) => [T, number] | null) {}
+  push(chunk: Buffer): T[] {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    const out: T[] = [];
+    for (;;) {
+      const r = this.parse(this.buf);
+      if (!r) break;
+      out.push(r[0]);
+      this.buf = this.buf.subarray(r[1]);
+    }
+    return out;
+  }
+}
+
+function parseReply(b: Buffer): [[Status, Buffer], number] | null {
+  if (b.length < 5) return null;
+  const len = b.readUInt32LE(1);
+  if (b.length < 5 + len) return null;
+  return [[b[0] as Status, Buffer.from(b.subarray(5, 5 + len))], 5 + len];
+}
+
+/**
+ * The TCP store's server, hosted by rank 0 on a worker thread of its own:
+ * rank 0's main thread blocks inside collectives, and the store must still
+ * answer the other ranks then. Requests of one connection are answered in
+ * order; a blocking get/wait holds only its own connection.
+ */
+export class StoreServer {
+  private constructor(private readonly worker: Worker, readonly port: number) {}
+
+  /** Listens on host:port (port 0 picks a free one; see `port`). */
+  static listen(host: string, port: number): Promise<StoreServer> {
+    const worker = new Worker(`(${serveStore.toString()})();`, { eval: true, workerData: { host, port } });
+    return new Promise((resolve, reject) => {
+      worker.once('message', (m: { port?: number; error?: string }) => {
+        if (m.port !== undefined) resolve(new StoreServer(worker, m.port));
+        else {
+          void worker.terminate();
+          reject(new Error(`rendezvous store could not listen on ${host}:${port}: ${m.error}`));
+        }
+      });
+      worker.once('error', reject);
+    });
+  }
+
+  /** Whether the server keeps the process alive; see `Store.unref`. */
+  setReferenced(on: boolean): void {
+    if (on) this.worker.ref();
+    else this.worker.unref();
+  }
+
+  async close(): Promise<void> {
+    await this.worker.terminate();
+  }
+}
+
+/**
+ * The server's thread. Self-contained (it runs as eval'd code in a Worker):
+ * no imports from this module.
+ */
+function serveStore(): void {
+  /* eslint-disable @typescript-eslint/no-var-requires */
+  const net = require('node:net') as typeof import('node:net');
+  const { parentPort, workerData } = require('node:worker_threads') as typeof import('node:worker_threads');
+  const data = new Map<string, Buffer>();
+  const waiters = new Set<() => void>();
+  const OK = 0;
+  const TIMEOUT = 1;
+  const ERROR = 2;
+
+  const u32 = (v: number) => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(v >>> 0);
+    return b;
+  };
+  const frame = (status: number, payload: Buffer = Buffer.alloc(0)) => Buffer.concat([Buffer.from([status]), u32(payload.length), payload]);
+  const decodeKeys = (buf: Buffer) => {
+    const keys: string[] = [];
+    let off = 4;
+    for (let i = 0, n = buf.readUInt32LE(0); i < n; i++) {
+      const len = buf.readUInt32LE(off);
+      keys.push(buf.subarray(off + 4, off + 4 + len).toString());
+      off += 4 + len;
+    }
+    return keys;
+  };
+  const wake = () => {
+    for (const w of [...waiters]) w();
+  };
+  // Resolves once every key is present (true) or the timeout passes (false).
+  const until = (keys: string[], timeoutMs: number) => {
+    const ready = () => keys.every((k) => data.has(k));
+    if (ready()) return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      const check = () => {
+        if (!ready()) return;
+        clearTimeout(timer);
+        waiters.delete(check);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(check);
+        resolve(ready());
+      }, timeoutMs);
+      waiters.add(check);
+    });
+  };
+  const handle = async (op: number, key: string, value: Buffer, timeoutMs: number): Promise<Buffer> => {
+    switch (op) {
+      case 1: // set
+        data.set(key, value);
+        wake();
+        return frame(OK);
+      case 2: // get
+        if (!(await until([key], timeoutMs))) return frame(TIMEOUT, Buffer.from(`key '${key}'`));
+        return frame(OK, data.get(key));
+      case 3: { // add
+        const next = Number(data.get(key)?.toString() ?? '0') + Number(value.toString());
+        data.set(key, Buffer.from(String(next)));
+        wake();
+        return frame(OK, Buffer.from(String(next)));
+      }
+      case 4: { // wait
+        const keys = decodeKeys(value);
+        if (await until(keys, timeoutMs)) return frame(OK);
+        return frame(TIMEOUT, Buffer.from(keys.filter((k) => !data.has(k)).map((k) => `'${k}'`).join(', ')));
+      }
+      case 5: // check
+        return frame(OK, Buffer.from([decodeKeys(value).every((k) => data.has(k)) ? 1 : 0]));
+      case 6: // delete
+        return frame(OK, Buffer.from([data.delete(key) ? 1 : 0]));
+      default:
+        return frame(ERROR, Buffer.from(`unknown store operation ${op}`));
+    }
+  };
+
+  const server = net.createServer((socket) => {
+    socket.setNoDelay(true);
+    let buf: Buffer = Buffer.alloc(0);
+    const queue: Array<[number, string, Buffer, number]> = [];
+    let busy = false;
+    const next = async () => {
+      if (busy) return;
+      busy = true;
+      while (queue.length > 0 && !socket.destroyed) {
+        const reply = await handle(...queue.shift()!);
+        if (!socket.destroyed) socket.write(reply);
+      }
+      busy = false;
+    };
+    socket.on('data', (chunk: Buffer) => {
+      buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+      for (;;) {
+        if (buf.length < 5) break;
+        const klen = buf.readUInt32LE(1);
+        if (buf.length < 9 + klen) break;
+        const vlen = buf.readUInt32LE(5 + klen);
+        const end = 13 + klen + vlen;
+        if (buf.length < end) break;
+        queue.push([buf[0], buf.subarray(5, 5 + klen).toString(), Buffer.from(buf.subarray(9 + klen, 9 + klen + vlen)), buf.readUInt32LE(end - 4)]);
+        buf = buf.subarray(end);
+      }
+      void next();
+    });
+    socket.on('error', () => socket.destroy());
+  });
+  server.once('error', (e: Error) => parentPort!.postMessage({ error: e.message }));
+  server.listen(workerData.port, workerData.host, () => {
+    parentPort!.postMessage({ port: (server.address() as import('node:net').AddressInfo).port });
+  });
+}
+
+/** Client of a `StoreServer`. Cf. `torch.distributed.TCPStore`. */
+export class TCPStore implements Store {
+  private readonly reader = new FrameReader(parseReply);
+  private readonly pending: Array<{ resolve: (r: [Status, Buffer]) => void; reject: (e: Error) => void }> = [];
+  private chain: Promise<unknown> = Promise.resolve();
+  private closedError: Error | null = null;
+  private keepAlive = true;
+
+  private constructor(
+    private readonly socket: net.Socket,
+    readonly host: string,
+    readonly port: number,
+    readonly timeoutMs: number,
+    private readonly server: StoreServer | null,
+  ) {
+    socket.setNoDelay(true);
+    socket.on('data', (chunk) => {
+      for (const r of this.reader.push(chunk)) this.pending.shift()?.resolve(r);
+      if (this.pending.length === 0 && !this.keepAlive) socket.unref();
+    });
+    const fail = (why: string) => {
+      this.closedError = new Error(`lost the connection to the rendezvous store at ${host}:${port} (${why})`);
+      for (const p of this.pending.splice(0)) p.reject(this.closedError);
+    };
+    socket.on('error', (e) => fail(e.message));
+    socket.on('close', () => fail('closed'));
+  }
+
+  /**
+   * Connects to the store at host:port, first starting it when `isServer`
+   * (rank 0). Retries until `timeoutMs`, since rank 0 may come up last.
+   */
+  static async create(opts: { host: string; port: number; isServer: boolean; timeoutMs: number }): Promise<TCPStore> {
+    const server = opts.isServer ? await StoreServer.listen(opts.host, opts.port) : null;
+    const port = server ? server.port : opts.port;
+    const deadline = Date.now() + opts.timeoutMs;
+    for (;;) {
+      try {
+        const socket = await new Promise<net.Socket>((resolve, reject) => {
+          const s = net.connect({ host: opts.host, port }, () => {
+            s.off('error', reject);
+            resolve(s);
+          });
+          s.once('error', reject);
+        });
+        return new TCPStore(socket, opts.host, port, opts.timeoutMs, server);
+      } catch (e) {
+        if (Date.now() >= deadline) {
+          await server?.close();
+          throw new Error(`could not reach the rendezvous store at ${opts.host}:${port} within ${opts.timeoutMs} ms ` +
+            `(${(e as Error).message}); is rank 0 running with the same MASTER_ADDR/MASTER_PORT?`);
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  }
+
+  private request(op: Op, key: string, value: Buffer, timeoutMs: number): Promise<[Status, Buffer]> {
+    const run = () =>
+      new Promise<[Status, Buffer]>((resolve, reject) => {
+        if (this.closedError) return reject(this.closedError);
+        const k = Buffer.from(key);
+        this.pending.push({ resolve, reject });
+        this.socket.ref();
+        this.socket.write(Buffer.concat([Buffer.from([op]), u32(k.length), k, u32(value.length), value, u32(timeoutMs)]));
+      });
+    const p = this.chain.then(run, run);
+    this.chain = p.catch(() => undefined);
+    return p;
+  }
+
+  async set(key: string, value: string | Buffer): Promise<void> {
+    await this.request(Op.Set, key, Buffer.from(value), 0);
+  }
+
+  async get(key: string, timeoutMs = this.timeoutMs): Promise<Buffer> {
+    const [status, payload] = await this.request(Op.Get, key, Buffer.alloc(0), timeoutMs);
+    if (status === Status.Timeout) throw new StoreTimeoutError(`store get timed out after ${timeoutMs} ms waiting for key '${key}'`, [key]);
+    return payload;
+  }
+
+  async add(key: string, amount: number): Promise<number> {
+    const [, payload] = await this.request(Op.Add, key, Buffer.from(String(amount)), 0);
+    return Number(payload.toString());
+  }
+
+  async wait(keys: string[], timeoutMs = this.timeoutMs): Promise<void> {
+    const [status] = await this.request(Op.Wait, '', encodeKeys(keys), timeoutMs);
+    if (status === Status.Timeout) {
+      const missing = await this.missing(keys);
+      throw new StoreTimeoutError(`store wait timed out after ${timeoutMs} ms waiting for keys ${missing.map((k) => `'${k}'`).join(', ')}`, missing);
+    }
+  }
+
+  private async missing(keys: string[]): Promise<string[]> {
+    const out: string[] = [];
+    for (const k of keys) if (!(await this.check([k]))) out.push(k);
+    return out;
+  }
+
+  async check(keys: string[]): Promise<boolean> {
+    const [, payload] = await this.request(Op.Check, '', encodeKeys(keys), 0);
+    return payload[0] === 1;
+  }
+
+  unref(): void {
+    this.keepAlive = false;
+    if (this.pending.length === 0) this.socket.unref();
+    this.server?.setReferenced(false);
+  }
+
+  async close(): Promise<void> {
+    this.socket.destroy();
+    await this.server?.close();
+  }
+}
+
+/**
+ * A store in a directory on a shared file system (init method file://):
+ * one file per key, written atomically by rename. Cf. `torch.distributed.FileStore`.
+ * Use a fresh path per job: keys of an earlier job would be seen as set.
+ */
+export class FileStore implements Store {
+  constructor(readonly dir: string, readonly timeoutMs: number) {
+    fs.mkdirSync(dir, { recursive: true });
+  }
+
+  private file(key: string): string {
+    return path.join(this.dir, encodeURIComponent(key));
+  }
+
+  async set(key: string, value: string | Buffer): Promise<void> {
+    const tmp = `${this.file(key)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+    await fs.promises.writeFile(tmp, value);
+    await fs.promises.rename(tmp, this.file(key));
+  }
+
+  private async poll<T>(ready: () => Promise<T | null>, timeoutMs: number, onTimeout: () => Promise<Error>): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const v = await ready();
+      if (v !== null) return v;
+      if (Date.now() >= deadline) throw await onTimeout();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  async get(key: string, timeoutMs = this.timeoutMs): Promise<Buffer> {
+    return this.poll(
+      () => fs.promises.readFile(this.file(key)).catch(() => null),
+      timeoutMs,
+      async () => new StoreTimeoutError(`store get timed out after ${timeoutMs} ms waiting for key '${key}'`, [key]),
+    );
+  }
+
+  async add(key: string, amount: number): Promise<number> {
+    const lock = `${this.file(key)}.lock`;
+    await this.poll(() => fs.promises.mkdir(lock).then(() => true, () => null), this.timeoutMs,
+      async () => new Error(`file store: could not lock '${key}' within ${this.timeoutMs} ms (stale ${lock}?)`));
+    try {
+      const current = Number((await fs.promises.readFile(this.file(key)).catch(() => Buffer.from('0'))).toString());
+      const next = current + amount;
+      await this.set(key, String(next));
+      return next;
+    } finally {
+      await fs.promises.rmdir(lock);
+    }
+  }
+
+  async wait(keys: string[], timeoutMs = this.timeoutMs): Promise<void> {
+    await this.poll(async () => ((await this.check(keys)) ? true : null), timeoutMs, async () => {
+      const missing: string[] = [];
+      for (const k of keys) if (!(await this.check([k]))) missing.push(k);
+      return new StoreTimeoutError(`store wait timed out after ${timeoutMs} ms waiting for keys ${missing.map((k) => `'${k}'`).join(', ')}`, missing);
+    });
+  }
+
+  async check(keys: string[]): Promise<boolean> {
+    for (const k of keys) {
+      try {
+        await fs.promises.access(this.file(k));
+      } catch {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  unref(): void {
+    // Holds no handles.
+  }
+
+  async close(): Promise<void> {
+    // Files stay for ranks still reading them.
+  }
+}

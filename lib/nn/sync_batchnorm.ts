@@ -1,0 +1,236 @@
+// SyncBatchNorm: one BatchNorm layer whose statistics cover every rank's
+// batch. Cf. torch/nn/modules/batchnorm.py (SyncBatchNorm) and
+// torch/nn/modules/_functions.py (SyncBatchNorm.forward/backward).
+//
+// Forward syncs once, O(C): each rank's (count, mean, m2) per channel,
+// merged exactly by a Welford all-reduce (PyTorch all-gathers world x C
+// statistics). Backward syncs once: the all-reduce of (sum_dy, sum_dy_xmu).
+// Grad weight and bias stay local, as in PyTorch.
+import { defaultGroup } from '../distributed/init';
+import { Fingerprint, ProcessGroup } from '../distributed/process_group';
+import * as F from '../functional';
+import { Parameter, Tensor } from '../tensor';
+import { BatchNorm, BatchNormOptions, check1dInput, check2dInput, check3dInput } from './batchnorm';
+import { Module } from './module';
+
+export interface SyncBatchNormOptions extends BatchNormOptions {
+  /** The ranks to sync across; default: the default (world) group at forward time. */
+  processGroup?: ProcessGroup | null;
+  /**
+   * Check at every sync that all ranks are at the same layer, channel count
+   * and call (see README for its measured cost). Default true.
+   */
+  checkDivergence?: boolean;
+}
+
+interface SyncSaved {
+  input: Tensor;
+  mean: Tensor;
+  invstd: Tensor;
+  count: number;
+  group: ProcessGroup;
+}
+
+// Layer ids are handed out in construction order, so ranks that build the
+// same model agree on them; names make divergence errors readable.
+let nextLayerId = 0;
+const layerNames = new Map<number, string>();
+
+function describe(fp: Fingerprint): string {
+  const [tag, channels, seq] = fp;
+  const id = Math.floor(tag / 2);
+  const name = layerNames.get(id) ?? `layer #${id}`;
+  return `'${name}' ${tag % 2 === 0 ? 'forward' : 'backward'} (${channels} channels, sync #${seq})`;
+}
+
+function accumulate(p: Parameter, g: Tensor): void {
+  if (p.grad === null) {
+    p.grad = g;
+    return;
+  }
+  const dst = p.grad.data as Float32Array;
+  const src = g.data as Float32Array;
+  for (let i = 0; i < dst.length; i++) dst[i] += src[i];
+}
+
+const PLAIN: ReadonlySet<string> = new Set(['BatchNorm1d', 'BatchNorm2d', 'BatchNorm3d']);
+
+/**
+ * Batch normalization with statistics over every rank of a process group.
+ * Input of any rank >= 2. Training with more than one rank syncs; eval, a
+ * single rank or no process group use the plain kernels, as PyTorch does.
+ * Cf. `torch.nn.SyncBatchNorm`.
+ *
+ * @example
+ * await dist.initProcessGroup({ backend: 'gloo' });
+ * const bn = new nn.SyncBatchNorm(64);
+ * const y = bn.forward(x);       // mean/var of every rank's x together
+ * const dx = bn.backward(dy);
+ */
+export class SyncBatchNorm extends BatchNorm {
+  processGroup: ProcessGroup | null;
+  checkDivergence: boolean;
+  /** Identity of this layer in sync fingerprints. */
+  readonly layerId: number;
+  private syncSaved: SyncSaved | null = null;
+
+  constructor(numFeatures: number, opts: SyncBatchNormOptions = {}) {
+    super(numFeatures, opts);
+    const group = opts.processGroup ?? null;
+    if (group !== null && !(group instanceof ProcessGroup)) throw new TypeError(`${this.typeName()}: processGroup must be a ProcessGroup`);
+    this.processGroup = group;
+    this.checkDivergence = opts.checkDivergence ?? true;
+    if (typeof this.checkDivergence !== 'boolean') throw new TypeError(`${this.typeName()}: checkDivergence must be a boolean`);
+    this.layerId = nextLayerId++;
+    layerNames.set(this.layerId, `${this.typeName()}#${this.layerId}`);
+  }
+
+  /** How divergence errors name this layer; convertSyncBatchnorm uses the module path. */
+  get layerName(): string {
+    return layerNames.get(this.layerId)!;
+  }
+
+  set layerName(name: string) {
+    layerNames.set(this.layerId, String(name));
+  }
+
+  protected checkInputDim(input: Tensor): void {
+    if (input.ndim < 2) throw new RangeError(`expected at least 2D input (got ${input.ndim}D input)`);
+  }
+
+  override forward(input: Tensor): Tensor {
+    this.checkInput(input);
+    if (input.shape[1] === 0) throw new RangeError('SyncBatchNorm number of input channels should be non-zero');
+    const group = this.processGroup ?? defaultGroup();
+    const useBatchStats = this.training || (this.runningMean === null && this.runningVar === null);
+    if (group !== null && this.processGroup !== null && !group.isMember()) {
+      throw new Error(`${this.typeName()}.forward: rank ${group.globalRank} is not a member of the layer's process group (ranks [${group.ranks.join(', ')}])`);
+    }
+    this.syncSaved = null;
+    if (!(useBatchStats && this.training && group !== null && group.size > 1)) return super.forward(input);
+
+    const where = `${this.typeName()} '${this.layerName}' forward`;
+    const C = input.shape[1];
+    const counter = this.numBatchesTracked;
+    const tracking = this.trackRunningStats && counter !== null;
+    const batches = tracking ? Number(counter.data[0]) + 1 : 0;
+    const factor = tracking && this.momentum === null ? 1 / batches : (this.momentum ?? 0);
+    const summary = F.batchNormWelfordStats(input);
+    group.syncAllReduce([this.layerId * 2, C, group.nextSync()], summary, 'welford', {
+      check: this.checkDivergence, where, describe,
+    });
+    // The global count decides, so a rank with one value (or none) still trains.
+    const count = summary[0];
+    if (count <= 1) {
+      throw new RangeError(`Expected more than 1 value per channel when training, got ${count} value(s) per channel ` +
+        `over the ${group.size} ranks of ${group.label} (local input size [${input.shape.join(', ')}])`);
+    }
+    const stats = F.batchNormWelfordFinalize(summary, tracking ? this.runningMean : null, tracking ? this.runningVar : null, {
+      eps: this.eps, momentum: factor, dtype: this.dtype,
+    });
+    const output = F.batchNormElemt(input, this.weight, this.bias, stats.mean, stats.invstd);
+    if (tracking) (counter.data as BigInt64Array)[0] += 1n;
+    this.saved = null;
+    this.syncSaved = { input, mean: stats.mean, invstd: stats.invstd, count, group };
+    return output;
+  }
+
+  override backward(gradOutput: Tensor): Tensor {
+    const s = this.syncSaved;
+    if (s === null) return super.backward(gradOutput);
+    const weight = this.weight;
+    const bias = this.bias;
+    const wantParams = weight !== null && bias !== null && (weight.requiresGrad || bias.requiresGrad);
+    const C = s.input.shape[1];
+    const r = F.batchNormBackwardReduce(gradOutput, s.input, s.mean, s.invstd, weight, { weightG: wantParams, biasG: wantParams });
+    const sums = new Float64Array(2 * C);
+    sums.set(r.sumDy!.data as Float32Array, 0);
+    sums.set(r.sumDyXmu!.data as Float32Array, C);
+    s.group.syncAllReduce([this.layerId * 2 + 1, C, s.group.nextSync()], sums, 'sum', {
+      check: this.checkDivergence, where: `${this.typeName()} '${this.layerName}' backward`, describe,
+    });
+    (r.sumDy!.data as Float32Array).set(sums.subarray(0, C));
+    (r.sumDyXmu!.data as Float32Array).set(sums.subarray(C));
+    const gradInput = F.batchNormBackwardElemt(gradOutput, s.input, s.mean, s.invstd, weight, r.sumDy!, r.sumDyXmu!, s.count);
+    if (wantParams) {
+      if (weight.requiresGrad) accumulate(weight, r.gradWeight!);
+      if (bias.requiresGrad) accumulate(bias, r.gradBias!);
+    }
+    this.syncSaved = null;
+    return gradInput;
+  }
+
+  /**
+   * Replaces every BatchNorm1d/2d/3d in `module`'s tree by a SyncBatchNorm
+   * that shares its parameters, buffers (the counter too) and training flag;
+   * a BatchNorm root comes back as a new SyncBatchNorm. A subclass of a
+   * BatchNorm class (its own behaviour would be lost) throws, naming its
+   * path, unless `allowSubclasses` is set. Cf. `SyncBatchNorm.convert_sync_batchnorm`.
+   *
+   * @example
+   * const net = nn.SyncBatchNorm.convertSyncBatchnorm(new nn.Sequential(new nn.BatchNorm1d(8)));
+   */
+  static convertSyncBatchnorm(module: Module, processGroup: ProcessGroup | null = null, opts: { allowSubclasses?: boolean } = {}): Module {
+    if (!(module instanceof Module)) throw new TypeError('convertSyncBatchnorm: module must be a Module');
+    return convert(module, '', processGroup, opts.allowSubclasses ?? false);
+  }
+}
+
+function convert(m: Module, path: string, group: ProcessGroup | null, allowSubclasses: boolean): Module {
+  if (m instanceof BatchNorm && !(m instanceof SyncBatchNorm)) {
+    const at = path === '' ? 'the root module' : `'${path}'`;
+    if (!PLAIN.has(m.typeName()) && !allowSubclasses) {
+      throw new TypeError(`convertSyncBatchnorm: ${at} is a ${m.typeName()}, a subclass of BatchNorm; replacing it by a plain ` +
+        'SyncBatchNorm would drop its own behaviour. Pass { allowSubclasses: true } to convert it anyway.');
+    }
+    if (m.hasUninitializedParams()) {
+      throw new Error(`convertSyncBatchnorm: ${at} is a lazy module without numFeatures yet; run a forward or load a state dict first`);
+    }
+    const s = new SyncBatchNorm(m.numFeatures, {
+      eps: m.eps, momentum: m.momentum, affine: m.affine, trackRunningStats: m.trackRunningStats, dtype: m.dtype, processGroup: group,
+    });
+    s.registerParameter('weight', m.weight);
+    s.registerParameter('bias', m.bias);
+    s.registerBuffer('running_mean', m.runningMean);
+    s.registerBuffer('running_var', m.runningVar);
+    s.registerBuffer('num_batches_tracked', m.numBatchesTracked);
+    s.training = m.training;
+    s.layerName = path === '' ? 'root' : path;
+    return s;
+  }
+  for (const [name, child] of m.namedChildren()) {
+    const c = convert(child, path ? `${path}.${name}` : name, group, allowSubclasses);
+    if (c !== child) m.registerModule(name, c);
+  }
+  return m;
+}
+
+/**
+ * SyncBatchNorm across data-parallel replicas of one process (worker
+ * threads on the 'threads' backend), with BatchNorm1d's input check.
+ * Cf. `sync_batchnorm.SynchronizedBatchNorm1d`.
+ *
+ * @example
+ * // in each worker thread:
+ * await dist.initProcessGroup({ backend: 'threads', rank, worldSize: 4 });
+ * const bn = new nn.SynchronizedBatchNorm1d(32);
+ */
+export class SynchronizedBatchNorm1d extends SyncBatchNorm {
+  protected override checkInputDim(input: Tensor): void {
+    check1dInput(input);
+  }
+}
+
+/** SyncBatchNorm for (N, C, H, W) replicas. @example const bn = new nn.SynchronizedBatchNorm2d(64); */
+export class SynchronizedBatchNorm2d extends SyncBatchNorm {
+  protected override checkInputDim(input: Tensor): void {
+    check2dInput(input);
+  }
+}
+
+/** SyncBatchNorm for (N, C, D, H, W) replicas. @example const bn = new nn.SynchronizedBatchNorm3d(8); */
+export class SynchronizedBatchNorm3d extends SyncBatchNorm {
+  protected override checkInputDim(input: Tensor): void {
+    check3dInput(input);
+  }
+}

@@ -1,0 +1,275 @@
+// N-API glue of the communicators. Rendezvous runs on a libuv worker thread
+// and resolves a promise (initialization never blocks the event loop);
+// collectives are synchronous for the calling JavaScript thread.
+#include "comm.h"
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "../comm/communicator.h"
+#include "../comm/gloo.h"
+#include "../comm/nccl.h"
+#include "../comm/threads.h"
+#include "args.h"
+
+namespace syncbn {
+namespace addon {
+
+namespace {
+
+using comm::Communicator;
+using comm::ElemType;
+using comm::ReduceOp;
+
+struct CommData {
+  Napi::FunctionReference constructor;
+};
+
+class CommWrap : public Napi::ObjectWrap<CommWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Communicator",
+                       {
+                           InstanceAccessor<&CommWrap::Backend>("backend"),
+                           InstanceAccessor<&CommWrap::Rank>("rank"),
+                           InstanceAccessor<&CommWrap::Size>("size"),
+                           InstanceAccessor<&CommWrap::TimeoutMs>("timeoutMs"),
+                           InstanceMethod<&CommWrap::AllReduce>("allReduce"),
+                           InstanceMethod<&CommWrap::AllGather>("allGather"),
+                           InstanceMethod<&CommWrap::Broadcast>("broadcast"),
+                           InstanceMethod<&CommWrap::Barrier>("barrier"),
+                           InstanceMethod<&CommWrap::Destroy>("destroy"),
+                       });
+  }
+
+  explicit CommWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CommWrap>(info) {
+    if (info.Length() != 1 || !info[0].IsExternal())
+      throw Napi::TypeError::New(info.Env(), "Communicator is created by the rendezvous functions, not directly");
+    comm_.reset(info[0].As<Napi::External<Communicator>>().Data());
+  }
+
+ private:
+  Communicator& live(const Napi::Env& env, const char* op) {
+    if (!comm_) throw Napi::Error::New(env, std::string("syncbn native ") + op + ": the communicator was destroyed");
+    return *comm_;
+  }
+
+  Napi::Value Backend(const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), comm_ ? comm_->backend() : "destroyed");
+  }
+  Napi::Value Rank(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), live(info.Env(), "rank").rank()); }
+  Napi::Value Size(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), live(info.Env(), "size").size()); }
+  Napi::Value TimeoutMs(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(live(info.Env(), "timeoutMs").timeout().count()));
+  }
+
+  // A Float32Array, Float64Array or BigInt64Array, its element type and length.
+  static void* buffer(const Args& a, size_t i, const char* name, ElemType* type, size_t* length) {
+    napi_typedarray_type kind;
+    int size;
+    const Napi::Value value = a.value(i);
+    if (!value.IsTypedArray()) throw a.type_error(i, name, "a Float32Array, Float64Array or BigInt64Array", value);
+    const Napi::TypedArray arr = value.As<Napi::TypedArray>();
+    void* data = a.raw(i, name, static_cast<int64_t>(arr.ElementLength()), &kind, &size);
+    switch (kind) {
+      case napi_float32_array: *type = ElemType::Float32; break;
+      case napi_float64_array: *type = ElemType::Float64; break;
+      case napi_bigint64_array: *type = ElemType::Int64; break;
+      default: throw a.type_error(i, name, "a Float32Array, Float64Array or BigInt64Array", value);
+    }
+    *length = arr.ElementLength();
+    return data;
+  }
+
+  static ReduceOp parse_op(const Args& a, size_t i) {
+    const Napi::Value v = a.value(i);
+    const std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+    if (s == "sum") return ReduceOp::Sum;
+    if (s == "min") return ReduceOp::Min;
+    if (s == "max") return ReduceOp::Max;
+    if (s == "welford") return ReduceOp::Welford;
+    throw a.type_error(i, "op", "one of 'sum', 'avg', 'min', 'max', 'welford'", v);
+  }
+
+  template <typename Fn>
+  Napi::Value collective(const Napi::CallbackInfo& info, Fn&& fn) {
+    try {
+      fn();
+    } catch (const comm::CommError& e) {
+      throw Napi::Error::New(info.Env(), e.what());
+    }
+    return info.Env().Undefined();
+  }
+
+  Napi::Value AllReduce(const Napi::CallbackInfo& info) {
+    Args a(info, "allReduce", 2);
+    Communicator& c = live(info.Env(), "allReduce");
+    ElemType type;
+    size_t n;
+    void* data = buffer(a, 0, "tensor", &type, &n);
+    const Napi::Value op_value = a.value(1);
+    // avg = sum, then divided by the group size here, in one place for every backend.
+    const bool avg = op_value.IsString() && op_value.As<Napi::String>().Utf8Value() == "avg";
+    if (avg && type == ElemType::Int64) throw Napi::TypeError::New(info.Env(), a.prefix() + "'avg' needs a float array");
+    const ReduceOp op = avg ? ReduceOp::Sum : parse_op(a, 1);
+    if (op == ReduceOp::Welford && (type != ElemType::Float64 || n % 3 != 0))
+      throw Napi::TypeError::New(info.Env(), a.prefix() + "'welford' needs a Float64Array of (count, mean, m2) triples");
+    const size_t count = op == ReduceOp::Welford ? n / 3 : n;
+    return collective(info, [&] {
+      c.all_reduce(data, count, type, op);
+      if (!avg) return;
+      if (type == ElemType::Float32) {
+        float* p = static_cast<float*>(data);
+        const float k = 1.0f / static_cast<float>(c.size());
+        for (size_t i = 0; i < n; ++i) p[i] *= k;
+      } else {
+        double* p = static_cast<double*>(data);
+        const double k = 1.0 / c.size();
+        for (size_t i = 0; i < n; ++i) p[i] *= k;
+      }
+    });
+  }
+
+  Napi::Value AllGather(const Napi::CallbackInfo& info) {
+    Args a(info, "allGather", 2);
+    Communicator& c = live(info.Env(), "allGather");
+    ElemType in_type, out_type;
+    size_t in_n, out_n;
+    const void* in = buffer(a, 0, "input", &in_type, &in_n);
+    void* out = buffer(a, 1, "output", &out_type, &out_n);
+    if (in_type != out_type) throw Napi::TypeError::New(info.Env(), a.prefix() + "input and output must be the same kind of TypedArray");
+    if (out_n != in_n * static_cast<size_t>(c.size()))
+      throw Napi::RangeError::New(info.Env(), a.prefix() + "output must have world size x input length = " +
+                                                  std::to_string(in_n * c.size()) + " elements, got " + std::to_string(out_n));
+    return collective(info, [&] { c.all_gather(in, out, in_n, in_type); });
+  }
+
+  Napi::Value Broadcast(const Napi::CallbackInfo& info) {
+    Args a(info, "broadcast", 2);
+    Communicator& c = live(info.Env(), "broadcast");
+    ElemType type;
+    size_t n;
+    void* data = buffer(a, 0, "tensor", &type, &n);
+    const int64_t root = a.integer(1, "root", 0);
+    if (root >= c.size()) throw a.range_error(1, "root", "a rank below the group size " + std::to_string(c.size()));
+    return collective(info, [&] { c.broadcast(data, n, type, static_cast<int>(root)); });
+  }
+
+  Napi::Value Barrier(const Napi::CallbackInfo& info) {
+    Args a(info, "barrier", 0);
+    Communicator& c = live(info.Env(), "barrier");
+    return collective(info, [&] { c.barrier(); });
+  }
+
+  Napi::Value Destroy(const Napi::CallbackInfo& info) {
+    comm_.reset();
+    return info.Env().Undefined();
+  }
+
+  std::unique_ptr<Communicator> comm_;
+};
+
+// Runs a rendezvous on a worker thread and resolves with a Communicator.
+class RendezvousWorker : public Napi::AsyncWorker {
+ public:
+  using Connect = std::function<std::unique_ptr<Communicator>()>;
+  RendezvousWorker(Napi::Env env, Connect connect)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), connect_(std::move(connect)) {}
+
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      comm_ = connect_();
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    CommData* data = env.GetInstanceData<CommData>();
+    Napi::Object obj = data->constructor.New({Napi::External<Communicator>::New(env, comm_.release())});
+    deferred_.Resolve(obj);
+  }
+
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Connect connect_;
+  std::unique_ptr<Communicator> comm_;
+};
+
+std::string string_arg(const Args& a, size_t i, const char* name) {
+  const Napi::Value v = a.value(i);
+  if (!v.IsString()) throw a.type_error(i, name, "a string", v);
+  return v.As<Napi::String>().Utf8Value();
+}
+
+Napi::Value ThreadsJoin(const Napi::CallbackInfo& info) {
+  Args a(info, "threadsJoin", 4);
+  const std::string name = string_arg(a, 0, "name");
+  const int64_t rank = a.integer(1, "rank", 0);
+  const int64_t size = a.integer(2, "size", 1);
+  if (rank >= size) throw a.range_error(1, "rank", "below the world size " + std::to_string(size));
+  const auto timeout = std::chrono::milliseconds(a.integer(3, "timeoutMs", 1));
+  auto* w = new RendezvousWorker(info.Env(), [=] {
+    return comm::threads_join(name, static_cast<int>(rank), static_cast<int>(size), timeout);
+  });
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+Napi::Value GlooConnect(const Napi::CallbackInfo& info) {
+  Args a(info, "glooConnect", 9);
+  comm::GlooOptions o;
+  o.store_host = string_arg(a, 0, "storeHost");
+  o.store_port = static_cast<int>(a.integer(1, "storePort", 0));
+  o.file_store = string_arg(a, 2, "fileStore");
+  o.prefix = string_arg(a, 3, "prefix");
+  o.hostname = string_arg(a, 4, "hostname");
+  o.iface = string_arg(a, 5, "iface");
+  o.rank = static_cast<int>(a.integer(6, "rank", 0));
+  o.size = static_cast<int>(a.integer(7, "size", 1));
+  o.timeout = std::chrono::milliseconds(a.integer(8, "timeoutMs", 1));
+  if (o.rank >= o.size) throw a.range_error(6, "rank", "below the world size " + std::to_string(o.size));
+  if (o.file_store.empty() && (o.store_port < 1 || o.store_port > 65535)) throw a.range_error(1, "storePort", "a TCP port");
+  auto* w = new RendezvousWorker(info.Env(), [o] { return comm::gloo_connect(o); });
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+Napi::Value NcclLoad(const Napi::CallbackInfo& info) {
+  Args a(info, "ncclLoad", 1);
+  const std::string path = string_arg(a, 0, "path");
+  try {
+    const comm::NcclLibrary& lib = comm::nccl_load(path);
+    Napi::Object out = Napi::Object::New(info.Env());
+    out.Set("path", lib.path);
+    out.Set("version", lib.version);
+    return out;
+  } catch (const comm::CommError& e) {
+    throw Napi::Error::New(info.Env(), e.what());
+  }
+}
+
+}  // namespace
+
+void RegisterComm(Napi::Env env, Napi::Object exports) {
+  auto* data = new CommData();
+  data->constructor = Napi::Persistent(CommWrap::Define(env));
+  env.SetInstanceData<CommData>(data);
+  exports.Set("Communicator", data->constructor.Value());
+  exports.Set("threadsJoin", Napi::Function::New(env, ThreadsJoin, "threadsJoin"));
+  exports.Set("glooConnect", Napi::Function::New(env, GlooConnect, "glooConnect"));
+  exports.Set("ncclLoad", Napi::Function::New(env, NcclLoad, "ncclLoad"));
+}
+
+bool GlooAvailable() { return comm::gloo_available(); }
+
+}  // namespace addon
+}  // namespace syncbn

@@ -1,0 +1,25 @@
+// Element-wise reductions shared by the backends that reduce on the host.
+#pragma once
+
+#include <cstddef>
+
+#include "communicator.h"
+
+namespace syncbn {
+namespace comm {
+
+// acc = acc (op) in, over `count` elements of `type`.
+void reduce_into(void* acc, const void* in, size_t count, ElemType type, ReduceOp op);
+
+// Chan et al.'s merge of two (count, mean, m2) summaries; exact for any split
+// of the data and stable when the mean is far from zero.
+inline WelfordTriple welford_merge(const WelfordTriple& a, const WelfordTriple& b) {
+  if (!(b.count > 0)) return a;
+  if (!(a.count > 0)) return b;
+  const double n = a.count + b.count;
+  const double delta = b.mean - a.mean;
+  return {n, a.mean + delta * (b.count / n), a.m2 + b.m2 + delta * delta * (a.count * b.count / n)};
+}
+
+}  // namespace comm
+}  // namespace syncbn
