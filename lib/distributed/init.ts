@@ -120,7 +120,7 @@ export async function initProcessGroup(opts: InitProcessGroupOptions): Promise<P
 
   if (backend === 'nccl') {
     // Load first: a missing library is the error a user must see.
-    native.ncclLoad('');
+    native.ncclLoad(process.env.SYNCBN_NCCL_LIBRARY ?? '');
     if (!native.features.cuda) {
       throw new Error(`${where}: the nccl backend reduces CUDA tensors, but this build of syncbn has no CUDA support; use backend 'gloo' for CPU tensors`);
     }

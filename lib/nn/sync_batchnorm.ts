@@ -179,12 +179,13 @@ export class SyncBatchNorm extends BatchNorm {
 function convert(m: Module, path: string, group: ProcessGroup | null, allowSubclasses: boolean): Module {
   if (m instanceof BatchNorm && !(m instanceof SyncBatchNorm)) {
     const at = path === '' ? 'the root module' : `'${path}'`;
+    if (m.hasUninitializedParams()) {
+      throw new Error(`convertSyncBatchnorm: ${at} is a lazy module without numFeatures yet; run a forward or load a state dict first`);
+    }
+    // typeName() is the class PyTorch would report: a materialized lazy module counts as plain.
     if (!PLAIN.has(m.typeName()) && !allowSubclasses) {
       throw new TypeError(`convertSyncBatchnorm: ${at} is a ${m.typeName()}, a subclass of BatchNorm; replacing it by a plain ` +
         'SyncBatchNorm would drop its own behaviour. Pass { allowSubclasses: true } to convert it anyway.');
-    }
-    if (m.hasUninitializedParams()) {
-      throw new Error(`convertSyncBatchnorm: ${at} is a lazy module without numFeatures yet; run a forward or load a state dict first`);
     }
     const s = new SyncBatchNorm(m.numFeatures, {
       eps: m.eps, momentum: m.momentum, affine: m.affine, trackRunningStats: m.trackRunningStats, dtype: m.dtype, processGroup: group,

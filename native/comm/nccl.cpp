@@ -52,7 +52,7 @@ void resolve(void* handle, const std::string& path, const char* name, F*& out) {
 const NcclLibrary& nccl_load(const std::string& requested) {
   std::lock_guard<std::mutex> lk(g_mu);
   const char* env = std::getenv("SYNCBN_NCCL_LIBRARY");
-  const std::string path = env && *env ? env : (!requested.empty() ? requested : "libnccl.so.2");
+  const std::string path = !requested.empty() ? requested : (env && *env ? env : "libnccl.so.2");
   if (g_handle != nullptr) {
     if (path != g_lib.path)
       throw CommError("NCCL is already loaded from " + g_lib.path + "; cannot also load " + path);

@@ -13,7 +13,7 @@ struct NcclLibrary {
   int version = 0;   // ncclGetVersion(), e.g. 22703 for 2.27.3
 };
 
-// Opens SYNCBN_NCCL_LIBRARY, else `path`, else libnccl.so.2, and resolves
+// Opens `path`, else $SYNCBN_NCCL_LIBRARY, else libnccl.so.2, and resolves
 // every function syncbn calls. Throws CommError naming the library and the
 // missing piece. The library stays loaded for the life of the process.
 const NcclLibrary& nccl_load(const std::string& path);

@@ -1,0 +1,217 @@
+// Runs distributed scenarios (worker threads or processes under syncbn-run)
+// and the single-process reference they must match.
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { nn, randn, tensor, manualSeed, FloatDType, MemoryFormat } from '../../lib';
+import { assertClose, Tolerance } from '../support/assert_close';
+
+export const ROOT = path.resolve(__dirname, '../..');
+export const WORKER = path.join(__dirname, 'workers', 'syncbn_worker.js');
+export const LAUNCHER = path.join(ROOT, 'bin', 'syncbn-run.js');
+
+export interface StepData {
+  training: boolean;
+  x: number[];
+  dy: number[];
+}
+
+export interface Scenario {
+  backend: 'threads' | 'gloo';
+  name?: string;
+  initMethod?: string;
+  timeoutMs: number;
+  sizes: number[];
+  shape: number[];
+  channels: number;
+  dtype: FloatDType;
+  memoryFormat?: MemoryFormat;
+  momentum: number | null;
+  weight?: number[];
+  bias?: number[];
+  steps: StepData[];
+  subgroups?: number[][];
+  layer?: string;
+  checkDivergence?: boolean;
+  diverge?: { rank: number; step: number };
+  otherChannels?: number;
+  absent?: { rank: number; step: number };
+  die?: { rank: number; step: number };
+}
+
+export interface RankStep {
+  y: number[];
+  dx: number[];
+  gradWeight: number[] | null;
+  gradBias: number[] | null;
+  runningMean: number[] | null;
+  runningVar: number[] | null;
+  counter: number | null;
+}
+
+export interface RankResult {
+  rank: number;
+  steps: RankStep[];
+  error?: string;
+  members?: number[] | null;
+}
+
+let scenarioCount = 0;
+
+/** A batch of `sizes` rows over ranks, `train` training steps then `evalSteps` eval steps. */
+export function scenario(base: Omit<Scenario, 'steps' | 'shape'> & { tail: number[]; train: number; evalSteps: number; offset?: number; spread?: number; seed: number }): Scenario {
+  manualSeed(base.seed);
+  const total = base.sizes.reduce((a, b) => a + b, 0);
+  const shape = [total, base.channels, ...base.tail];
+  const steps: StepData[] = [];
+  for (let i = 0; i < base.train + base.evalSteps; i++) {
+    const x = Array.from(randn(shape, { dtype: 'float64' }).toArray(), (v) => (base.offset ?? 0) + (base.spread ?? 1) * v);
+    const dy = Array.from(randn(shape, { dtype: 'float64' }).toArray());
+    steps.push({ training: i < base.train, x, dy });
+  }
+  const weight = Array.from(randn([base.channels], { dtype: 'float64' }).toArray(), (v) => 1 + 0.5 * v);
+  const bias = Array.from(randn([base.channels], { dtype: 'float64' }).toArray());
+  const { tail, train, evalSteps, offset, spread, seed, ...rest } = base;
+  void tail; void train; void evalSteps; void offset; void spread; void seed;
+  return { name: `case${process.pid}_${++scenarioCount}`, ...rest, shape, steps, weight, bias };
+}
+
+export function runThreads(cfg: Scenario): Promise<RankResult[]> {
+  return Promise.all(
+    cfg.sizes.map(
+      (_, rank) =>
+        new Promise<RankResult>((resolve, reject) => {
+          const w = new Worker(WORKER, { workerData: { cfg, rank } });
+          w.once('message', (m: RankResult) => resolve(m));
+          w.once('error', reject);
+          w.once('exit', (code) => {
+            if (code !== 0) reject(new Error(`worker ${rank} exited with ${code}`));
+          });
+        }),
+    ),
+  );
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface ProcessRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+export function runNode(args: string[], env: NodeJS.ProcessEnv = {}, killAfterMs = 60000): Promise<ProcessRun> {
+  const start = Date.now();
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, ms: Date.now() - start });
+    });
+  });
+}
+
+/** Runs the scenario's ranks as processes under syncbn-run; returns each rank's result file. */
+export async function runGloo(cfg: Scenario): Promise<{ run: ProcessRun; results: RankResult[] }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'syncbn-gloo-'));
+  const cfgFile = path.join(dir, 'config.json');
+  fs.writeFileSync(cfgFile, JSON.stringify(cfg));
+  const port = await freePort();
+  const run = await runNode([LAUNCHER, '--nproc-per-node', String(cfg.sizes.length), '--master-port', String(port), WORKER, cfgFile, dir]);
+  const results: RankResult[] = [];
+  for (let r = 0; r < cfg.sizes.length; r++) {
+    const f = path.join(dir, `rank${r}.json`);
+    if (fs.existsSync(f)) results.push(JSON.parse(fs.readFileSync(f, 'utf8')));
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  return { run, results };
+}
+
+function rows(values: number[], total: number, start: number, n: number): number[] {
+  const per = values.length / total;
+  return values.slice(start * per, (start + n) * per);
+}
+
+/**
+ * Single-process BatchNorm (SyncBatchNorm without a process group falls back
+ * to it) over the concatenated batch of `ranks`, step by step.
+ */
+export function reference(cfg: Scenario, ranks: number[] = cfg.sizes.map((_, r) => r)): RankStep[] {
+  const bn = new nn.SyncBatchNorm(cfg.channels, { momentum: cfg.momentum, dtype: cfg.dtype });
+  bn.weight!.copy_(tensor(cfg.weight!, [cfg.channels], { dtype: cfg.dtype }));
+  bn.bias!.copy_(tensor(cfg.bias!, [cfg.channels], { dtype: cfg.dtype }));
+  const total = cfg.shape[0];
+  const starts = cfg.sizes.map((_, r) => cfg.sizes.slice(0, r).reduce((a, b) => a + b, 0));
+  const n = ranks.reduce((a, r) => a + cfg.sizes[r], 0);
+  const shape = [n, ...cfg.shape.slice(1)];
+  const pick = (v: number[]) => ranks.flatMap((r) => rows(v, total, starts[r], cfg.sizes[r]));
+  return cfg.steps.map((s) => {
+    bn.train(s.training);
+    const y = bn.forward(tensor(pick(s.x), shape, { dtype: cfg.dtype }));
+    const dx = bn.backward(tensor(pick(s.dy), shape, { dtype: cfg.dtype }));
+    return {
+      y: Array.from(y.toArray()),
+      dx: Array.from(dx.toArray()),
+      gradWeight: Array.from(bn.weight!.grad!.toArray()),
+      gradBias: Array.from(bn.bias!.grad!.toArray()),
+      runningMean: Array.from(bn.runningMean!.toArray()),
+      runningVar: Array.from(bn.runningVar!.toArray()),
+      counter: bn.numBatchesTracked!.item(),
+    };
+  });
+}
+
+/**
+ * Every rank of `ranks` against the reference over their concatenated batch:
+ * output and grad input row slices, running stats and counter equal, grad
+ * weight and bias summed over the ranks.
+ */
+export function expectMatchesReference(cfg: Scenario, results: RankResult[], tol: Tolerance, ranks: number[] = cfg.sizes.map((_, r) => r)): void {
+  const ref = reference(cfg, ranks);
+  const byRank = new Map(results.map((r) => [r.rank, r]));
+  for (const r of ranks) {
+    const res = byRank.get(r);
+    if (!res) throw new Error(`no result from rank ${r}`);
+    if (res.error) throw new Error(`rank ${r} failed: ${res.error}`);
+    expect(res.steps).toHaveLength(cfg.steps.length);
+  }
+  const nTotal = ranks.reduce((a, r) => a + cfg.sizes[r], 0);
+  cfg.steps.forEach((_, s) => {
+    let start = 0;
+    const gw = new Array(cfg.channels).fill(0);
+    const gb = new Array(cfg.channels).fill(0);
+    for (const r of ranks) {
+      const got = byRank.get(r)!.steps[s];
+      const n = cfg.sizes[r];
+      const at = `step ${s} rank ${r}`;
+      assertClose(got.y, rows(ref[s].y, nTotal, start, n), tol, `${at} output`);
+      assertClose(got.dx, rows(ref[s].dx, nTotal, start, n), tol, `${at} grad input`);
+      assertClose(got.runningMean!, ref[s].runningMean!, tol, `${at} running mean`);
+      assertClose(got.runningVar!, ref[s].runningVar!, tol, `${at} running var`);
+      expect(got.counter).toBe(ref[s].counter);
+      got.gradWeight?.forEach((v, c) => (gw[c] += v));
+      got.gradBias?.forEach((v, c) => (gb[c] += v));
+      start += n;
+    }
+    assertClose(gw, ref[s].gradWeight!, tol, `step ${s} grad weight summed over ranks`);
+    assertClose(gb, ref[s].gradBias!, tol, `step ${s} grad bias summed over ranks`);
+  });
+}

@@ -1,0 +1,103 @@
+// SyncBatchNorm across processes over Gloo (TCP), started by syncbn-run.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { scenario, runGloo, runNode, expectMatchesReference, freePort, WORKER, LAUNCHER } from './support';
+import { native } from '../../lib/native';
+import { requireOrSkip } from '../support/require';
+
+const F64 = { rtol: 1e-9, atol: 1e-9 };
+const gloo = requireOrSkip('gloo', native.features.gloo, 'this addon was built without Gloo (install libgloo-dev, then npm run build:addon)');
+
+gloo('SyncBatchNorm over gloo processes', () => {
+  test('2 processes (env://), uneven batches', async () => {
+    const cfg = scenario({ backend: 'gloo', timeoutMs: 20000, sizes: [3, 5], tail: [2, 2], channels: 3, dtype: 'float64', momentum: 0.1, train: 3, evalSteps: 1, seed: 21 });
+    const { run, results } = await runGloo(cfg);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expectMatchesReference(cfg, results, F64);
+  });
+
+  test('3 processes (tcp://), channels last, one rank with an empty batch', async () => {
+    const port = await freePort();
+    const cfg = scenario({ backend: 'gloo', initMethod: `tcp://127.0.0.1:${port}`, timeoutMs: 20000, sizes: [4, 0, 3], tail: [3, 2], channels: 4, dtype: 'float64', memoryFormat: 'channelsLast', momentum: null, train: 3, evalSteps: 1, seed: 22 });
+    const { run, results } = await runGloo(cfg);
+    expect(run.code).toBe(0);
+    expectMatchesReference(cfg, results, F64);
+  });
+
+  test('3 processes (file://), float32', async () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'syncbn-file-')), 'init');
+    const cfg = scenario({ backend: 'gloo', initMethod: `file://${file}`, timeoutMs: 20000, sizes: [2, 3, 2], tail: [4], channels: 2, dtype: 'float32', momentum: 0.1, train: 2, evalSteps: 1, seed: 23 });
+    const { run, results } = await runGloo(cfg);
+    expect(run.code).toBe(0);
+    expectMatchesReference(cfg, results, { rtol: 1e-5, atol: 1e-5 });
+  });
+
+  test('subgroups sync only within themselves', async () => {
+    const cfg = scenario({ backend: 'gloo', timeoutMs: 20000, sizes: [2, 3, 4], tail: [], channels: 3, dtype: 'float64', momentum: 0.1, train: 2, evalSteps: 0, seed: 24, subgroups: [[0, 1], [2]] });
+    const { run, results } = await runGloo(cfg);
+    expect(run.code).toBe(0);
+    expectMatchesReference(cfg, results.slice(0, 2), F64, [0, 1]);
+    expectMatchesReference(cfg, results.slice(2), F64, [2]);
+  });
+
+  test('divergent channel counts fail cleanly on every rank', async () => {
+    const cfg = scenario({ backend: 'gloo', timeoutMs: 20000, sizes: [2, 2], tail: [2], channels: 3, dtype: 'float64', momentum: 0.1, train: 1, evalSteps: 0, seed: 25, diverge: { rank: 1, step: 0 }, otherChannels: 6 });
+    const { run, results } = await runGloo(cfg);
+    expect(run.code).not.toBe(0);
+    expect(results).toHaveLength(2);
+    for (const r of results) expect(r.error).toMatch(/ranks \[0\] are at 'SyncBatchNorm#\d+' forward \(3 channels, sync #1\); ranks \[1\] are at 'SyncBatchNorm#\d+' forward \(6 channels, sync #1\)/);
+  });
+
+  test('a killed rank makes the others fail within the timeout', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'syncbn-kill-'));
+    const cfg = scenario({ backend: 'gloo', timeoutMs: 2000, sizes: [2, 2, 2], tail: [], channels: 3, dtype: 'float64', momentum: 0.1, train: 3, evalSteps: 0, seed: 26, die: { rank: 2, step: 1 } });
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(cfg));
+    const port = String(await freePort());
+    // Started by hand, not by syncbn-run, which would stop the survivors itself.
+    const runs = await Promise.all([0, 1, 2].map((rank) =>
+      runNode([WORKER, path.join(dir, 'config.json'), dir], { RANK: String(rank), WORLD_SIZE: '3', MASTER_ADDR: '127.0.0.1', MASTER_PORT: port }, 30000)));
+    expect(runs[2].code).toBe(3);
+    for (const r of runs.slice(0, 2)) {
+      expect(r.code).toBe(1);
+      expect(r.ms).toBeLessThan(15000);
+      expect(r.stderr).toMatch(/gloo all_reduce \(rank \d of 3, timeout 2000 ms\) failed/);
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('syncbn-run', () => {
+  test('sets the rank environment and prefixes output', async () => {
+    const script = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'syncbn-run-')), 'env.js');
+    fs.writeFileSync(script, "const e = process.env; console.log([e.RANK, e.LOCAL_RANK, e.WORLD_SIZE, e.MASTER_ADDR, e.MASTER_PORT, process.argv[2]].join(' '));\n");
+    const r = await runNode([LAUNCHER, '--nproc-per-node', '3', '--master-port', '29777', script, 'arg']);
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split('\n').sort();
+    expect(lines).toEqual(['[rank 0] 0 0 3 127.0.0.1 29777 arg', '[rank 1] 1 1 3 127.0.0.1 29777 arg', '[rank 2] 2 2 3 127.0.0.1 29777 arg']);
+  });
+
+  test('multi-node ranks come from --node-rank', async () => {
+    const script = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'syncbn-run-')), 'env.js');
+    fs.writeFileSync(script, 'console.log(process.env.RANK, process.env.WORLD_SIZE);\n');
+    const r = await runNode([LAUNCHER, '--nnodes', '2', '--node-rank', '1', '--nproc-per-node', '2', '--master-addr', 'node0', script]);
+    expect(r.stdout.trim().split('\n').sort()).toEqual(['[rank 2] 2 4', '[rank 3] 3 4']);
+  });
+
+  test('a failing rank stops the others and the launcher exits non-zero', async () => {
+    const script = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'syncbn-run-')), 'fail.js');
+    fs.writeFileSync(script, "if (process.env.RANK === '1') { console.error('boom'); process.exit(7); } setInterval(() => {}, 1000);\n");
+    const r = await runNode([LAUNCHER, '--nproc-per-node', '3', script], {}, 20000);
+    expect(r.code).toBe(7);
+    expect(r.stderr).toContain('[rank 1] boom');
+    expect(r.stderr).toContain('syncbn-run: rank 1 exited with code 7; stopping the other ranks');
+    expect(r.ms).toBeLessThan(10000);
+  });
+
+  test('bad arguments are refused with usage', async () => {
+    const r = await runNode([LAUNCHER, '--nproc-per-node', 'x', 'a.js']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--nproc-per-node must be a non-negative integer/);
+  });
+});
