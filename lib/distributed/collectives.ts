@@ -72,7 +72,7 @@ export function allGather(outputs: Tensor[], input: Tensor, opts: GroupOption = 
   }
   const n = input.numel();
   const flat = new (input.data.constructor as { new (n: number): typeof input.data })(n * g.size);
-  g.communicator(where).allGather(input.contiguous().data, flat);
+  g.allGatherArray(input.contiguous().data, flat, where);
   outputs.forEach((o, r) => o.copy_(new Tensor(flat.subarray(r * n, (r + 1) * n), input.shape)));
 }
 
@@ -88,13 +88,13 @@ export function broadcast(tensor: Tensor, src: number, opts: GroupOption = {}): 
   const g = groupOf(opts, where);
   const root = g.ranks.indexOf(src);
   if (root < 0) throw new RangeError(`${where}: src ${String(src)} is not a rank of ${g.label} (ranks [${g.ranks.join(', ')}])`);
-  g.communicator(where).broadcast(tensor.data, root);
+  g.broadcastArray(tensor.data, root, where);
 }
 
 /** Waits until every rank of the group arrives. Cf. `torch.distributed.barrier`. @example dist.barrier(); */
 export function barrier(opts: GroupOption = {}): void {
   const where = 'barrier';
-  groupOf(opts, where).communicator(where).barrier();
+  groupOf(opts, where).barrier(where);
 }
 
 /**

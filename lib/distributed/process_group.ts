@@ -8,6 +8,14 @@ export type ReduceOp = 'sum' | 'avg' | 'min' | 'max';
 /** A fingerprint of one synchronization point: [layer id, channels, sequence]. */
 export type Fingerprint = readonly [number, number, number];
 
+// Values in the first collective of a checked sync, after the header: the
+// statistics of up to 512 channels forward (3 each), 768 backward (2 each).
+// Wider layers add one collective of the rest. A multiple of 3, so a Welford
+// triple is never split.
+const SYNC_CHUNK = 1536;
+// Fingerprint fields are compared modulo this, to stay exact in doubles.
+const FINGERPRINT_MODULUS = 2 ** 20;
+
 /**
  * A group of ranks that run collectives together. Made by
  * `initProcessGroup` (the world) and `newGroup`. A rank outside the group
@@ -69,17 +77,56 @@ export class ProcessGroup {
     return ++this.syncs;
   }
 
-  allReduceArray(data: CommArray, op: ReduceOp | 'welford', where: string): void {
-    this.communicator(where).allReduce(data, op);
+  /**
+   * Gloo aborts the process when ranks pass buffers of different sizes, so
+   * on gloo every user-level collective first agrees on the byte count (one
+   * 2-value all-reduce). The threads backend checks sizes itself.
+   */
+  private guardSize(comm: NativeComm, data: CommArray, where: string): void {
+    if (this.backend === 'threads') return;
+    const n = data.byteLength;
+    const header = new Float64Array([n, -n]);
+    comm.allReduce(header, 'min');
+    if (header[0] !== -header[1]) {
+      throw new Error(`${where}: ranks of ${this.label} passed tensors of different sizes (${header[0]} to ${-header[1]} bytes); every rank must pass the same shape and dtype`);
+    }
+  }
+
+  allReduceArray(data: CommArray, op: ReduceOp, where: string): void {
+    const comm = this.communicator(where);
+    this.guardSize(comm, data, where);
+    comm.allReduce(data, op);
+  }
+
+  allGatherArray(input: CommArray, output: CommArray, where: string): void {
+    const comm = this.communicator(where);
+    this.guardSize(comm, input, where);
+    comm.allGather(input, output);
+  }
+
+  broadcastArray(data: CommArray, root: number, where: string): void {
+    const comm = this.communicator(where);
+    this.guardSize(comm, data, where);
+    comm.broadcast(data, root);
+  }
+
+  barrier(where: string): void {
+    this.communicator(where).barrier();
   }
 
   /**
-   * All-reduce `data` after checking that every rank is at the same
-   * synchronization point: ranks first reduce a fixed-size header (min of
-   * the fingerprint and of its negation, i.e. min and max), so a rank at
-   * another layer, or with another payload size, is caught before any
-   * payload moves. On a mismatch every rank gathers every fingerprint and
-   * throws the same error, built by `describe`.
+   * All-reduce `data` ('sum' of doubles, or 'welford' triples) while checking
+   * that every rank is at the same synchronization point, without an extra
+   * round trip. The first collective has a fixed size on every rank: a
+   * header, then the first SYNC_CHUNK values of the payload (zero-padded;
+   * zeros are neutral for both ops). The header is built so that the op
+   * itself reveals disagreement: 'sum' adds (f, f^2) per fingerprint field,
+   * and the fields agree iff size * sum(f^2) == sum(f)^2; 'welford' merges
+   * (1, f, 0) triples, and they agree iff the merged m2 is 0. Both are exact
+   * for integer fields below 2^20. Agreement implies equal channel counts,
+   * hence equal payload sizes, so the rest (channels beyond the chunk) can
+   * follow safely. On disagreement every rank gathers every fingerprint
+   * (fixed size) and throws the same error, built by `describe`.
    */
   syncAllReduce(
     fingerprint: Fingerprint,
@@ -88,18 +135,27 @@ export class ProcessGroup {
     opts: { check: boolean; where: string; describe: (fp: Fingerprint) => string },
   ): void {
     const comm = this.communicator(opts.where);
-    if (opts.check) {
-      const [a, b, c] = fingerprint;
-      const n = data.length;
-      const header = new Float64Array([a, b, c, n, -a, -b, -c, -n]);
-      comm.allReduce(header, 'min');
-      if (header[0] !== -header[4] || header[1] !== -header[5] || header[2] !== -header[6] || header[3] !== -header[7]) {
-        const all = new Float64Array(4 * this.size);
-        comm.allGather(new Float64Array([a, b, c, n]), all);
-        throw new Error(this.divergence(all, opts.where, opts.describe));
-      }
+    if (!opts.check) {
+      comm.allReduce(data, op);
+      return;
     }
-    comm.allReduce(data, op);
+    const fp = fingerprint.map((v) => v % FINGERPRINT_MODULUS);
+    const header = op === 'welford' ? fp.flatMap((f) => [1, f, 0]) : [...fp, ...fp.map((f) => f * f)];
+    const head = Math.min(SYNC_CHUNK, data.length);
+    const first = new Float64Array(header.length + SYNC_CHUNK);
+    first.set(header);
+    first.set(data.subarray(0, head), header.length);
+    comm.allReduce(first, op);
+    const agree = op === 'welford'
+      ? [0, 3, 6].every((i) => first[i] === this.size && first[i + 2] === 0)
+      : [0, 1, 2].every((i) => this.size * first[i + 3] === first[i] * first[i]);
+    if (!agree) {
+      const all = new Float64Array(4 * this.size);
+      comm.allGather(new Float64Array([...fingerprint, data.length]), all);
+      throw new Error(this.divergence(all, opts.where, opts.describe));
+    }
+    data.set(first.subarray(header.length, header.length + head));
+    if (data.length > SYNC_CHUNK) comm.allReduce(data.subarray(SYNC_CHUNK), op);
   }
 
   private divergence(all: Float64Array, where: string, describe: (fp: Fingerprint) => string): string {

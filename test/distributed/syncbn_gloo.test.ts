@@ -50,6 +50,21 @@ gloo('SyncBatchNorm over gloo processes', () => {
     for (const r of results) expect(r.error).toMatch(/ranks \[0\] are at 'SyncBatchNorm#\d+' forward \(3 channels, sync #1\); ranks \[1\] are at 'SyncBatchNorm#\d+' forward \(6 channels, sync #1\)/);
   });
 
+  test('tensors of different sizes on different ranks fail cleanly, not with an abort', async () => {
+    const script = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'syncbn-size-')), 'sizes.js');
+    fs.writeFileSync(script, `const { distributed: dist, zeros } = require(${JSON.stringify(path.resolve(__dirname, '../../dist'))});
+(async () => {
+  await dist.initProcessGroup({ backend: 'gloo', timeoutMs: 5000 });
+  try { dist.allReduce(zeros([dist.getRank() === 0 ? 3 : 5])); } catch (e) { console.log(e.message); }
+  dist.barrier();
+})();
+`);
+    const r = await runNode([LAUNCHER, '--nproc-per-node', '2', '--master-port', String(await freePort()), script]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('[rank 0] allReduce: ranks of world passed tensors of different sizes (12 to 20 bytes)');
+    expect(r.stdout).toContain('[rank 1] allReduce: ranks of world passed tensors of different sizes (12 to 20 bytes)');
+  });
+
   test('a killed rank makes the others fail within the timeout', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'syncbn-kill-'));
     const cfg = scenario({ backend: 'gloo', timeoutMs: 2000, sizes: [2, 2, 2], tail: [], channels: 3, dtype: 'float64', momentum: 0.1, train: 3, evalSteps: 0, seed: 26, die: { rank: 2, step: 1 } });

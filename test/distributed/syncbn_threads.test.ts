@@ -34,6 +34,11 @@ describe('SyncBatchNorm on worker threads', () => {
     assertClose(results[0].steps[0].y, expected, { rtol: 1e-8, atol: 1e-8 }, 'rank 0 output vs exact statistics');
   });
 
+  test('a layer wider than the first sync chunk (600 channels) takes the second collective', async () => {
+    const cfg = scenario({ backend: 'threads', timeoutMs: 20000, sizes: [2, 3, 1, 2], tail: [], channels: 600, dtype: 'float64', momentum: 0.1, train: 2, evalSteps: 0, seed: 12 });
+    expectMatchesReference(cfg, await runThreads(cfg), F64);
+  });
+
   test('float32 layers', async () => {
     const cfg = scenario({ backend: 'threads', timeoutMs: 20000, sizes: [4, 2, 3, 3], tail: [5], channels: 3, dtype: 'float32', momentum: 0.1, train: 2, evalSteps: 1, seed: 4 });
     expectMatchesReference(cfg, await runThreads(cfg), { rtol: 1e-5, atol: 1e-5 });
