@@ -6,7 +6,10 @@
         "native/addon/addon.cpp",
         "native/addon/batch_norm.cpp",
         "native/addon/comm.cpp",
+        "native/addon/storage.cpp",
         "native/kernels/cpu/batch_norm.cpp",
+        "native/kernels/cpu/batch_norm_base.cpp",
+        "native/memory/host_pool.cpp",
         "native/comm/reduce.cpp",
         "native/comm/threads.cpp",
         "native/comm/store_client.cpp",
@@ -17,13 +20,22 @@
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
-      "cflags_cc": ["-std=c++17", "-fexceptions", "-fopenmp", "-O3", "-march=x86-64-v2", "-Wall", "-Wextra"],
+      "dependencies": ["syncbn_kernels_avx2"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-fopenmp", "-O3", "-Wall", "-Wextra"],
       "ldflags": ["-fopenmp"],
       "libraries": ["-ldl", "-lpthread"],
       "xcode_settings": {
         "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
         "OTHER_CPLUSPLUSFLAGS": ["-std=c++17", "-Xpreprocessor", "-fopenmp"]
       }
+    },
+    {
+      "target_name": "syncbn_kernels_avx2",
+      "type": "static_library",
+      "sources": ["native/kernels/cpu/batch_norm_avx2.cpp"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["-std=c++17", "-fopenmp", "-O3", "-mavx2", "-mfma", "-fPIC", "-Wall", "-Wextra"]
     }
   ]
 }

@@ -12,6 +12,7 @@ function describeShape(shape: readonly number[]): string {
 /** Throws unless `input` is a float tensor of rank >= 2 with at least one channel. */
 function checkInput(input: unknown, where: string, name = 'input'): asserts input is FloatTensor {
   if (!(input instanceof Tensor)) throw new TypeError(`${where}: ${name} must be a Tensor`);
+  if (input.disposed) throw new TypeError(`${where}: ${name} was disposed`);
   if (input.dtype !== 'float32' && input.dtype !== 'float64') {
     throw new TypeError(`${where}: ${name} must have dtype float32 or float64, got ${input.dtype}`);
   }
@@ -37,6 +38,7 @@ function channelData(
     return null;
   }
   if (!(t instanceof Tensor)) throw new TypeError(`${where}: ${name} must be a Tensor or null`);
+  if (t.disposed) throw new TypeError(`${where}: ${name} was disposed`);
   if (t.numel() !== channels) {
     // PyTorch's wording (check_dims_match_num_input_features).
     throw new RangeError(`${name} should contain ${channels} elements not ${t.numel()}`);
@@ -54,9 +56,16 @@ function checkNumber(v: unknown, name: string, where: string, min = -Infinity): 
   return v;
 }
 
+// Outputs at least this large come from the native pool: recycled blocks
+// are already mapped, where fresh memory page-faults on every first touch.
+const POOLED_BYTES = 1 << 16;
+
+/** An output tensor of `input`'s dtype; uninitialized: every op writes all of it. */
 function like(input: Tensor, shape: readonly number[] = input.shape): FloatTensor {
   const n = shape.reduce((a, b) => a * b, 1);
-  const data = input.dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
+  const dtype = input.dtype === 'float64' ? 'float64' : 'float32';
+  const bytes = n * (dtype === 'float64' ? 8 : 4);
+  const data = bytes >= POOLED_BYTES ? native.allocate(dtype, n) : dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
   return new Tensor(data, shape, shape === input.shape ? input.memoryFormat : 'contiguous') as FloatTensor;
 }
 

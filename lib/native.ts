@@ -63,7 +63,13 @@ export interface NativeAddon {
     toChannelsLast: boolean): void;
   getNumThreads(): number;
   setNumThreads(n: number): void;
-  features: { openmp: boolean; cuda: boolean; gloo: boolean };
+  /** Pooled, uninitialized storage for kernel outputs. */
+  allocate(dtype: 'float32' | 'float64', length: number): FloatArray;
+  /** Returns a pooled array's memory now and detaches it; false for other arrays. */
+  release(array: ArrayBufferView): boolean;
+  hostPoolStats(): { cachedBytes: number; liveBytes: number; hits: number; misses: number };
+  hostPoolTrim(): void;
+  features: { openmp: boolean; cuda: boolean; gloo: boolean; isa: string };
 }
 
 function load(): NativeAddon {

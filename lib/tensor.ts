@@ -132,7 +132,29 @@ export class Tensor {
   }
 
   numel(): number {
-    return this.data.length;
+    return product(this.shape);
+  }
+
+  /** True after `dispose()`. */
+  get disposed(): boolean {
+    return this.data.length !== this.numel();
+  }
+
+  /**
+   * Hands this tensor's storage back now, instead of when the garbage
+   * collector finds it: outputs of syncbn's ops come from a pool of mapped
+   * memory, and a loop that disposes what it no longer needs reuses it at
+   * once (as PyTorch's reference counting does). A pooled tensor is
+   * unusable afterwards; other tensors are left to the garbage collector.
+   * Cf. `tf.dispose`.
+   *
+   * @example
+   * const y = bn.forward(x);
+   * // ... use y ...
+   * y.dispose();
+   */
+  dispose(): void {
+    if (!this.disposed) native.release(this.data);
   }
 
   size(dim?: number): number | readonly number[] {

@@ -3,12 +3,15 @@
 
 #include "batch_norm.h"
 #include "comm.h"
+#include "storage.h"
+#include "../kernels/batch_norm.h"
 
 namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   syncbn::addon::RegisterBatchNorm(env, exports);
   syncbn::addon::RegisterComm(env, exports);
+  syncbn::addon::RegisterStorage(env, exports);
   Napi::Object features = Napi::Object::New(env);
 #ifdef _OPENMP
   features.Set("openmp", true);
@@ -17,6 +20,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 #endif
   features.Set("cuda", false);
   features.Set("gloo", syncbn::addon::GlooAvailable());
+  features.Set("isa", syncbn::cpu::isa());
   exports.Set("features", features);
   return exports;
 }

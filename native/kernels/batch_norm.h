@@ -106,8 +106,13 @@ void blend_stats(int64_t c, double m, const T* mean_a, const T* var_a, const T* 
 void convert_memory_format(const void* src, void* dst, int64_t n, int64_t c, int64_t inner,
                            int elem_size, bool to_channels_last);
 
+// Threads of the calling thread's kernels: its own setting, else the process
+// default (OMP_NUM_THREADS, else the number of cores).
 int get_num_threads();
 void set_num_threads(int n);
+
+// The instruction set the bulk kernels run with ("avx2" or "baseline").
+const char* isa();
 
 }  // namespace cpu
 }  // namespace syncbn
