@@ -1,7 +1,7 @@
 // F.batchNorm and the ATen-level ops below it. Every op validates in
 // TypeScript, allocates its outputs, and makes one call into the addon.
 import { native, NativeShape } from './native';
-import { Tensor, FloatStorage, batchView } from './tensor';
+import { Tensor, FloatStorage, batchView, storageDtype } from './tensor';
 
 type FloatTensor = Tensor & { data: FloatStorage };
 
@@ -485,7 +485,7 @@ export function batchNormWelfordFinalize(
   opts: { eps: number; momentum: number; dtype: 'float32' | 'float64' },
 ): { mean: Tensor; invstd: Tensor } {
   const where = 'batch_norm_welford_finalize';
-  if (!(summary instanceof Float64Array) || summary.length === 0 || summary.length % 3 !== 0) {
+  if (storageDtype(summary) !== 'float64' || summary.length === 0 || summary.length % 3 !== 0) {
     throw new TypeError(`${where}: summary must be a Float64Array of (count, mean, m2) triples`);
   }
   const C = summary.length / 3;

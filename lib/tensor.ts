@@ -30,10 +30,22 @@ function allocate(dtype: DType, n: number): Storage {
   }
 }
 
-function dtypeOfStorage(s: Storage): DType {
-  if (s instanceof Float32Array) return 'float32';
-  if (s instanceof Float64Array) return 'float64';
-  return 'int64';
+/**
+ * The dtype of a TypedArray, read from its tag, so it works across realms
+ * (jest's vm contexts, arrays made by the addon), where instanceof does not;
+ * null for any other value.
+ */
+export function storageDtype(a: unknown): DType | null {
+  switch (Object.prototype.toString.call(a)) {
+    case '[object Float32Array]':
+      return 'float32';
+    case '[object Float64Array]':
+      return 'float64';
+    case '[object BigInt64Array]':
+      return 'int64';
+    default:
+      return null;
+  }
 }
 
 /** Throws unless `shape` is a list of non-negative integers. */
@@ -84,7 +96,7 @@ function checkFormat(format: unknown, rank: number, where: string): MemoryFormat
 
 /** Re-lays `src` (shape, from one format) into a new storage of the other. */
 function relayout(src: Storage, shape: readonly number[], toChannelsLast: boolean): Storage {
-  const dst = allocate(dtypeOfStorage(src), src.length);
+  const dst = allocate(storageDtype(src)!, src.length);
   native.convertMemoryFormat(src, dst, batchView(shape), toChannelsLast);
   return dst;
 }
@@ -109,15 +121,14 @@ export class Tensor {
   /** Wraps `data` (memory order) without copying. Prefer the factories. */
   constructor(data: Storage, shape: readonly number[], memoryFormat: MemoryFormat = 'contiguous') {
     checkShape(shape, 'Tensor');
-    if (!(data instanceof Float32Array || data instanceof Float64Array || data instanceof BigInt64Array)) {
-      throw new TypeError('Tensor: data must be a Float32Array, Float64Array or BigInt64Array');
-    }
+    const dtype = storageDtype(data);
+    if (dtype === null) throw new TypeError('Tensor: data must be a Float32Array, Float64Array or BigInt64Array');
     const n = product(shape);
     if (data.length !== n) {
       throw new RangeError(`Tensor: data has ${data.length} elements but shape [${shape.join(', ')}] needs ${n}`);
     }
     this.shape = Object.freeze([...shape]);
-    this.dtype = dtypeOfStorage(data);
+    this.dtype = dtype;
     this.memoryFormat = checkFormat(memoryFormat, shape.length, 'Tensor');
     this.data = data;
   }
@@ -176,7 +187,7 @@ export class Tensor {
    */
   toArray(): FloatStorage {
     const values = this.memoryFormat === 'contiguous' ? this.data.slice() : relayout(this.data, this.shape, false);
-    return values instanceof BigInt64Array ? Float64Array.from(values, Number) : values;
+    return this.dtype === 'int64' ? Float64Array.from(values as BigInt64Array, Number) : (values as FloatStorage);
   }
 
   /** The single value of a one-element tensor, as a number. */
@@ -200,8 +211,8 @@ export class Tensor {
 
   /** Fills in place. */
   fill_(value: number): this {
-    if (this.data instanceof BigInt64Array) this.data.fill(BigInt(Math.trunc(value)));
-    else this.data.fill(value);
+    if (this.dtype === 'int64') (this.data as BigInt64Array).fill(BigInt(Math.trunc(value)));
+    else (this.data as FloatStorage).fill(value);
     return this;
   }
 
@@ -219,11 +230,11 @@ export class Tensor {
       throw new RangeError(`copy_: shape [${src.shape.join(', ')}] does not match [${this.shape.join(', ')}]`);
     }
     let values: Storage = src.memoryFormat === this.memoryFormat ? src.data : src.contiguous(this.memoryFormat).data;
-    if (this.data instanceof BigInt64Array) {
-      if (!(values instanceof BigInt64Array)) values = BigInt64Array.from(values, (v) => BigInt(Math.trunc(v)));
-      this.data.set(values);
+    if (this.dtype === 'int64') {
+      if (src.dtype !== 'int64') values = BigInt64Array.from(values as FloatStorage, (v) => BigInt(Math.trunc(v)));
+      (this.data as BigInt64Array).set(values as BigInt64Array);
     } else {
-      this.data.set(values instanceof BigInt64Array ? Float64Array.from(values, Number) : values);
+      (this.data as FloatStorage).set(src.dtype === 'int64' ? Float64Array.from(values as BigInt64Array, Number) : (values as FloatStorage));
     }
     return this;
   }
@@ -302,7 +313,8 @@ export function tensor(
   if (flat.length !== n) {
     throw new RangeError(`tensor: data has ${flat.length} elements but shape [${dims.join(', ')}] needs ${n}`);
   }
-  const defaultDtype: DType = data instanceof Float64Array ? 'float64' : data instanceof BigInt64Array ? 'int64' : 'float32';
+  const given = storageDtype(data);
+  const defaultDtype: DType = given === 'float64' || given === 'int64' ? given : 'float32';
   const dtype = checkDtype(opts.dtype ?? defaultDtype, 'tensor');
   const storage = allocate(dtype, n);
   for (let i = 0; i < n; i++) {
@@ -310,8 +322,8 @@ export function tensor(
     if (typeof v !== 'number' && typeof v !== 'bigint') {
       throw new TypeError(`tensor: element ${i} is ${typeof v}, expected a number`);
     }
-    if (storage instanceof BigInt64Array) storage[i] = typeof v === 'bigint' ? v : BigInt(Math.trunc(v));
-    else storage[i] = Number(v);
+    if (dtype === 'int64') (storage as BigInt64Array)[i] = typeof v === 'bigint' ? v : BigInt(Math.trunc(v));
+    else (storage as FloatStorage)[i] = Number(v);
   }
   const t = new Tensor(storage, dims);
   return opts.memoryFormat ? t.contiguous(checkFormat(opts.memoryFormat, dims.length, 'tensor')) : t;
@@ -428,8 +440,8 @@ export function initialSeed(): number {
 
 function sampled(shape: readonly number[], opts: TensorOptions, where: string, draw: () => number): Tensor {
   const t = filled(shape, 0, opts, where);
-  if (t.data instanceof BigInt64Array) throw new TypeError(`${where}: dtype must be float32 or float64`);
-  const d = t.data;
+  if (t.dtype === 'int64') throw new TypeError(`${where}: dtype must be float32 or float64`);
+  const d = t.data as FloatStorage;
   for (let i = 0; i < d.length; i++) d[i] = draw();
   return t;
 }

@@ -116,3 +116,34 @@ describe('Tensor', () => {
     expect(p.toArray()[0]).toBe(3);
   });
 });
+
+describe('pooled outputs and dispose()', () => {
+  const { F, ones: o, zeros: z } = require('../lib') as typeof import('../lib');
+  const { native } = require('../lib/native') as typeof import('../lib/native');
+
+  test('a disposed output returns its block to the pool and the next output reuses it', () => {
+    const x = randn([64, 16, 32, 32]);
+    const w = o([16]);
+    const b = z([16]);
+    const y1 = F.batchNorm(x, null, null, { weight: w, bias: b, training: true });
+    const before = native.hostPoolStats();
+    y1.dispose();
+    expect(y1.disposed).toBe(true);
+    expect(y1.data.length).toBe(0);
+    const after = native.hostPoolStats();
+    expect(after.cachedBytes).toBeGreaterThan(before.cachedBytes);
+    const y2 = F.batchNorm(x, null, null, { weight: w, bias: b, training: true });
+    expect(native.hostPoolStats().hits).toBe(after.hits + 1);
+    expect(y2.numel()).toBe(x.numel());
+    expect(() => F.batchNorm(y1, null, null, { training: true })).toThrow('batch_norm: input was disposed');
+    y2.dispose();
+    y2.dispose();
+  });
+
+  test('dispose() leaves tensors that are not pooled to the garbage collector', () => {
+    const t = tensor([1, 2, 3]);
+    t.dispose();
+    expect(t.disposed).toBe(false);
+    expect(Array.from(t.toArray())).toEqual([1, 2, 3]);
+  });
+});
