@@ -1,6 +1,7 @@
 // F.batchNorm and the ATen-level ops below it. Every op validates in
 // TypeScript, allocates its outputs, and makes one call into the addon.
 import { native, NativeShape } from './native';
+import { outputArray } from './storage';
 import { Tensor, FloatStorage, batchView, storageDtype } from './tensor';
 
 type FloatTensor = Tensor & { data: FloatStorage };
@@ -56,16 +57,10 @@ function checkNumber(v: unknown, name: string, where: string, min = -Infinity): 
   return v;
 }
 
-// Outputs at least this large come from the native pool: recycled blocks
-// are already mapped, where fresh memory page-faults on every first touch.
-const POOLED_BYTES = 1 << 16;
-
-/** An output tensor of `input`'s dtype; uninitialized: every op writes all of it. */
+/** An output tensor of `input`'s dtype, from the recycled storage; every op writes all of it. */
 function like(input: Tensor, shape: readonly number[] = input.shape): FloatTensor {
   const n = shape.reduce((a, b) => a * b, 1);
-  const dtype = input.dtype === 'float64' ? 'float64' : 'float32';
-  const bytes = n * (dtype === 'float64' ? 8 : 4);
-  const data = bytes >= POOLED_BYTES ? native.allocate(dtype, n) : dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
+  const data = outputArray(input.dtype === 'float64' ? 'float64' : 'float32', n);
   return new Tensor(data, shape, shape === input.shape ? input.memoryFormat : 'contiguous') as FloatTensor;
 }
 

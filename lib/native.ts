@@ -61,14 +61,11 @@ export interface NativeAddon {
   ncclLoad(path: string): { path: string; version: number };
   convertMemoryFormat(src: ArrayBufferView, dst: ArrayBufferView, shape: NativeShape,
     toChannelsLast: boolean): void;
+  /** Bandwidth probes: dst = src, and a = b + s * c. */
+  streamCopy(src: Float32Array, dst: Float32Array): void;
+  streamTriad(a: Float32Array, b: Float32Array, c: Float32Array, scalar: number): void;
   getNumThreads(): number;
   setNumThreads(n: number): void;
-  /** Pooled, uninitialized storage for kernel outputs. */
-  allocate(dtype: 'float32' | 'float64', length: number): FloatArray;
-  /** Returns a pooled array's memory now and detaches it; false for other arrays. */
-  release(array: ArrayBufferView): boolean;
-  hostPoolStats(): { cachedBytes: number; liveBytes: number; hits: number; misses: number };
-  hostPoolTrim(): void;
   features: { openmp: boolean; cuda: boolean; gloo: boolean; isa: string };
 }
 

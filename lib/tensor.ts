@@ -1,6 +1,7 @@
 // Tensor: storage + shape + dtype + device + memory format. No general strides:
 // a tensor is laid out either N,C,... ("contiguous") or N,...,C ("channelsLast").
 import { native, NativeShape } from './native';
+import { adopt, recycle } from './storage';
 
 /** Element types. `int64` exists for counters such as `num_batches_tracked`. */
 export type DType = 'float32' | 'float64' | 'int64';
@@ -117,6 +118,8 @@ export class Tensor {
   readonly memoryFormat: MemoryFormat;
   /** The storage in memory order (N,...,C for channelsLast). Shared, not copied. */
   readonly data: Storage;
+  // Whether this tensor's storage came from the output pool and is its alone.
+  #recyclable = false;
 
   /** Wraps `data` (memory order) without copying. Prefer the factories. */
   constructor(data: Storage, shape: readonly number[], memoryFormat: MemoryFormat = 'contiguous') {
@@ -131,6 +134,7 @@ export class Tensor {
     this.dtype = dtype;
     this.memoryFormat = checkFormat(memoryFormat, shape.length, 'Tensor');
     this.data = data;
+    this.#recyclable = adopt(data);
   }
 
   /** Number of dimensions. */
@@ -152,12 +156,12 @@ export class Tensor {
   }
 
   /**
-   * Hands this tensor's storage back now, instead of when the garbage
-   * collector finds it: outputs of syncbn's ops come from a pool of mapped
-   * memory, and a loop that disposes what it no longer needs reuses it at
-   * once (as PyTorch's reference counting does). A pooled tensor is
-   * unusable afterwards; other tensors are left to the garbage collector.
-   * Cf. `tf.dispose`.
+   * Hands an op output's storage back for the next output of its size,
+   * instead of leaving it to the garbage collector: a loop that disposes
+   * what it no longer needs skips zeroing and page-faulting fresh memory
+   * (as PyTorch's reference counting frees a tensor at once). The tensor is
+   * unusable afterwards. Tensors that are not unshared op outputs are left
+   * to the garbage collector. Cf. `tf.dispose`.
    *
    * @example
    * const y = bn.forward(x);
@@ -165,7 +169,10 @@ export class Tensor {
    * y.dispose();
    */
   dispose(): void {
-    if (!this.disposed) native.release(this.data);
+    if (!this.#recyclable) return;
+    this.#recyclable = false;
+    if (!recycle(this.data as FloatStorage)) return;
+    (this as { data: Storage }).data = this.dtype === 'float64' ? new Float64Array(0) : new Float32Array(0);
   }
 
   size(dim?: number): number | readonly number[] {

@@ -1,8 +1,10 @@
 import { native } from './native';
 
 /**
- * Threads used by the CPU kernels. Cf. `torch.set_num_threads`. The default
- * follows OMP_NUM_THREADS, else the number of cores.
+ * Threads used by the CPU kernels called from this thread (a worker thread
+ * has its own setting). Cf. `torch.set_num_threads`. The default follows
+ * OMP_NUM_THREADS, else the number of cores; a worker thread that joins a
+ * 'threads' process group of size W defaults to 1/W of that.
  *
  * @example setNumThreads(2);
  */

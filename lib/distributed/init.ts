@@ -2,6 +2,7 @@
 // its subgroups, as torch.distributed keeps them (one world per process, or
 // per worker thread for the threads backend).
 import * as os from 'node:os';
+import { isMainThread } from 'node:worker_threads';
 import { native, NativeComm } from '../native';
 import { Backend, ProcessGroup } from './process_group';
 import { FileStore, Store, StoreTimeoutError, TCPStore } from './store';
@@ -110,6 +111,9 @@ export async function initProcessGroup(opts: InitProcessGroupOptions): Promise<P
     if (!m) throw new TypeError(`${where}: the threads backend takes initMethod 'local://name', got '${initMethod}'`);
     const name = m[1];
     const comm = await native.threadsJoin(name, rank, worldSize, timeoutMs);
+    // worldSize ranks share the cores: each worker thread's kernels get their
+    // share, so the replicas do not oversubscribe (setNumThreads overrides).
+    if (!isMainThread) native.setNumThreads(Math.max(1, Math.floor(native.getNumThreads() / worldSize)));
     const world = new ProcessGroup('threads', all, rank, comm, 'world');
     state = {
       world, groups: [], store: null, timeoutMs, created: 0,

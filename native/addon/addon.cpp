@@ -3,7 +3,6 @@
 
 #include "batch_norm.h"
 #include "comm.h"
-#include "storage.h"
 #include "../kernels/batch_norm.h"
 
 namespace {
@@ -11,7 +10,6 @@ namespace {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   syncbn::addon::RegisterBatchNorm(env, exports);
   syncbn::addon::RegisterComm(env, exports);
-  syncbn::addon::RegisterStorage(env, exports);
   Napi::Object features = Napi::Object::New(env);
 #ifdef _OPENMP
   features.Set("openmp", true);

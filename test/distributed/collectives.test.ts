@@ -33,6 +33,10 @@ describe('collectives on the threads backend', () => {
     });
   });
 
+  test('each worker thread takes its share of the cores for its kernels', () => {
+    for (const r of results) expect(r.threadsAfter).toBe(Math.max(1, Math.floor((r.threadsBefore as number) / 4)));
+  });
+
   test('allReduce sum, avg, min, max (float64) and sum (int64)', () => {
     for (const r of results) {
       expect(r.sum).toEqual([10, 100]);

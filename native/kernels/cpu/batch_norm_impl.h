@@ -26,6 +26,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <cstdio>
 #include <type_traits>
 #include <vector>
 
@@ -46,7 +47,21 @@ namespace detail {
 
 constexpr int64_t kBlock = 256;           // values summed in T before going to double
 constexpr int64_t kChunk = 32768;         // values per statistics chunk (128 KiB of float)
-constexpr int64_t kStreamBytes = 4 << 20; // outputs at least this large bypass the cache
+// Outputs larger than a quarter of the last-level cache bypass the cache (an output
+// that fits stays there for its reader) ...
+inline int64_t stream_bytes() {
+  static const int64_t bytes = [] {
+    // sysfs has the cache this VM sees; sysconf may report the host's.
+    int64_t l3 = 0;
+    if (FILE* f = std::fopen("/sys/devices/system/cpu/cpu0/cache/index3/size", "r")) {
+      long kib = 0;
+      if (std::fscanf(f, "%ldK", &kib) == 1) l3 = int64_t(kib) << 10;
+      std::fclose(f);
+    }
+    return l3 > 0 ? l3 / 4 : int64_t(8) << 20;
+  }();
+  return bytes;
+}
 // ...in runs at least this long: a short run would leave partly written
 // lines at both ends, which cost a read-modify-write in memory.
 constexpr int64_t kStreamRun = 1024;
@@ -302,8 +317,9 @@ void planar_grad_input_channel(const T* dy, const T* x, T* dx, const BatchShape&
 
 // ---- channels-last rows -----------------------------------------------------
 
-// Rows per tile: about kChunk values, at least one row.
-int64_t tile_rows(int64_t c) { return std::max<int64_t>(1, kChunk / c); }
+// Rows per tile: about kChunk values, and at least 64 rows so that merging a
+// tile's per-channel statistics stays cheap next to computing them.
+int64_t tile_rows(int64_t c) { return std::max<int64_t>(64, kChunk / c); }
 
 // Two passes over a tile of rows in cache, merged into `acc` (C entries).
 template <typename T>
@@ -501,7 +517,7 @@ void moments_of(const T* x, const BatchShape& s, std::vector<Moments>& out) {
 template <typename T>
 void affine_pass(const T* x, T* y, const BatchShape& s, const Affine<T>& f) {
   if (s.numel() == 0) return;
-  const bool stream = s.numel() * static_cast<int64_t>(sizeof(T)) >= kStreamBytes;
+  const bool stream = s.numel() * static_cast<int64_t>(sizeof(T)) > stream_bytes();
   if (s.rows()) {
     rows_affine(x, y, s, f, stream);
   } else {
@@ -534,7 +550,7 @@ void grad_sums(const T* dy, const T* x, const BatchShape& s, const T* mean, std:
 template <typename T>
 void grad_input_pass(const T* dy, const T* x, T* dx, const BatchShape& s, const GradCoef<T>& g) {
   if (s.numel() == 0) return;
-  const bool stream = s.numel() * static_cast<int64_t>(sizeof(T)) >= kStreamBytes;
+  const bool stream = s.numel() * static_cast<int64_t>(sizeof(T)) > stream_bytes();
   if (s.rows()) {
     rows_grad_input(dy, x, dx, s, g, stream);
   } else {
@@ -615,7 +631,7 @@ void forward_training(const T* x, const BatchShape& s, const T* weight, const T*
   const int nt = threads_for(s.numel());
   if (!s.rows() && C >= nt && s.numel() > 0) {
     // Each channel's statistics, then its normalization while it is in cache.
-    const bool stream = s.numel() * static_cast<int64_t>(sizeof(T)) >= kStreamBytes;
+    const bool stream = s.numel() * static_cast<int64_t>(sizeof(T)) > stream_bytes();
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t c = 0; c < C; ++c) {
       m[c] = channel_moments(x, s, c);
@@ -694,7 +710,7 @@ void backward(const T* dy, const T* x, const BatchShape& s, const T* weight, con
   const int nt = threads_for(s.numel());
   if (dx && need_sums && !s.rows() && C >= nt && s.numel() > 0) {
     // Each channel's sums, then its grad input while x and dy are in cache.
-    const bool stream = s.numel() * static_cast<int64_t>(sizeof(T)) >= kStreamBytes;
+    const bool stream = s.numel() * static_cast<int64_t>(sizeof(T)) > stream_bytes();
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t c = 0; c < C; ++c) {
       planar_grad_sums(dy, x, s, c, mean[c], sg[c], sgx[c]);

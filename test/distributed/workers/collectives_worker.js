@@ -3,12 +3,13 @@
 
 const path = require('node:path');
 const { parentPort, workerData } = require('node:worker_threads');
-const { nn, tensor, zeros, distributed: dist } = require(path.resolve(__dirname, '../../../dist'));
+const { nn, tensor, zeros, distributed: dist, getNumThreads } = require(path.resolve(__dirname, '../../../dist'));
 
 async function main() {
   const { rank, worldSize, name } = workerData;
+  const threadsBefore = getNumThreads();
   await dist.initProcessGroup({ backend: 'threads', rank, worldSize, initMethod: `local://${name}`, timeoutMs: 10000 });
-  const out = { rank: dist.getRank(), worldSize: dist.getWorldSize(), backend: dist.getBackend() };
+  const out = { rank: dist.getRank(), worldSize: dist.getWorldSize(), backend: dist.getBackend(), threadsBefore, threadsAfter: getNumThreads() };
   const v = () => tensor([rank + 1, 10 * (rank + 1)], [2], { dtype: 'float64' });
   for (const op of ['sum', 'avg', 'min', 'max']) {
     const t = v();

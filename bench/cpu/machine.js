@@ -1,0 +1,70 @@
+// What the numbers were measured on, and its memory bandwidth measured in
+// this process with the kernels' thread count (the roofline).
+'use strict';
+
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { native } = require(path.resolve(__dirname, '../../dist/native'));
+
+function cpuModel() {
+  try {
+    const info = fs.readFileSync('/proc/cpuinfo', 'utf8');
+    const m = /model name\s*:\s*(.+)/.exec(info);
+    if (m) return m[1].trim();
+  } catch {
+    // Not Linux.
+  }
+  return os.cpus()[0]?.model ?? 'unknown CPU';
+}
+
+function cacheSizes() {
+  const out = [];
+  try {
+    const base = '/sys/devices/system/cpu/cpu0/cache';
+    for (const idx of fs.readdirSync(base).filter((d) => d.startsWith('index'))) {
+      const level = fs.readFileSync(`${base}/${idx}/level`, 'utf8').trim();
+      const type = fs.readFileSync(`${base}/${idx}/type`, 'utf8').trim();
+      const size = fs.readFileSync(`${base}/${idx}/size`, 'utf8').trim();
+      if (type !== 'Instruction') out.push(`L${level} ${size}`);
+    }
+  } catch {
+    // Unknown.
+  }
+  return out.join(', ');
+}
+
+function describe(threads) {
+  return {
+    cpu: cpuModel(),
+    cores: os.cpus().length,
+    threads,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    caches: cacheSizes(),
+    node: process.version,
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+  };
+}
+
+/** Best of several copies and triads over arrays far larger than the caches, in GB/s (bytes read + written). */
+function bandwidth(quick) {
+  const n = quick ? 1 << 20 : 32 << 20; // 128 MiB per array
+  const a = new Float32Array(n).fill(1);
+  const b = new Float32Array(n).fill(2);
+  const c = new Float32Array(n).fill(3);
+  const best = (fn, bytes) => {
+    let top = 0;
+    for (let i = 0; i < (quick ? 2 : 8); i++) {
+      const t0 = process.hrtime.bigint();
+      fn();
+      const s = Number(process.hrtime.bigint() - t0) / 1e9;
+      top = Math.max(top, bytes / s / 1e9);
+    }
+    return top;
+  };
+  const copy = best(() => native.streamCopy(a, b), 2 * 4 * n);
+  const triad = best(() => native.streamTriad(a, b, c, 0.5), 3 * 4 * n);
+  return { copyGBs: copy, triadGBs: triad, roofGBs: Math.max(copy, triad), arrayMiB: (4 * n) / 2 ** 20 };
+}
+
+module.exports = { describe, bandwidth };

@@ -1,0 +1,53 @@
+// PyTorch CPU (Debian's python3-torch), in a Python process of its own that
+// times each case internally and answers over a pipe; same thread count.
+'use strict';
+
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+const readline = require('node:readline');
+
+const PYTHON = process.env.SYNCBN_BENCH_PYTHON || '/usr/bin/python3';
+
+let child = null;
+let lines = null;
+const waiting = [];
+
+function send(cmd) {
+  return new Promise((resolve, reject) => {
+    waiting.push({ resolve, reject });
+    child.stdin.write(JSON.stringify(cmd) + '\n');
+  });
+}
+
+module.exports = {
+  name: 'pytorch',
+  async init(threads) {
+    if (!fs.existsSync(PYTHON)) return { available: false, reason: `${PYTHON} not found (install Debian's python3-torch)` };
+    child = spawn(PYTHON, [path.join(__dirname, 'torch_peer.py')], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    lines = readline.createInterface({ input: child.stdout });
+    lines.on('line', (l) => waiting.shift()?.resolve(JSON.parse(l)));
+    const exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    const first = send({ cmd: 'init', threads });
+    const r = await Promise.race([first, exited.then((code) => ({ exit: code }))]);
+    if (r.exit !== undefined) {
+      return { available: false, reason: `PyTorch did not start (exit ${r.exit}): ${stderr.trim().split('\n').pop()}` };
+    }
+    child.on('exit', () => {
+      for (const w of waiting.splice(0)) w.reject(new Error(`the PyTorch process exited: ${stderr.trim().split('\n').pop()}`));
+    });
+    return { available: true, version: r.version, threads: r.threads, detail: 'torch.nn.functional.batch_norm' };
+  },
+  async measureRemote(c, reps, warmup, budgetMs, slowMs) {
+    const r = await send({ cmd: 'measure', shape: c.shape, format: c.format, mode: c.mode, reps, warmup, budget_ms: budgetMs, slow_ms: slowMs });
+    return r.samples;
+  },
+  async releaseRemote() {
+    await send({ cmd: 'release' });
+  },
+  async close() {
+    if (child) child.stdin.end();
+  },
+};
