@@ -85,85 +85,92 @@ inline void merge(Moments& a, const Moments& b) {
 
 // ---- contiguous runs -------------------------------------------------------
 
-// The run kernels keep kLanes independent partial sums (several vector
-// registers), so adds are not serialized on one accumulator's latency; each
-// block of kBlock values is summed in T, then added to double.
+// Reductions keep kLanes independent partial sums (several vector
+// registers), so adds are not serialized on one accumulator's latency.
 constexpr int64_t kLanes = 32;
 
-template <typename T>
-double run_sum(const T* p, int64_t len) {
-  double total = 0;
-  for (int64_t i0 = 0; i0 < len; i0 += kBlock) {
-    const int64_t i1 = std::min(len, i0 + kBlock);
-    T acc[kLanes] = {};
-    int64_t i = i0;
-    for (; i + kLanes <= i1; i += kLanes) {
-#pragma omp simd
-      for (int64_t j = 0; j < kLanes; ++j) acc[j] += p[i + j];
+// Accumulators that persist across the runs of a chunk: lanes summed in T,
+// flushed to double every kFlush values per lane, so short runs (a 14x14
+// plane is 196 values) pay no horizontal reduction each.
+constexpr int64_t kFlush = kBlock;
+
+template <typename T, int K>
+struct Lanes {
+  T acc[K][kLanes] = {};
+  T tail[K] = {};
+  double total[K] = {};
+  int64_t filled = 0;  // values per lane since the last flush
+
+  void flush() {
+    for (int k = 0; k < K; ++k) {
+      T s = tail[k];
+      for (int64_t j = 0; j < kLanes; ++j) s += acc[k][j];
+      total[k] += static_cast<double>(s);
+      std::fill(acc[k], acc[k] + kLanes, T(0));
+      tail[k] = T(0);
     }
-    T s = 0;
-    for (; i < i1; ++i) s += p[i];
-    for (int64_t j = 0; j < kLanes; ++j) s += acc[j];
-    total += static_cast<double>(s);
+    filled = 0;
   }
-  return total;
+};
+
+// Adds a run to lanes: op(index) returns the K values to add for element i.
+template <typename T, int K, typename Op>
+inline void lanes_add(Lanes<T, K>& L, int64_t len, Op op) {
+  int64_t i = 0;
+  for (; i + kLanes <= len; i += kLanes) {
+    if (L.filled >= kFlush) L.flush();
+    op.block(i, L.acc);
+    ++L.filled;
+  }
+  for (; i < len; ++i) op.one(i, L.tail);
 }
 
 template <typename T>
-void run_dev(const T* p, int64_t len, T m, double& s1, double& s2) {
-  for (int64_t i0 = 0; i0 < len; i0 += kBlock) {
-    const int64_t i1 = std::min(len, i0 + kBlock);
-    T a[kLanes] = {}, b[kLanes] = {};
-    int64_t i = i0;
-    for (; i + kLanes <= i1; i += kLanes) {
+struct SumRun {
+  const T* p;
+  void block(int64_t i, T (*acc)[kLanes]) const {
 #pragma omp simd
-      for (int64_t j = 0; j < kLanes; ++j) {
-        const T d = p[i + j] - m;
-        a[j] += d;
-        b[j] += d * d;
-      }
-    }
-    T sa = 0, sb = 0;
-    for (; i < i1; ++i) {
-      const T d = p[i] - m;
-      sa += d;
-      sb += d * d;
-    }
-    for (int64_t j = 0; j < kLanes; ++j) {
-      sa += a[j];
-      sb += b[j];
-    }
-    s1 += static_cast<double>(sa);
-    s2 += static_cast<double>(sb);
+    for (int64_t j = 0; j < kLanes; ++j) acc[0][j] += p[i + j];
   }
-}
+  void one(int64_t i, T* t) const { t[0] += p[i]; }
+};
 
 template <typename T>
-void run_grad_sums(const T* g, const T* x, int64_t len, T m, double& sg, double& sgx) {
-  for (int64_t i0 = 0; i0 < len; i0 += kBlock) {
-    const int64_t i1 = std::min(len, i0 + kBlock);
-    T a[kLanes] = {}, b[kLanes] = {};
-    int64_t i = i0;
-    for (; i + kLanes <= i1; i += kLanes) {
+struct DevRun {
+  const T* p;
+  T m;
+  void block(int64_t i, T (*acc)[kLanes]) const {
 #pragma omp simd
-      for (int64_t j = 0; j < kLanes; ++j) {
-        a[j] += g[i + j];
-        b[j] += g[i + j] * (x[i + j] - m);
-      }
-    }
-    T sa = 0, sb = 0;
-    for (; i < i1; ++i) {
-      sa += g[i];
-      sb += g[i] * (x[i] - m);
-    }
     for (int64_t j = 0; j < kLanes; ++j) {
-      sa += a[j];
-      sb += b[j];
+      const T d = p[i + j] - m;
+      acc[0][j] += d;
+      acc[1][j] += d * d;
     }
-    sg += static_cast<double>(sa);
-    sgx += static_cast<double>(sb);
   }
-}
+  void one(int64_t i, T* t) const {
+    const T d = p[i] - m;
+    t[0] += d;
+    t[1] += d * d;
+  }
+};
+
+template <typename T>
+struct GradRun {
+  const T* g;
+  const T* x;
+  T m;
+  void block(int64_t i, T (*acc)[kLanes]) const {
+#pragma omp simd
+    for (int64_t j = 0; j < kLanes; ++j) {
+      acc[0][j] += g[i + j];
+      acc[1][j] += g[i + j] * (x[i + j] - m);
+    }
+  }
+  void one(int64_t i, T* t) const {
+    t[0] += g[i];
+    t[1] += g[i] * (x[i] - m);
+  }
+};
 
 // y = (x - m) * a + b over a run; non-temporal when `stream` (float only).
 template <typename T>
@@ -251,13 +258,17 @@ void channel_chunks(const BatchShape& s, int64_t c, std::vector<Chunk>& out) {
 template <typename T>
 Moments chunk_moments(const T* x, const BatchShape& s, const Chunk& k) {
   Moments r;
-  r.n = static_cast<double>((k.n1 - k.n0) * (k.i1 - k.i0));
+  const int64_t len = k.i1 - k.i0;
+  r.n = static_cast<double>((k.n1 - k.n0) * len);
   if (r.n == 0) return r;
-  double sum = 0;
-  for (int64_t n = k.n0; n < k.n1; ++n) sum += run_sum(x + (n * s.c + k.c) * s.inner + k.i0, k.i1 - k.i0);
-  const T m = static_cast<T>(sum / r.n);
-  double s1 = 0, s2 = 0;
-  for (int64_t n = k.n0; n < k.n1; ++n) run_dev(x + (n * s.c + k.c) * s.inner + k.i0, k.i1 - k.i0, m, s1, s2);
+  Lanes<T, 1> sum;
+  for (int64_t n = k.n0; n < k.n1; ++n) lanes_add(sum, len, SumRun<T>{x + (n * s.c + k.c) * s.inner + k.i0});
+  sum.flush();
+  const T m = static_cast<T>(sum.total[0] / r.n);
+  Lanes<T, 2> dev;
+  for (int64_t n = k.n0; n < k.n1; ++n) lanes_add(dev, len, DevRun<T>{x + (n * s.c + k.c) * s.inner + k.i0, m});
+  dev.flush();
+  const double s1 = dev.total[0], s2 = dev.total[1];
   r.mean = static_cast<double>(m) + s1 / r.n;
   r.m2 = std::max(0.0, s2 - s1 * s1 / r.n);
   return r;
@@ -301,10 +312,14 @@ void planar_affine_channel(const T* x, T* y, const BatchShape& s, int64_t c, con
 
 template <typename T>
 void planar_grad_sums(const T* dy, const T* x, const BatchShape& s, int64_t c, T mean, double& sg, double& sgx) {
+  Lanes<T, 2> L;
   for (int64_t n = 0; n < s.n; ++n) {
     const int64_t off = (n * s.c + c) * s.inner;
-    run_grad_sums(dy + off, x + off, s.inner, mean, sg, sgx);
+    lanes_add(L, s.inner, GradRun<T>{dy + off, x + off, mean});
   }
+  L.flush();
+  sg += L.total[0];
+  sgx += L.total[1];
 }
 
 template <typename T>
