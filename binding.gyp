@@ -6,6 +6,7 @@
         "native/addon/addon.cpp",
         "native/addon/batch_norm.cpp",
         "native/addon/comm.cpp",
+        "native/addon/cuda.cpp",
         "native/kernels/cpu/batch_norm.cpp",
         "native/kernels/cpu/batch_norm_base.cpp",
         "native/kernels/cpu/stream.cpp",

@@ -12,6 +12,7 @@
 #include "../comm/nccl.h"
 #include "../comm/threads.h"
 #include "args.h"
+#include "instance.h"
 
 namespace syncbn {
 namespace addon {
@@ -21,10 +22,6 @@ namespace {
 using comm::Communicator;
 using comm::ElemType;
 using comm::ReduceOp;
-
-struct CommData {
-  Napi::FunctionReference constructor;
-};
 
 class CommWrap : public Napi::ObjectWrap<CommWrap> {
  public:
@@ -189,8 +186,7 @@ class RendezvousWorker : public Napi::AsyncWorker {
 
   void OnOK() override {
     Napi::Env env = Env();
-    CommData* data = env.GetInstanceData<CommData>();
-    Napi::Object obj = data->constructor.New({Napi::External<Communicator>::New(env, comm_.release())});
+    Napi::Object obj = addon_data(env).communicator.New({Napi::External<Communicator>::New(env, comm_.release())});
     deferred_.Resolve(obj);
   }
 
@@ -260,10 +256,9 @@ Napi::Value NcclLoad(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void RegisterComm(Napi::Env env, Napi::Object exports) {
-  auto* data = new CommData();
-  data->constructor = Napi::Persistent(CommWrap::Define(env));
-  env.SetInstanceData<CommData>(data);
-  exports.Set("Communicator", data->constructor.Value());
+  AddonData& data = addon_data(env);
+  data.communicator = Napi::Persistent(CommWrap::Define(env));
+  exports.Set("Communicator", data.communicator.Value());
   exports.Set("threadsJoin", Napi::Function::New(env, ThreadsJoin, "threadsJoin"));
   exports.Set("glooConnect", Napi::Function::New(env, GlooConnect, "glooConnect"));
   exports.Set("ncclLoad", Napi::Function::New(env, NcclLoad, "ncclLoad"));

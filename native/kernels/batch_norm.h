@@ -9,6 +9,13 @@
 
 #include <cstdint>
 
+// BatchShape's helpers are used by the CUDA kernels too.
+#ifdef __CUDACC__
+#define SYNCBN_HOST_DEVICE __host__ __device__
+#else
+#define SYNCBN_HOST_DEVICE
+#endif
+
 namespace syncbn {
 
 struct BatchShape {
@@ -17,11 +24,11 @@ struct BatchShape {
   int64_t inner = 1;
   bool channels_last = false;
 
-  int64_t count() const { return n * inner; }   // values reduced per channel
-  int64_t numel() const { return n * c * inner; }
+  SYNCBN_HOST_DEVICE int64_t count() const { return n * inner; }  // values reduced per channel
+  SYNCBN_HOST_DEVICE int64_t numel() const { return n * c * inner; }
   // A (N, C) batch, or any batch with inner == 1, has the channels-last layout
   // whatever its nominal format, and is reduced row by row.
-  bool rows() const { return channels_last || inner == 1; }
+  SYNCBN_HOST_DEVICE bool rows() const { return channels_last || inner == 1; }
 };
 
 namespace cpu {

@@ -1,0 +1,517 @@
+// CUDA batch-norm kernels. Organisation after ATen's Normalization.cuh and
+// Apex's welford.cu: per-thread Welford, warp-shuffle and block merges (Chan
+// et al.), then a small per-channel finalize kernel.
+//
+// Reductions are split across blocks: a grid of (splits x channels) for
+// N,C,inner data, or (channel tiles x splits) for channels-last rows, with
+// `splits` chosen from the multiprocessor count so that few channels with
+// many pixels (e.g. 128x4x224x224) still fill the GPU. Each block writes a
+// partial per channel to the workspace; the finalize kernel merges them.
+// An empty batch launches no element kernel; finalize then writes mean 0 and
+// invstd 0 and leaves running stats alone: no host synchronization.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+
+#include "batch_norm_cuda.h"
+
+namespace syncbn {
+namespace cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kWarp = 32;
+
+__host__ __device__ __forceinline__ int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+
+template <typename T>
+struct Acc {
+  using type = float;
+};
+template <>
+struct Acc<double> {
+  using type = double;
+};
+
+template <typename A>
+struct Welford {
+  A n, mean, m2;
+};
+
+template <typename A>
+__device__ __forceinline__ Welford<A> merge(Welford<A> a, Welford<A> b) {
+  if (b.n == A(0)) return a;
+  if (a.n == A(0)) return b;
+  const A n = a.n + b.n;
+  const A delta = b.mean - a.mean;
+  const A f = b.n / n;
+  return {n, a.mean + delta * f, a.m2 + b.m2 + delta * delta * a.n * f};
+}
+
+template <typename A>
+__device__ __forceinline__ void push(Welford<A>& w, A v) {
+  w.n += A(1);
+  const A d = v - w.mean;
+  w.mean += d / w.n;
+  w.m2 += d * (v - w.mean);
+}
+
+template <typename A>
+__device__ __forceinline__ Welford<A> warp_merge(Welford<A> w) {
+  for (int o = kWarp / 2; o > 0; o >>= 1) {
+    Welford<A> other{__shfl_down_sync(0xffffffffu, w.n, o), __shfl_down_sync(0xffffffffu, w.mean, o),
+                     __shfl_down_sync(0xffffffffu, w.m2, o)};
+    w = merge(w, other);
+  }
+  return w;
+}
+
+template <typename A>
+__device__ __forceinline__ A warp_sum(A v) {
+  for (int o = kWarp / 2; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+  return v;
+}
+
+template <typename T>
+__device__ __forceinline__ typename Acc<T>::type load(const T* p, int64_t i) {
+  return static_cast<typename Acc<T>::type>(p[i]);
+}
+
+// How many blocks share one channel's reduction.
+int splits_for(const BatchShape& s, int sms) {
+  const int64_t per_channel = s.n * s.inner;
+  if (per_channel == 0) return 1;
+  const int64_t target = std::max<int64_t>(1, (int64_t(4) * sms + s.c - 1) / s.c);
+  const int64_t useful = std::max<int64_t>(1, per_channel / (kThreads * 4));
+  return static_cast<int>(std::min<int64_t>({target, useful, 65535}));
+}
+
+// ---- N,C,inner layout: block (split, channel) --------------------------------------
+
+// Work units of one channel: (n, i-range) pieces, spread over the splits.
+struct PlanarUnits {
+  int64_t pieces;  // i-ranges per row
+  int64_t piece;   // values per i-range
+  int64_t units;   // n * pieces
+};
+
+__host__ __device__ inline PlanarUnits planar_units(const BatchShape& s, int splits) {
+  const int64_t pieces = splits > s.n ? (splits + s.n - 1) / s.n : 1;
+  const int64_t piece = (s.inner + pieces - 1) / pieces;
+  return {pieces, piece, s.n * pieces};
+}
+
+template <typename T>
+__global__ void planar_welford(const T* x, BatchShape s, int splits, typename Acc<T>::type* part) {
+  using A = typename Acc<T>::type;
+  const int64_t c = blockIdx.y;
+  const PlanarUnits u = planar_units(s, splits);
+  const int64_t per = (u.units + splits - 1) / splits;
+  const int64_t u0 = blockIdx.x * per, u1 = imin(u.units, u0 + per);
+  Welford<A> w{A(0), A(0), A(0)};
+  for (int64_t k = u0; k < u1; ++k) {
+    const int64_t n = k / u.pieces;
+    const int64_t i0 = (k % u.pieces) * u.piece, i1 = imin(s.inner, i0 + u.piece);
+    const T* row = x + (n * s.c + c) * s.inner;
+    for (int64_t i = i0 + threadIdx.x; i < i1; i += blockDim.x) push(w, load(row, i));
+  }
+  __shared__ Welford<A> shared[kThreads / kWarp];
+  w = warp_merge(w);
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  if (lane == 0) shared[warp] = w;
+  __syncthreads();
+  if (warp == 0) {
+    w = lane < blockDim.x / kWarp ? shared[lane] : Welford<A>{A(0), A(0), A(0)};
+    w = warp_merge(w);
+    if (lane == 0) {
+      A* p = part + (c * splits + blockIdx.x) * 3;
+      p[0] = w.n;
+      p[1] = w.mean;
+      p[2] = w.m2;
+    }
+  }
+}
+
+template <typename T>
+__global__ void planar_grad_sums(const T* dy, const T* x, BatchShape s, int splits,
+                                 const typename Acc<T>::type* mean, typename Acc<T>::type* part) {
+  using A = typename Acc<T>::type;
+  const int64_t c = blockIdx.y;
+  const PlanarUnits u = planar_units(s, splits);
+  const int64_t per = (u.units + splits - 1) / splits;
+  const int64_t u0 = blockIdx.x * per, u1 = imin(u.units, u0 + per);
+  const A m = mean[c];
+  A sg = A(0), sgx = A(0);
+  for (int64_t k = u0; k < u1; ++k) {
+    const int64_t n = k / u.pieces;
+    const int64_t i0 = (k % u.pieces) * u.piece, i1 = imin(s.inner, i0 + u.piece);
+    const int64_t base = (n * s.c + c) * s.inner;
+    for (int64_t i = i0 + threadIdx.x; i < i1; i += blockDim.x) {
+      const A g = load(dy, base + i);
+      sg += g;
+      sgx += g * (load(x, base + i) - m);
+    }
+  }
+  __shared__ A shared[2][kThreads / kWarp];
+  sg = warp_sum(sg);
+  sgx = warp_sum(sgx);
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  if (lane == 0) {
+    shared[0][warp] = sg;
+    shared[1][warp] = sgx;
+  }
+  __syncthreads();
+  if (warp == 0) {
+    sg = lane < blockDim.x / kWarp ? shared[0][lane] : A(0);
+    sgx = lane < blockDim.x / kWarp ? shared[1][lane] : A(0);
+    sg = warp_sum(sg);
+    sgx = warp_sum(sgx);
+    if (lane == 0) {
+      A* p = part + (c * splits + blockIdx.x) * 2;
+      p[0] = sg;
+      p[1] = sgx;
+    }
+  }
+}
+
+// ---- channels-last rows: block (32 channels x 8 row lanes), grid (channel tiles, splits) ----
+
+constexpr int kRowLanes = 8;
+
+template <typename T>
+__global__ void rows_welford(const T* x, BatchShape s, int splits, typename Acc<T>::type* part) {
+  using A = typename Acc<T>::type;
+  const int64_t c = blockIdx.x * kWarp + threadIdx.x;
+  const int64_t rows = s.n * s.inner;
+  const int64_t per = (rows + splits - 1) / splits;
+  const int64_t r0 = blockIdx.y * per, r1 = imin(rows, r0 + per);
+  Welford<A> w{A(0), A(0), A(0)};
+  if (c < s.c)
+    for (int64_t r = r0 + threadIdx.y; r < r1; r += kRowLanes) push(w, load(x, r * s.c + c));
+  __shared__ Welford<A> shared[kRowLanes][kWarp];
+  shared[threadIdx.y][threadIdx.x] = w;
+  __syncthreads();
+  if (threadIdx.y == 0 && c < s.c) {
+    for (int k = 1; k < kRowLanes; ++k) w = merge(w, shared[k][threadIdx.x]);
+    A* p = part + (c * splits + blockIdx.y) * 3;
+    p[0] = w.n;
+    p[1] = w.mean;
+    p[2] = w.m2;
+  }
+}
+
+template <typename T>
+__global__ void rows_grad_sums(const T* dy, const T* x, BatchShape s, int splits,
+                               const typename Acc<T>::type* mean, typename Acc<T>::type* part) {
+  using A = typename Acc<T>::type;
+  const int64_t c = blockIdx.x * kWarp + threadIdx.x;
+  const int64_t rows = s.n * s.inner;
+  const int64_t per = (rows + splits - 1) / splits;
+  const int64_t r0 = blockIdx.y * per, r1 = imin(rows, r0 + per);
+  A sg = A(0), sgx = A(0);
+  if (c < s.c) {
+    const A m = mean[c];
+    for (int64_t r = r0 + threadIdx.y; r < r1; r += kRowLanes) {
+      const A g = load(dy, r * s.c + c);
+      sg += g;
+      sgx += g * (load(x, r * s.c + c) - m);
+    }
+  }
+  __shared__ A shared[2][kRowLanes][kWarp];
+  shared[0][threadIdx.y][threadIdx.x] = sg;
+  shared[1][threadIdx.y][threadIdx.x] = sgx;
+  __syncthreads();
+  if (threadIdx.y == 0 && c < s.c) {
+    for (int k = 1; k < kRowLanes; ++k) {
+      sg += shared[0][k][threadIdx.x];
+      sgx += shared[1][k][threadIdx.x];
+    }
+    A* p = part + (c * splits + blockIdx.y) * 2;
+    p[0] = sg;
+    p[1] = sgx;
+  }
+}
+
+// ---- finalize: one thread per channel ---------------------------------------------------
+
+template <typename A>
+__global__ void finalize_welford(const A* part, int splits, int64_t c_count, double eps, double momentum,
+                                 A* mean, A* invstd, A* running_mean, A* running_var, double* summary) {
+  const int64_t c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= c_count) return;
+  // Merged in double: the partial counts can exceed float's exact integers.
+  double n = 0, m = 0, m2 = 0;
+  for (int k = 0; k < splits; ++k) {
+    const A* p = part + (c * splits + k) * 3;
+    const double bn = static_cast<double>(p[0]);
+    if (bn == 0) continue;
+    const double total = n + bn;
+    const double delta = static_cast<double>(p[1]) - m;
+    m += delta * bn / total;
+    m2 += static_cast<double>(p[2]) + delta * delta * n * bn / total;
+    n = total;
+  }
+  if (summary) {
+    summary[3 * c] = n;
+    summary[3 * c + 1] = m;
+    summary[3 * c + 2] = m2;
+    return;
+  }
+  if (n == 0) {
+    mean[c] = A(0);
+    invstd[c] = A(0);
+    return;
+  }
+  mean[c] = static_cast<A>(m);
+  invstd[c] = static_cast<A>(rsqrt(m2 / n + eps));
+  if (running_mean) running_mean[c] = static_cast<A>(momentum * m + (1 - momentum) * static_cast<double>(running_mean[c]));
+  if (running_var)
+    running_var[c] = static_cast<A>(momentum * m2 / (n - 1) + (1 - momentum) * static_cast<double>(running_var[c]));
+}
+
+template <typename A>
+__global__ void finalize_sums(const A* part, int splits, int64_t c_count, const A* invstd_or_var, bool is_var,
+                              double eps, A* sum_dy, A* sum_dy_xmu, A* grad_weight, A* grad_bias, bool accumulate) {
+  const int64_t c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= c_count) return;
+  double sg = 0, sgx = 0;
+  for (int k = 0; k < splits; ++k) {
+    sg += static_cast<double>(part[(c * splits + k) * 2]);
+    sgx += static_cast<double>(part[(c * splits + k) * 2 + 1]);
+  }
+  const double v = static_cast<double>(invstd_or_var[c]);
+  const double is = is_var ? rsqrt(v + eps) : v;
+  if (sum_dy) sum_dy[c] = static_cast<A>(sg);
+  if (sum_dy_xmu) sum_dy_xmu[c] = static_cast<A>(sgx);
+  if (grad_weight) grad_weight[c] = static_cast<A>((accumulate ? static_cast<double>(grad_weight[c]) : 0.0) + sgx * is);
+  if (grad_bias) grad_bias[c] = static_cast<A>((accumulate ? static_cast<double>(grad_bias[c]) : 0.0) + sg);
+}
+
+// ---- element-wise ---------------------------------------------------------------------
+
+__device__ __forceinline__ int64_t channel_of(int64_t idx, const BatchShape& s) {
+  return s.rows() ? idx % s.c : (idx / s.inner) % s.c;
+}
+
+// y = (x - mean) * invstd * weight + bias; invstd from var + eps when `is_var`.
+template <typename T>
+__global__ void affine(const T* x, BatchShape s, const typename Acc<T>::type* mean,
+                       const typename Acc<T>::type* invstd_or_var, bool is_var, double eps,
+                       const typename Acc<T>::type* weight, const typename Acc<T>::type* bias, T* y) {
+  using A = typename Acc<T>::type;
+  const int64_t total = s.numel();
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t c = channel_of(i, s);
+    const A v = invstd_or_var[c];
+    const A is = is_var ? static_cast<A>(rsqrt(static_cast<double>(v) + eps)) : v;
+    const A w = weight ? weight[c] : A(1);
+    const A b = bias ? bias[c] : A(0);
+    y[i] = static_cast<T>((load(x, i) - mean[c]) * is * w + b);
+  }
+}
+
+// dx = (dy - sum_dy / n - (x - mean) * sum_dy_xmu / n * invstd^2) * invstd * weight
+// (training), or dy * invstd * weight with invstd from running var (eval).
+template <typename T>
+__global__ void grad_input(const T* dy, const T* x, BatchShape s, const typename Acc<T>::type* mean,
+                           const typename Acc<T>::type* invstd_or_var, bool is_var, double eps,
+                           const typename Acc<T>::type* weight, const typename Acc<T>::type* sum_dy,
+                           const typename Acc<T>::type* sum_dy_xmu, double count, T* dx) {
+  using A = typename Acc<T>::type;
+  const int64_t total = s.numel();
+  const A inv_n = count > 0 ? static_cast<A>(1.0 / count) : A(0);
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t c = channel_of(i, s);
+    const A v = invstd_or_var[c];
+    const A is = is_var ? static_cast<A>(rsqrt(static_cast<double>(v) + eps)) : v;
+    const A w = weight ? weight[c] : A(1);
+    A g = load(dy, i);
+    if (sum_dy) g = g - sum_dy[c] * inv_n - (load(x, i) - mean[c]) * (sum_dy_xmu[c] * inv_n * is * is);
+    dx[i] = static_cast<T>(g * is * w);
+  }
+}
+
+// ---- host side ----------------------------------------------------------------------
+
+int elementwise_blocks(const BatchShape& s, int sms) {
+  const int64_t want = (s.numel() + kThreads - 1) / kThreads;
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(want, int64_t(sms) * 32)));
+}
+
+int channel_blocks(int64_t c) { return static_cast<int>((c + kThreads - 1) / kThreads); }
+
+template <typename T>
+struct Ops {
+  using A = typename Acc<T>::type;
+
+  // Welford partials into the workspace; returns the split count.
+  static int welford(const T* x, const BatchShape& s, const Launch& l) {
+    const int splits = splits_for(s, l.multiprocessors);
+    if (s.numel() == 0) return 0;
+    A* part = static_cast<A*>(l.workspace);
+    if (s.rows()) {
+      const dim3 grid(static_cast<unsigned>((s.c + kWarp - 1) / kWarp), static_cast<unsigned>(splits));
+      rows_welford<T><<<grid, dim3(kWarp, kRowLanes), 0, l.stream>>>(x, s, splits, part);
+    } else {
+      planar_welford<T><<<dim3(static_cast<unsigned>(splits), static_cast<unsigned>(s.c)), kThreads, 0, l.stream>>>(x, s, splits, part);
+    }
+    return splits;
+  }
+
+  static int grad_sums(const T* dy, const T* x, const BatchShape& s, const A* mean, const Launch& l) {
+    const int splits = splits_for(s, l.multiprocessors);
+    if (s.numel() == 0) return 0;
+    A* part = static_cast<A*>(l.workspace);
+    if (s.rows()) {
+      const dim3 grid(static_cast<unsigned>((s.c + kWarp - 1) / kWarp), static_cast<unsigned>(splits));
+      rows_grad_sums<T><<<grid, dim3(kWarp, kRowLanes), 0, l.stream>>>(dy, x, s, splits, mean, part);
+    } else {
+      planar_grad_sums<T><<<dim3(static_cast<unsigned>(splits), static_cast<unsigned>(s.c)), kThreads, 0, l.stream>>>(dy, x, s, splits, mean, part);
+    }
+    return splits;
+  }
+
+  static void finalize(int splits, const BatchShape& s, double eps, double momentum, A* mean, A* invstd, A* rm,
+                       A* rv, double* summary, const Launch& l) {
+    finalize_welford<A><<<channel_blocks(s.c), kThreads, 0, l.stream>>>(static_cast<const A*>(l.workspace), splits, s.c,
+                                                                        eps, momentum, mean, invstd, rm, rv, summary);
+  }
+
+  static void affine_pass(const T* x, const BatchShape& s, const A* mean, const A* v, bool is_var, double eps,
+                          const A* w, const A* b, T* y, const Launch& l) {
+    if (s.numel() == 0) return;
+    affine<T><<<elementwise_blocks(s, l.multiprocessors), kThreads, 0, l.stream>>>(x, s, mean, v, is_var, eps, w, b, y);
+  }
+
+  static void grad_input_pass(const T* dy, const T* x, const BatchShape& s, const A* mean, const A* v, bool is_var,
+                              double eps, const A* w, const A* sg, const A* sgx, double count, T* dx, const Launch& l) {
+    if (s.numel() == 0) return;
+    grad_input<T><<<elementwise_blocks(s, l.multiprocessors), kThreads, 0, l.stream>>>(dy, x, s, mean, v, is_var, eps, w, sg,
+                                                                                      sgx, count, dx);
+  }
+};
+
+cudaError_t done() { return cudaGetLastError(); }
+
+template <typename Fn>
+cudaError_t dispatch(DType t, Fn&& fn) {
+  switch (t) {
+    case DType::Float32: fn(float{}); break;
+    case DType::Float64: fn(double{}); break;
+    case DType::Float16: fn(__half{}); break;
+    case DType::BFloat16: fn(__nv_bfloat16{}); break;
+  }
+  return done();
+}
+
+}  // namespace
+
+size_t workspace_bytes(DType t, const BatchShape& s, int multiprocessors) {
+  const size_t acc = t == DType::Float64 ? sizeof(double) : sizeof(float);
+  // Partials (3 per channel and split), then backward's two per-channel sums.
+  return static_cast<size_t>(s.c) * (static_cast<size_t>(splits_for(s, multiprocessors)) * 3 + 2) * acc;
+}
+
+cudaError_t stats(DType t, const void* x, const BatchShape& s, double eps, void* mean, void* invstd, const Launch& l) {
+  return dispatch(t, [&](auto tag) {
+    using T = decltype(tag);
+    using A = typename Ops<T>::A;
+    const int splits = Ops<T>::welford(static_cast<const T*>(x), s, l);
+    Ops<T>::finalize(splits, s, eps, 0.0, static_cast<A*>(mean), static_cast<A*>(invstd), nullptr, nullptr, nullptr, l);
+  });
+}
+
+cudaError_t welford_stats(DType t, const void* x, const BatchShape& s, double* summary, const Launch& l) {
+  return dispatch(t, [&](auto tag) {
+    using T = decltype(tag);
+    const int splits = Ops<T>::welford(static_cast<const T*>(x), s, l);
+    Ops<T>::finalize(splits, s, 0.0, 0.0, nullptr, nullptr, nullptr, nullptr, summary, l);
+  });
+}
+
+cudaError_t elemt(DType t, const void* x, const BatchShape& s, const void* mean, const void* invstd, const void* weight,
+                  const void* bias, void* y, const Launch& l) {
+  return dispatch(t, [&](auto tag) {
+    using T = decltype(tag);
+    using A = typename Ops<T>::A;
+    Ops<T>::affine_pass(static_cast<const T*>(x), s, static_cast<const A*>(mean), static_cast<const A*>(invstd), false, 0.0,
+                        static_cast<const A*>(weight), static_cast<const A*>(bias), static_cast<T*>(y), l);
+  });
+}
+
+cudaError_t forward_training(DType t, const void* x, const BatchShape& s, const void* weight, const void* bias, double eps,
+                             double momentum, void* running_mean, void* running_var, void* y, void* save_mean,
+                             void* save_invstd, const Launch& l) {
+  return dispatch(t, [&](auto tag) {
+    using T = decltype(tag);
+    using A = typename Ops<T>::A;
+    const int splits = Ops<T>::welford(static_cast<const T*>(x), s, l);
+    Ops<T>::finalize(splits, s, eps, momentum, static_cast<A*>(save_mean), static_cast<A*>(save_invstd),
+                     static_cast<A*>(running_mean), static_cast<A*>(running_var), nullptr, l);
+    Ops<T>::affine_pass(static_cast<const T*>(x), s, static_cast<const A*>(save_mean), static_cast<const A*>(save_invstd),
+                        false, 0.0, static_cast<const A*>(weight), static_cast<const A*>(bias), static_cast<T*>(y), l);
+  });
+}
+
+cudaError_t forward_inference(DType t, const void* x, const BatchShape& s, const void* running_mean, const void* running_var,
+                              const void* weight, const void* bias, double eps, void* y, const Launch& l) {
+  return dispatch(t, [&](auto tag) {
+    using T = decltype(tag);
+    using A = typename Ops<T>::A;
+    Ops<T>::affine_pass(static_cast<const T*>(x), s, static_cast<const A*>(running_mean), static_cast<const A*>(running_var),
+                        true, eps, static_cast<const A*>(weight), static_cast<const A*>(bias), static_cast<T*>(y), l);
+  });
+}
+
+cudaError_t backward_reduce(DType t, const void* dy, const void* x, const BatchShape& s, const void* mean, const void* invstd,
+                            void* sum_dy, void* sum_dy_xmu, void* grad_weight, void* grad_bias, const Launch& l) {
+  return dispatch(t, [&](auto tag) {
+    using T = decltype(tag);
+    using A = typename Ops<T>::A;
+    const int splits = Ops<T>::grad_sums(static_cast<const T*>(dy), static_cast<const T*>(x), s, static_cast<const A*>(mean), l);
+    finalize_sums<A><<<channel_blocks(s.c), kThreads, 0, l.stream>>>(
+        static_cast<const A*>(l.workspace), splits, s.c, static_cast<const A*>(invstd), false, 0.0, static_cast<A*>(sum_dy),
+        static_cast<A*>(sum_dy_xmu), static_cast<A*>(grad_weight), static_cast<A*>(grad_bias), false);
+  });
+}
+
+cudaError_t backward_elemt(DType t, const void* dy, const void* x, const BatchShape& s, const void* mean, const void* invstd,
+                           const void* weight, const void* sum_dy, const void* sum_dy_xmu, double total_count, void* dx,
+                           const Launch& l) {
+  return dispatch(t, [&](auto tag) {
+    using T = decltype(tag);
+    using A = typename Ops<T>::A;
+    Ops<T>::grad_input_pass(static_cast<const T*>(dy), static_cast<const T*>(x), s, static_cast<const A*>(mean),
+                            static_cast<const A*>(invstd), false, 0.0, static_cast<const A*>(weight),
+                            static_cast<const A*>(sum_dy), static_cast<const A*>(sum_dy_xmu), total_count,
+                            static_cast<T*>(dx), l);
+  });
+}
+
+cudaError_t backward(DType t, const void* dy, const void* x, const BatchShape& s, const void* weight, const void* mean,
+                     const void* invstd_or_var, bool training, double eps, void* dx, void* grad_weight, void* grad_bias,
+                     bool accumulate, const Launch& l) {
+  return dispatch(t, [&](auto tag) {
+    using T = decltype(tag);
+    using A = typename Ops<T>::A;
+    // Per-channel sums land after the partials in the workspace.
+    A* sums = static_cast<A*>(l.workspace) + static_cast<size_t>(s.c) * splits_for(s, l.multiprocessors) * 3;
+    A* sg = training ? sums : nullptr;
+    A* sgx = training ? sums + s.c : nullptr;
+    if (training || grad_weight || grad_bias) {
+      const int splits = Ops<T>::grad_sums(static_cast<const T*>(dy), static_cast<const T*>(x), s, static_cast<const A*>(mean), l);
+      finalize_sums<A><<<channel_blocks(s.c), kThreads, 0, l.stream>>>(
+          static_cast<const A*>(l.workspace), splits, s.c, static_cast<const A*>(invstd_or_var), !training, eps, sg, sgx,
+          static_cast<A*>(grad_weight), static_cast<A*>(grad_bias), accumulate);
+    }
+    if (dx)
+      Ops<T>::grad_input_pass(static_cast<const T*>(dy), static_cast<const T*>(x), s, static_cast<const A*>(mean),
+                              static_cast<const A*>(invstd_or_var), !training, eps, static_cast<const A*>(weight), sg, sgx,
+                              static_cast<double>(s.count()), static_cast<T*>(dx), l);
+  });
+}
+
+}  // namespace cuda
+}  // namespace syncbn
