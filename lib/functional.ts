@@ -1,31 +1,19 @@
 // F.batchNorm and the ATen-level ops below it. Every op validates in
 // TypeScript, allocates its outputs, and makes one call into the addon.
-import { native, NativeShape } from './native';
+import * as cuda from './functional_cuda';
+import { CudaDType, native, NativeShape } from './native';
+import { channelTensor, checkInput, checkNumber, describeShape, matchGrad, paramDtype } from './op_checks';
 import { outputArray } from './storage';
-import { Tensor, FloatStorage, batchView, storageDtype } from './tensor';
+import { Device, Tensor, FloatStorage, batchView, emptyCuda, storageDtype, tensor } from './tensor';
 
 type FloatTensor = Tensor & { data: FloatStorage };
 
-function describeShape(shape: readonly number[]): string {
-  return `[${shape.join(', ')}]`;
+/** The CPU storage of a checked float tensor. */
+function host(t: Tensor): FloatStorage {
+  return t.data as FloatStorage;
 }
 
-/** Throws unless `input` is a float tensor of rank >= 2 with at least one channel. */
-function checkInput(input: unknown, where: string, name = 'input'): asserts input is FloatTensor {
-  if (!(input instanceof Tensor)) throw new TypeError(`${where}: ${name} must be a Tensor`);
-  if (input.disposed) throw new TypeError(`${where}: ${name} was disposed`);
-  if (input.dtype !== 'float32' && input.dtype !== 'float64') {
-    throw new TypeError(`${where}: ${name} must have dtype float32 or float64, got ${input.dtype}`);
-  }
-  if (input.ndim < 2) {
-    throw new RangeError(`${where}: ${name} must have at least 2 dimensions (N, C, ...), got shape ${describeShape(input.shape)}`);
-  }
-  if (input.shape[1] < 1) {
-    throw new RangeError(`${where}: ${name} must have at least one channel, got shape ${describeShape(input.shape)}`);
-  }
-}
-
-/** A per-channel tensor: `channels` elements of the input's dtype, or null/undefined when optional. */
+/** The CPU storage of a checked per-channel tensor. */
 function channelData(
   t: Tensor | null | undefined,
   name: string,
@@ -33,28 +21,10 @@ function channelData(
   dtype: string,
   where: string,
   required = false,
+  input?: Tensor,
 ): FloatStorage | null {
-  if (t === null || t === undefined) {
-    if (required) throw new TypeError(`${where}: ${name} is required`);
-    return null;
-  }
-  if (!(t instanceof Tensor)) throw new TypeError(`${where}: ${name} must be a Tensor or null`);
-  if (t.disposed) throw new TypeError(`${where}: ${name} was disposed`);
-  if (t.numel() !== channels) {
-    // PyTorch's wording (check_dims_match_num_input_features).
-    throw new RangeError(`${name} should contain ${channels} elements not ${t.numel()}`);
-  }
-  if (t.dtype !== dtype) {
-    throw new TypeError(`${where}: expected ${name} to have the input's dtype ${dtype}, got ${t.dtype}`);
-  }
-  return t.data as FloatStorage;
-}
-
-function checkNumber(v: unknown, name: string, where: string, min = -Infinity): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < min) {
-    throw new RangeError(`${where}: ${name} must be a finite number${min > -Infinity ? ` >= ${min}` : ''}, got ${String(v)}`);
-  }
-  return v;
+  const checked = channelTensor(t, name, channels, dtype, where, input ?? (t as Tensor), required);
+  return checked ? (checked.data as FloatStorage) : null;
 }
 
 /** An output tensor of `input`'s dtype, from the recycled storage; every op writes all of it. */
@@ -66,18 +36,6 @@ function like(input: Tensor, shape: readonly number[] = input.shape): FloatTenso
 
 function view(input: Tensor): [NativeShape, boolean] {
   return [batchView(input.shape), input.memoryFormat === 'channelsLast'];
-}
-
-/** gradOutput checked against the input and laid out like it. */
-function matchGrad(gradOutput: unknown, input: Tensor, where: string): FloatTensor {
-  checkInput(gradOutput, where, 'gradOutput');
-  if (gradOutput.ndim !== input.ndim || gradOutput.shape.some((d, i) => d !== input.shape[i])) {
-    throw new RangeError(`${where}: gradOutput shape ${describeShape(gradOutput.shape)} does not match input shape ${describeShape(input.shape)}`);
-  }
-  if (gradOutput.dtype !== input.dtype) {
-    throw new TypeError(`${where}: expected gradOutput to have the input's dtype ${input.dtype}, got ${gradOutput.dtype}`);
-  }
-  return gradOutput.contiguous(input.memoryFormat) as FloatTensor;
 }
 
 /** Values per channel: N times the spatial size. */
@@ -122,23 +80,24 @@ export function nativeBatchNorm(
 ): NativeBatchNormResult {
   const where = 'batch_norm';
   checkInput(input, where);
+  checkNumber(eps, 'eps', where, 0);
+  if (training) checkNumber(momentum, 'momentum', where);
+  if (input.isCuda) return cuda.nativeBatchNorm(input, weight, bias, runningMean, runningVar, training, momentum, eps, where);
   const C = input.shape[1];
   // ATen checks the running stats first; the first mismatch names its tensor.
-  const rm = channelData(runningMean, 'running_mean', C, input.dtype, where, !training);
-  const rv = channelData(runningVar, 'running_var', C, input.dtype, where, !training);
-  const w = channelData(weight, 'weight', C, input.dtype, where);
-  const b = channelData(bias, 'bias', C, input.dtype, where);
-  checkNumber(eps, 'eps', where, 0);
+  const rm = channelData(runningMean, 'running_mean', C, input.dtype, where, !training, input);
+  const rv = channelData(runningVar, 'running_var', C, input.dtype, where, !training, input);
+  const w = channelData(weight, 'weight', C, input.dtype, where, false, input);
+  const b = channelData(bias, 'bias', C, input.dtype, where, false, input);
   const [shape, cl] = view(input);
   const output = like(input);
   if (training) {
-    checkNumber(momentum, 'momentum', where);
     const saveMean = like(input, [C]);
     const saveInvstd = like(input, [C]);
-    native.batchNormForwardTraining(input.data, shape, cl, w, b, eps, momentum, rm, rv, output.data, saveMean.data, saveInvstd.data);
+    native.batchNormForwardTraining(host(input), shape, cl, w, b, eps, momentum, rm, rv, output.data, saveMean.data, saveInvstd.data);
     return { output, saveMean, saveInvstd };
   }
-  native.batchNormForwardInference(input.data, shape, cl, rm!, rv!, w, b, eps, output.data);
+  native.batchNormForwardInference(host(input), shape, cl, rm!, rv!, w, b, eps, output.data);
   return { output, saveMean: like(input, [0]), saveInvstd: like(input, [0]) };
 }
 
@@ -210,26 +169,32 @@ export function batchNormBackward(gradOutput: Tensor, input: Tensor, opts: Batch
   const training = opts.training;
   if (typeof training !== 'boolean') throw new TypeError(`${where}: training must be a boolean`);
   const eps = checkNumber(opts.eps ?? 1e-5, 'eps', where, 0);
-  const w = channelData(opts.weight, 'weight', C, dtype, where);
-  const mean = training
-    ? channelData(opts.saveMean, 'save_mean', C, dtype, where, true)!
-    : channelData(opts.runningMean, 'running_mean', C, dtype, where, true)!;
-  const second = training
-    ? channelData(opts.saveInvstd, 'save_invstd', C, dtype, where, true)!
-    : channelData(opts.runningVar, 'running_var', C, dtype, where, true)!;
   const [wantInput, wantWeight, wantBias] = opts.outputMask ?? [true, true, true];
   const into = opts.accumulateInto ?? {};
   const accumulate = into.weight != null || into.bias != null;
   if (accumulate && ((wantWeight && into.weight == null) || (wantBias && into.bias == null))) {
     throw new TypeError(`${where}: accumulateInto needs both weight and bias for the grads in outputMask`);
   }
+  if (input.isCuda) {
+    return cuda.batchNormBackward(dy, input, {
+      weight: opts.weight, training, eps, mean: (training ? opts.saveMean : opts.runningMean)!,
+      second: (training ? opts.saveInvstd : opts.runningVar)!, want: [wantInput, wantWeight, wantBias], into, accumulate,
+    }, where);
+  }
+  const w = channelData(opts.weight, 'weight', C, dtype, where, false, input);
+  const mean = training
+    ? channelData(opts.saveMean, 'save_mean', C, dtype, where, true, input)!
+    : channelData(opts.runningMean, 'running_mean', C, dtype, where, true, input)!;
+  const second = training
+    ? channelData(opts.saveInvstd, 'save_invstd', C, dtype, where, true, input)!
+    : channelData(opts.runningVar, 'running_var', C, dtype, where, true, input)!;
   const gradInput = wantInput ? like(input) : null;
   const gradWeight = wantWeight ? (accumulate ? into.weight! : like(input, [C])) : null;
   const gradBias = wantBias ? (accumulate ? into.bias! : like(input, [C])) : null;
-  const gw = gradWeight ? channelData(gradWeight, 'grad_weight', C, dtype, where) : null;
-  const gb = gradBias ? channelData(gradBias, 'grad_bias', C, dtype, where) : null;
+  const gw = gradWeight ? channelData(gradWeight, 'grad_weight', C, dtype, where, false, input) : null;
+  const gb = gradBias ? channelData(gradBias, 'grad_bias', C, dtype, where, false, input) : null;
   const [shape, cl] = view(input);
-  native.batchNormBackward(dy.data, input.data, shape, cl, w, mean, second, training, eps,
+  native.batchNormBackward(host(dy), host(input), shape, cl, w, mean, second, training, eps,
     gradInput ? gradInput.data : null, gw, gb, accumulate);
   return { gradInput, gradWeight, gradBias };
 }
@@ -244,11 +209,12 @@ export function batchNormStats(input: Tensor, eps: number): { mean: Tensor; invs
   const where = 'batch_norm_stats';
   checkInput(input, where);
   checkNumber(eps, 'eps', where, 0);
+  if (input.isCuda) return cuda.batchNormStats(input, eps);
   const C = input.shape[1];
   const mean = like(input, [C]);
   const invstd = like(input, [C]);
   const [shape, cl] = view(input);
-  native.batchNormStats(input.data, shape, cl, eps, mean.data, invstd.data);
+  native.batchNormStats(host(input), shape, cl, eps, mean.data, invstd.data);
   return { mean, invstd };
 }
 
@@ -269,6 +235,16 @@ export function batchNormGatherStatsWithCounts(
   opts: { momentum: number; eps: number; counts: ArrayLike<number> | Tensor },
 ): { mean: Tensor; invstd: Tensor } {
   const where = 'batch_norm_gather_stats_with_counts';
+  if (mean instanceof Tensor && mean.isCuda) {
+    // world x C statistics: small; merged on the host, returned to the device.
+    const device = mean.device;
+    const hostMean = runningMean ? runningMean.cpu() : null;
+    const hostVar = runningVar ? runningVar.cpu() : null;
+    const r = batchNormGatherStatsWithCounts(mean.cpu(), invstd.cpu(), hostMean, hostVar, opts);
+    if (runningMean && hostMean) runningMean.copy_(hostMean);
+    if (runningVar && hostVar) runningVar.copy_(hostVar);
+    return { mean: r.mean.to(device), invstd: r.invstd.to(device) };
+  }
   checkInput(mean, where, 'mean');
   if (mean.ndim !== 2) throw new RangeError(`${where}: mean must have shape [world, C], got ${describeShape(mean.shape)}`);
   const [world, C] = mean.shape;
@@ -292,7 +268,7 @@ export function batchNormGatherStatsWithCounts(
   const eps = checkNumber(opts.eps, 'eps', where, 0);
   const outMean = like(mean, [C]);
   const outInvstd = like(mean, [C]);
-  native.batchNormGatherStatsWithCounts(mean.data, invstd.data as FloatStorage, counts, world, C,
+  native.batchNormGatherStatsWithCounts(host(mean), host(invstd), counts, world, C,
     momentum, eps, outMean.data, outInvstd.data, rm, rv);
   return { mean: outMean, invstd: outInvstd };
 }
@@ -305,13 +281,14 @@ export function batchNormGatherStatsWithCounts(
 export function batchNormElemt(input: Tensor, weight: Tensor | null, bias: Tensor | null, mean: Tensor, invstd: Tensor): Tensor {
   const where = 'batch_norm_elemt';
   checkInput(input, where);
+  if (input.isCuda) return cuda.batchNormElemt(input, weight, bias, mean, invstd, where);
   const C = input.shape[1];
   const dt = input.dtype;
   const out = like(input);
   const [shape, cl] = view(input);
-  native.batchNormElemt(input.data, shape, cl, channelData(mean, 'mean', C, dt, where, true)!,
-    channelData(invstd, 'invstd', C, dt, where, true)!, channelData(weight, 'weight', C, dt, where),
-    channelData(bias, 'bias', C, dt, where), out.data);
+  native.batchNormElemt(host(input), shape, cl, channelData(mean, 'mean', C, dt, where, true, input)!,
+    channelData(invstd, 'invstd', C, dt, where, true, input)!, channelData(weight, 'weight', C, dt, where, false, input),
+    channelData(bias, 'bias', C, dt, where, false, input), out.data);
   return out;
 }
 
@@ -341,17 +318,18 @@ export function batchNormBackwardReduce(
   const dy = matchGrad(gradOutput, input, where);
   const C = input.shape[1];
   const dt = input.dtype;
-  channelData(weight, 'weight', C, dt, where);
   const inputG = mask.inputG ?? true;
   const weightG = (mask.weightG ?? true) && weight !== null;
   const biasG = (mask.biasG ?? true) && weight !== null;
+  if (input.isCuda) return cuda.batchNormBackwardReduce(dy, input, mean, invstd, weight, { inputG, weightG, biasG }, where);
+  channelData(weight, 'weight', C, dt, where, false, input);
   const sumDy = inputG ? like(input, [C]) : null;
   const sumDyXmu = inputG ? like(input, [C]) : null;
   const gradWeight = weightG ? like(input, [C]) : null;
   const gradBias = biasG ? like(input, [C]) : null;
   const [shape, cl] = view(input);
-  native.batchNormBackwardReduce(dy.data, input.data, shape, cl,
-    channelData(mean, 'mean', C, dt, where, true)!, channelData(invstd, 'invstd', C, dt, where, true)!,
+  native.batchNormBackwardReduce(host(dy), host(input), shape, cl,
+    channelData(mean, 'mean', C, dt, where, true, input)!, channelData(invstd, 'invstd', C, dt, where, true, input)!,
     sumDy?.data ?? null, sumDyXmu?.data ?? null, gradWeight?.data ?? null, gradBias?.data ?? null);
   return { sumDy, sumDyXmu, gradWeight, gradBias };
 }
@@ -386,12 +364,13 @@ export function batchNormBackwardElemt(
     for (let i = 0; i < values.length; i++) total += Number(values[i]);
   }
   checkNumber(total, 'count', where, 0);
+  if (input.isCuda) return cuda.batchNormBackwardElemt(dy, input, mean, invstd, weight, sumDy, sumDyXmu, total, where);
   const out = like(input);
   const [shape, cl] = view(input);
-  native.batchNormBackwardElemt(dy.data, input.data, shape, cl,
-    channelData(mean, 'mean', C, dt, where, true)!, channelData(invstd, 'invstd', C, dt, where, true)!,
-    channelData(weight, 'weight', C, dt, where), channelData(sumDy, 'sum_dy', C, dt, where, true)!,
-    channelData(sumDyXmu, 'sum_dy_xmu', C, dt, where, true)!, total, out.data);
+  native.batchNormBackwardElemt(host(dy), host(input), shape, cl,
+    channelData(mean, 'mean', C, dt, where, true, input)!, channelData(invstd, 'invstd', C, dt, where, true, input)!,
+    channelData(weight, 'weight', C, dt, where, false, input), channelData(sumDy, 'sum_dy', C, dt, where, true, input)!,
+    channelData(sumDyXmu, 'sum_dy_xmu', C, dt, where, true, input)!, total, out.data);
   return out;
 }
 
@@ -405,10 +384,22 @@ export function batchNormMoments(input: Tensor): { mean: Tensor; variance: Tenso
   const where = 'batch_norm_moments';
   checkInput(input, where);
   const C = input.shape[1];
+  if (input.isCuda) {
+    // C values: from the device's Welford summary, finished on the host.
+    const s = batchNormWelfordStats(input);
+    const mean = new Float64Array(C);
+    const variance = new Float64Array(C);
+    for (let c = 0; c < C; c++) {
+      mean[c] = s[3 * c + 1];
+      variance[c] = s[3 * c] > 1 ? s[3 * c + 2] / (s[3 * c] - 1) : NaN;
+    }
+    const dtype = paramDtype(input.dtype);
+    return { mean: tensor(mean, [C], { dtype, device: input.device }), variance: tensor(variance, [C], { dtype, device: input.device }) };
+  }
   const mean = like(input, [C]);
   const variance = like(input, [C]);
   const [shape, cl] = view(input);
-  native.batchNormMoments(input.data, shape, cl, mean.data, variance.data);
+  native.batchNormMoments(host(input), shape, cl, mean.data, variance.data);
   return { mean, variance };
 }
 
@@ -438,6 +429,18 @@ export function blendStats(mean: Tensor, variance: Tensor, opts: BlendStatsOptio
   if (!(mean instanceof Tensor) || (mean.dtype !== 'float32' && mean.dtype !== 'float64')) {
     throw new TypeError(`${where}: mean must be a float32 or float64 Tensor`);
   }
+  if (mean.isCuda) {
+    // C values: blended on the host, written back to the device tensors.
+    const cpu = (t: Tensor | null | undefined) => (t ? t.cpu() : t);
+    const out = opts.out;
+    const r = blendStats(mean.cpu(), variance.cpu(), {
+      momentum: opts.momentum, varScale: opts.varScale,
+      other: opts.other ? { mean: opts.other.mean.cpu(), variance: opts.other.variance.cpu() } : opts.other,
+      runningMean: cpu(opts.runningMean), runningVar: cpu(opts.runningVar),
+    });
+    if (out) return { mean: out.mean.copy_(r.mean), variance: out.variance.copy_(r.variance) };
+    return { mean: r.mean.to(mean.device), variance: r.variance.to(mean.device) };
+  }
   const C = mean.numel();
   const dt = mean.dtype;
   if (C < 1) throw new RangeError(`${where}: need at least one channel`);
@@ -462,8 +465,15 @@ export function batchNormWelfordStats(input: Tensor): Float64Array {
   const where = 'batch_norm_welford_stats';
   checkInput(input, where);
   const out = new Float64Array(3 * input.shape[1]);
+  if (input.isCuda) {
+    const summary = emptyCuda([3 * input.shape[1]], 'float64', input.device);
+    native.cuda.welfordStats(input.dtype as CudaDType, input.cudaStorage().index, batchView(input.shape),
+      input.memoryFormat === 'channelsLast', input.cudaStorage().buffer, summary.cudaStorage().buffer);
+    summary.cudaStorage().buffer.copyToHost(out);
+    return out;
+  }
   const [shape, cl] = view(input);
-  native.batchNormWelfordStats(input.data, shape, cl, out);
+  native.batchNormWelfordStats(host(input), shape, cl, out);
   return out;
 }
 
@@ -477,9 +487,19 @@ export function batchNormWelfordFinalize(
   summary: Float64Array,
   runningMean: Tensor | null,
   runningVar: Tensor | null,
-  opts: { eps: number; momentum: number; dtype: 'float32' | 'float64' },
+  opts: { eps: number; momentum: number; dtype: 'float32' | 'float64'; device?: Device },
 ): { mean: Tensor; invstd: Tensor } {
   const where = 'batch_norm_welford_finalize';
+  if ((opts.device ?? 'cpu') !== 'cpu' || runningMean?.isCuda || runningVar?.isCuda) {
+    // C values, merged on the host; results and running stats back on the device.
+    const hostMean = runningMean ? runningMean.cpu() : null;
+    const hostVar = runningVar ? runningVar.cpu() : null;
+    const r = batchNormWelfordFinalize(summary, hostMean, hostVar, { ...opts, device: 'cpu' });
+    if (runningMean && hostMean) runningMean.copy_(hostMean);
+    if (runningVar && hostVar) runningVar.copy_(hostVar);
+    const device = opts.device ?? runningMean?.device ?? 'cpu';
+    return { mean: r.mean.to(device), invstd: r.invstd.to(device) };
+  }
   if (storageDtype(summary) !== 'float64' || summary.length === 0 || summary.length % 3 !== 0) {
     throw new TypeError(`${where}: summary must be a Float64Array of (count, mean, m2) triples`);
   }

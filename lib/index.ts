@@ -27,4 +27,5 @@ export {
 export * as nn from './nn';
 export * as F from './functional';
 export * as distributed from './distributed';
+export * as cuda from './cuda';
 export { setNumThreads, getNumThreads } from './threads';

@@ -7,6 +7,45 @@ type Opt<T> = T | null;
 export type NativeShape = [number, number, number];
 
 export type CommArray = Float32Array | Float64Array | BigInt64Array;
+
+/** Device memory owned by this object; freed to the caching allocator when collected. */
+export interface DeviceBuffer {
+  readonly byteLength: number;
+  readonly device: number;
+  copyFromHost(src: ArrayBufferView): void;
+  copyToHost(dst: ArrayBufferView): void;
+  copyFrom(src: DeviceBuffer): void;
+}
+
+type Buf = DeviceBuffer | null;
+export type CudaDType = 'float32' | 'float64' | 'float16' | 'bfloat16';
+
+/** The CUDA part of the addon; ops exist only when `compiled`. */
+export interface NativeCuda {
+  compiled: boolean;
+  isAvailable(): boolean;
+  unavailableReason(): string | null;
+  deviceCount(): number;
+  DeviceBuffer?: new (device: number, bytes: number) => DeviceBuffer;
+  setDevice(device: number): void;
+  synchronize(device: number): void;
+  memoryStats(device: number): { allocatedBytes: number; cachedBytes: number; peakBytes: number; allocations: number; cacheHits: number };
+  deviceName(device: number): string;
+  forwardTraining(dtype: CudaDType, device: number, shape: NativeShape, channelsLast: boolean, x: DeviceBuffer, weight: Buf, bias: Buf,
+    eps: number, momentum: number, runningMean: Buf, runningVar: Buf, y: DeviceBuffer, saveMean: DeviceBuffer, saveInvstd: DeviceBuffer): void;
+  forwardInference(dtype: CudaDType, device: number, shape: NativeShape, channelsLast: boolean, x: DeviceBuffer, runningMean: DeviceBuffer,
+    runningVar: DeviceBuffer, weight: Buf, bias: Buf, eps: number, y: DeviceBuffer): void;
+  backward(dtype: CudaDType, device: number, shape: NativeShape, channelsLast: boolean, dy: DeviceBuffer, x: DeviceBuffer, weight: Buf,
+    mean: DeviceBuffer, invstdOrVar: DeviceBuffer, training: boolean, eps: number, dx: Buf, gradWeight: Buf, gradBias: Buf, accumulate: boolean): void;
+  stats(dtype: CudaDType, device: number, shape: NativeShape, channelsLast: boolean, x: DeviceBuffer, eps: number, mean: DeviceBuffer, invstd: DeviceBuffer): void;
+  elemt(dtype: CudaDType, device: number, shape: NativeShape, channelsLast: boolean, x: DeviceBuffer, mean: DeviceBuffer, invstd: DeviceBuffer,
+    weight: Buf, bias: Buf, y: DeviceBuffer): void;
+  backwardReduce(dtype: CudaDType, device: number, shape: NativeShape, channelsLast: boolean, dy: DeviceBuffer, x: DeviceBuffer,
+    mean: DeviceBuffer, invstd: DeviceBuffer, sumDy: Buf, sumDyXmu: Buf, gradWeight: Buf, gradBias: Buf): void;
+  backwardElemt(dtype: CudaDType, device: number, shape: NativeShape, channelsLast: boolean, dy: DeviceBuffer, x: DeviceBuffer,
+    mean: DeviceBuffer, invstd: DeviceBuffer, weight: Buf, sumDy: DeviceBuffer, sumDyXmu: DeviceBuffer, totalCount: number, dx: DeviceBuffer): void;
+  welfordStats(dtype: CudaDType, device: number, shape: NativeShape, channelsLast: boolean, x: DeviceBuffer, summary: DeviceBuffer): void;
+}
 export type CommOp = 'sum' | 'avg' | 'min' | 'max' | 'welford';
 
 /** A native communicator (threads, gloo): blocking collectives in place. */
@@ -66,6 +105,7 @@ export interface NativeAddon {
   streamTriad(a: Float32Array, b: Float32Array, c: Float32Array, scalar: number): void;
   getNumThreads(): number;
   setNumThreads(n: number): void;
+  cuda: NativeCuda;
   features: { openmp: boolean; cuda: boolean; gloo: boolean; isa: string };
 }
 

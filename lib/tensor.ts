@@ -3,22 +3,32 @@
 import { native, NativeShape } from './native';
 import { adopt, recycle } from './storage';
 
-/** Element types. `int64` exists for counters such as `num_batches_tracked`. */
-export type DType = 'float32' | 'float64' | 'int64';
-/** The dtypes the batch-norm kernels compute in. */
+/**
+ * Element types. `int64` exists for counters such as `num_batches_tracked`;
+ * `float16` and `bfloat16` (held on the host as Uint16Array bits) are
+ * computed on CUDA only.
+ */
+export type DType = 'float32' | 'float64' | 'int64' | 'float16' | 'bfloat16';
+/** The dtypes of parameters and of CPU batch norm. */
 export type FloatDType = 'float32' | 'float64';
 export type MemoryFormat = 'contiguous' | 'channelsLast';
-export type Device = 'cpu';
-export type Storage = Float32Array | Float64Array | BigInt64Array;
+/** 'cpu' or 'cuda:N' ('cuda' alone means the current CUDA device when given as an option). */
+export type Device = 'cpu' | `cuda:${number}`;
+export type Storage = Float32Array | Float64Array | BigInt64Array | Uint16Array;
 export type FloatStorage = Float32Array | Float64Array;
 
 export interface TensorOptions {
   dtype?: DType;
-  device?: Device;
+  device?: Device | 'cuda';
   memoryFormat?: MemoryFormat;
 }
 
-const DTYPES: readonly DType[] = ['float32', 'float64', 'int64'];
+const DTYPES: readonly DType[] = ['float32', 'float64', 'int64', 'float16', 'bfloat16'];
+
+/** Bytes per element. */
+export function dtypeSize(dtype: DType): number {
+  return dtype === 'float64' || dtype === 'int64' ? 8 : dtype === 'float32' ? 4 : 2;
+}
 
 function allocate(dtype: DType, n: number): Storage {
   switch (dtype) {
@@ -28,7 +38,66 @@ function allocate(dtype: DType, n: number): Storage {
       return new Float64Array(n);
     case 'int64':
       return new BigInt64Array(n);
+    case 'float16':
+    case 'bfloat16':
+      return new Uint16Array(n);
   }
+}
+
+// float32 <-> float16 / bfloat16 bits, round to nearest even.
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+function toHalfBits(v: number, dtype: 'float16' | 'bfloat16'): number {
+  f32[0] = v;
+  const x = u32[0];
+  if (dtype === 'bfloat16') {
+    if ((x & 0x7fffffff) > 0x7f800000) return 0x7fc0;
+    return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
+  }
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  let e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let h = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1);
+    const half = 1 << (shift - 1);
+    if (rem > half || (rem === half && (h & 1))) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++;
+  return sign | h;
+}
+
+function fromHalfBits(h: number, dtype: 'float16' | 'bfloat16'): number {
+  if (dtype === 'bfloat16') {
+    u32[0] = h << 16;
+    return f32[0];
+  }
+  const sign = h & 0x8000 ? -1 : 1;
+  const e = (h >>> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return sign * m * 2 ** -24;
+  if (e === 0x1f) return m ? NaN : sign * Infinity;
+  return sign * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+function isHalf(dtype: DType): dtype is 'float16' | 'bfloat16' {
+  return dtype === 'float16' || dtype === 'bfloat16';
+}
+
+/** Where a CUDA tensor's storage lives. @internal */
+export interface CudaStorage {
+  buffer: import('./native').DeviceBuffer;
+  index: number;
 }
 
 /**
@@ -77,11 +146,22 @@ function checkDtype(dtype: unknown, where: string): DType {
   return dtype as DType;
 }
 
-function checkDevice(device: unknown, where: string): Device {
-  if (device !== undefined && device !== 'cpu') {
-    throw new TypeError(`${where}: unsupported device ${String(device)}; this build supports 'cpu'`);
+/** Parses 'cpu', 'cuda' or 'cuda:N'; CUDA must be usable. */
+export function checkDevice(device: unknown, where: string): Device {
+  if (device === undefined || device === 'cpu') return 'cpu';
+  const m = typeof device === 'string' ? /^cuda(?::(\d+))?$/.exec(device) : null;
+  if (!m) throw new TypeError(`${where}: unsupported device ${String(device)}; expected 'cpu', 'cuda' or 'cuda:N'`);
+  if (!native.cuda.isAvailable()) {
+    throw new Error(`${where}: device '${device}' was asked for, but CUDA is not available: ${native.cuda.unavailableReason()}`);
   }
-  return 'cpu';
+  const index = m[1] === undefined ? 0 : Number(m[1]);
+  const count = native.cuda.deviceCount();
+  if (index >= count) throw new RangeError(`${where}: CUDA device ${index} does not exist (this machine has ${count})`);
+  return `cuda:${index}`;
+}
+
+function cudaIndex(device: Device): number {
+  return Number(device.slice(5));
 }
 
 function checkFormat(format: unknown, rank: number, where: string): MemoryFormat {
@@ -97,7 +177,8 @@ function checkFormat(format: unknown, rank: number, where: string): MemoryFormat
 
 /** Re-lays `src` (shape, from one format) into a new storage of the other. */
 function relayout(src: Storage, shape: readonly number[], toChannelsLast: boolean): Storage {
-  const dst = allocate(storageDtype(src)!, src.length);
+  const kind = storageDtype(src);
+  const dst = kind === null ? new Uint16Array(src.length) : allocate(kind, src.length);
   native.convertMemoryFormat(src, dst, batchView(shape), toChannelsLast);
   return dst;
 }
@@ -114,27 +195,56 @@ function relayout(src: Storage, shape: readonly number[], toChannelsLast: boolea
 export class Tensor {
   readonly shape: readonly number[];
   readonly dtype: DType;
-  readonly device: Device = 'cpu';
   readonly memoryFormat: MemoryFormat;
-  /** The storage in memory order (N,...,C for channelsLast). Shared, not copied. */
-  readonly data: Storage;
+  #data: Storage;
+  #cuda: CudaStorage | null = null;
+  #disposed = false;
   // Whether this tensor's storage came from the output pool and is its alone.
   #recyclable = false;
 
-  /** Wraps `data` (memory order) without copying. Prefer the factories. */
-  constructor(data: Storage, shape: readonly number[], memoryFormat: MemoryFormat = 'contiguous') {
+  /**
+   * Wraps `data` (memory order) without copying. Prefer the factories.
+   * `dtype` is needed only for Uint16Array storage (float16 / bfloat16).
+   */
+  constructor(data: Storage, shape: readonly number[], memoryFormat: MemoryFormat = 'contiguous', dtype?: DType, cuda?: CudaStorage) {
     checkShape(shape, 'Tensor');
-    const dtype = storageDtype(data);
-    if (dtype === null) throw new TypeError('Tensor: data must be a Float32Array, Float64Array or BigInt64Array');
+    const kind = storageDtype(data);
+    const isBits = Object.prototype.toString.call(data) === '[object Uint16Array]';
+    if (kind === null && !(isBits && dtype !== undefined && isHalf(dtype))) {
+      throw new TypeError('Tensor: data must be a Float32Array, Float64Array or BigInt64Array (or a Uint16Array with dtype float16/bfloat16)');
+    }
     const n = product(shape);
-    if (data.length !== n) {
+    if (cuda === undefined && data.length !== n) {
       throw new RangeError(`Tensor: data has ${data.length} elements but shape [${shape.join(', ')}] needs ${n}`);
     }
     this.shape = Object.freeze([...shape]);
-    this.dtype = dtype;
+    this.dtype = kind ?? dtype!;
     this.memoryFormat = checkFormat(memoryFormat, shape.length, 'Tensor');
-    this.data = data;
-    this.#recyclable = adopt(data);
+    this.#data = data;
+    this.#cuda = cuda ?? null;
+    this.#recyclable = cuda === undefined && adopt(data);
+  }
+
+  /** 'cpu' or 'cuda:N'. */
+  get device(): Device {
+    return this.#cuda ? `cuda:${this.#cuda.index}` : 'cpu';
+  }
+
+  /** True on a CUDA device. */
+  get isCuda(): boolean {
+    return this.#cuda !== null;
+  }
+
+  /** The storage in memory order (N,...,C for channelsLast). Shared, not copied. CPU tensors only. */
+  get data(): Storage {
+    if (this.#cuda) throw new Error(`Tensor.data: this tensor is on ${this.device}; use toArray() or cpu() to read it`);
+    return this.#data;
+  }
+
+  /** @internal The device storage of a CUDA tensor. */
+  cudaStorage(): CudaStorage {
+    if (!this.#cuda) throw new Error('Tensor: not a CUDA tensor');
+    return this.#cuda;
   }
 
   /** Number of dimensions. */
@@ -152,7 +262,7 @@ export class Tensor {
 
   /** True after `dispose()`. */
   get disposed(): boolean {
-    return this.data.length !== this.numel();
+    return this.#disposed;
   }
 
   /**
@@ -171,8 +281,9 @@ export class Tensor {
   dispose(): void {
     if (!this.#recyclable) return;
     this.#recyclable = false;
-    if (!recycle(this.data as FloatStorage)) return;
-    (this as { data: Storage }).data = this.dtype === 'float64' ? new Float64Array(0) : new Float32Array(0);
+    if (!recycle(this.#data as FloatStorage)) return;
+    this.#data = this.dtype === 'float64' ? new Float64Array(0) : new Float32Array(0);
+    this.#disposed = true;
   }
 
   size(dim?: number): number | readonly number[] {
@@ -188,13 +299,28 @@ export class Tensor {
     return this.memoryFormat === memoryFormat;
   }
 
+  /** The storage in memory order on the host: the CPU array, or a copy from the device. */
+  #hostStorage(): Storage {
+    if (!this.#cuda) return this.#data;
+    const host = allocate(this.dtype, this.numel());
+    if (host.length > 0) this.#cuda.buffer.copyToHost(host);
+    return host;
+  }
+
   /**
    * A copy of the values in logical (N, C, ...) order, as numbers: int64
-   * tensors come back as a Float64Array (exact below 2^53).
+   * tensors come back as a Float64Array (exact below 2^53), float16 and
+   * bfloat16 as a Float32Array. CUDA tensors are copied to the host.
    */
   toArray(): FloatStorage {
-    const values = this.memoryFormat === 'contiguous' ? this.data.slice() : relayout(this.data, this.shape, false);
-    return this.dtype === 'int64' ? Float64Array.from(values as BigInt64Array, Number) : (values as FloatStorage);
+    const stored = this.#hostStorage();
+    const values = this.memoryFormat === 'contiguous' ? (this.#cuda ? stored : stored.slice()) : relayout(stored, this.shape, false);
+    if (this.dtype === 'int64') return Float64Array.from(values as BigInt64Array, Number);
+    if (isHalf(this.dtype)) {
+      const d = this.dtype;
+      return Float32Array.from(values as Uint16Array, (h) => fromHalfBits(h, d));
+    }
+    return values as FloatStorage;
   }
 
   /** The single value of a one-element tensor, as a number. */
@@ -202,24 +328,70 @@ export class Tensor {
     if (this.numel() !== 1) {
       throw new RangeError(`a Tensor with ${this.numel()} elements cannot be converted to a scalar`);
     }
-    return Number(this.data[0]);
+    return this.#cuda ? this.toArray()[0] : Number(this.#data[0]);
   }
 
   clone(): Tensor {
-    return new Tensor(this.data.slice(), this.shape, this.memoryFormat);
+    if (this.#cuda) {
+      const buffer = newDeviceBuffer(this.#cuda.index, this.numel() * dtypeSize(this.dtype));
+      if (this.numel() > 0) buffer.copyFrom(this.#cuda.buffer);
+      return new Tensor(emptyOf(this.dtype), this.shape, this.memoryFormat, this.dtype, { buffer, index: this.#cuda.index });
+    }
+    return new Tensor(this.#data.slice(), this.shape, this.memoryFormat, this.dtype);
   }
 
   /** This tensor if already in `memoryFormat`, else a re-laid copy. Cf. `Tensor.contiguous(memory_format=...)`. */
   contiguous(memoryFormat: MemoryFormat = 'contiguous'): Tensor {
     const fmt = checkFormat(memoryFormat, this.shape.length, 'Tensor.contiguous');
     if (fmt === this.memoryFormat) return this;
-    return new Tensor(relayout(this.data, this.shape, fmt === 'channelsLast'), this.shape, fmt);
+    // On CUDA the relayout goes through the host: batch norm never needs it on a hot path.
+    if (this.#cuda) return this.cpu().contiguous(fmt).to(this.device);
+    return new Tensor(relayout(this.#data, this.shape, fmt === 'channelsLast'), this.shape, fmt, this.dtype);
+  }
+
+  /**
+   * This tensor on `device` ('cpu', 'cuda', 'cuda:N'): itself when already
+   * there, else a copy. Cf. `Tensor.to`.
+   *
+   * @example const g = x.to('cuda');
+   */
+  to(device: Device | 'cuda'): Tensor {
+    const target = checkDevice(device, 'Tensor.to');
+    if (target === this.device) return this;
+    if (target === 'cpu') return new Tensor(this.#hostStorage(), this.shape, this.memoryFormat, this.dtype);
+    const index = cudaIndex(target);
+    const host = this.#cuda ? this.#hostStorage() : this.#data;
+    const buffer = newDeviceBuffer(index, this.numel() * dtypeSize(this.dtype));
+    if (this.numel() > 0) buffer.copyFromHost(host);
+    return new Tensor(emptyOf(this.dtype), this.shape, this.memoryFormat, this.dtype, { buffer, index });
+  }
+
+  /** Cf. `Tensor.cuda`. @example const g = x.cuda(); */
+  cuda(device = 0): Tensor {
+    return this.to(`cuda:${device}`);
+  }
+
+  /** Cf. `Tensor.cpu`. @example const h = g.cpu(); */
+  cpu(): Tensor {
+    return this.isCuda ? this.to('cpu') : this;
+  }
+
+  /** @internal Moves this tensor's storage to `device` in place (Module.to keeps parameter identity). */
+  moveTo_(device: Device | 'cuda'): this {
+    const moved = this.to(device);
+    if (moved === this) return this;
+    this.#data = moved.#data;
+    this.#cuda = moved.#cuda;
+    this.#recyclable = false;
+    return this;
   }
 
   /** Fills in place. */
   fill_(value: number): this {
-    if (this.dtype === 'int64') (this.data as BigInt64Array).fill(BigInt(Math.trunc(value)));
-    else (this.data as FloatStorage).fill(value);
+    if (this.#cuda) return this.copy_(full(this.shape, value, { dtype: this.dtype, memoryFormat: this.memoryFormat }));
+    if (this.dtype === 'int64') (this.#data as BigInt64Array).fill(BigInt(Math.trunc(value)));
+    else if (isHalf(this.dtype)) (this.#data as Uint16Array).fill(toHalfBits(value, this.dtype));
+    else (this.#data as FloatStorage).fill(value);
     return this;
   }
 
@@ -228,20 +400,33 @@ export class Tensor {
   }
 
   /**
-   * Copies `src`'s values into this tensor in place, converting dtype and
-   * memory format as needed. Cf. `Tensor.copy_`.
+   * Copies `src`'s values into this tensor in place, converting dtype,
+   * device and memory format as needed. Cf. `Tensor.copy_`.
    */
   copy_(src: Tensor): this {
     if (!(src instanceof Tensor)) throw new TypeError('copy_: source must be a Tensor');
     if (src.shape.length !== this.shape.length || src.shape.some((d, i) => d !== this.shape[i])) {
       throw new RangeError(`copy_: shape [${src.shape.join(', ')}] does not match [${this.shape.join(', ')}]`);
     }
-    let values: Storage = src.memoryFormat === this.memoryFormat ? src.data : src.contiguous(this.memoryFormat).data;
-    if (this.dtype === 'int64') {
-      if (src.dtype !== 'int64') values = BigInt64Array.from(values as FloatStorage, (v) => BigInt(Math.trunc(v)));
-      (this.data as BigInt64Array).set(values as BigInt64Array);
+    if (this.#cuda) {
+      const staged = (src.isCuda ? src.cpu() : src).contiguous(this.memoryFormat);
+      const host = staged.dtype === this.dtype ? staged.data : tensor(staged.toArray(), staged.shape, { dtype: this.dtype }).contiguous(this.memoryFormat).data;
+      if (this.numel() > 0) this.#cuda.buffer.copyFromHost(host);
+      return this;
+    }
+    const source = src.isCuda ? src.cpu() : src;
+    const values: Storage = source.memoryFormat === this.memoryFormat ? source.data : source.contiguous(this.memoryFormat).data;
+    if (this.dtype === source.dtype) {
+      (this.#data as Float32Array).set(values as Float32Array);
+    } else if (this.dtype === 'int64') {
+      const numbers = source.dtype === 'int64' ? (values as BigInt64Array) : logicalNumbers(values, source.dtype);
+      (this.#data as BigInt64Array).set(BigInt64Array.from(numbers as ArrayLike<number>, (v) => BigInt(Math.trunc(Number(v)))));
+    } else if (isHalf(this.dtype)) {
+      const d = this.dtype;
+      const numbers = logicalNumbers(values, source.dtype);
+      (this.#data as Uint16Array).set(Uint16Array.from(numbers, (v) => toHalfBits(v, d)));
     } else {
-      (this.data as FloatStorage).set(src.dtype === 'int64' ? Float64Array.from(values as BigInt64Array, Number) : (values as FloatStorage));
+      (this.#data as FloatStorage).set(logicalNumbers(values, source.dtype));
     }
     return this;
   }
@@ -250,8 +435,33 @@ export class Tensor {
     const head = Array.from(this.toArray().subarray(0, 8), String).join(', ');
     const more = this.numel() > 8 ? ', ...' : '';
     const fmt = this.memoryFormat === 'channelsLast' ? ", memoryFormat='channelsLast'" : '';
-    return `tensor([${head}${more}], shape=[${this.shape.join(', ')}], dtype=${this.dtype}${fmt})`;
+    const dev = this.#cuda ? `, device='${this.device}'` : '';
+    return `tensor([${head}${more}], shape=[${this.shape.join(', ')}], dtype=${this.dtype}${dev}${fmt})`;
   }
+}
+
+/** Values of a storage of `dtype` as plain numbers (same order). */
+function logicalNumbers(values: Storage, dtype: DType): Float64Array {
+  if (dtype === 'int64') return Float64Array.from(values as BigInt64Array, Number);
+  if (isHalf(dtype)) return Float64Array.from(values as Uint16Array, (h) => fromHalfBits(h, dtype));
+  return Float64Array.from(values as FloatStorage);
+}
+
+function emptyOf(dtype: DType): Storage {
+  return allocate(dtype, 0);
+}
+
+function newDeviceBuffer(index: number, bytes: number): import('./native').DeviceBuffer {
+  const Ctor = native.cuda.DeviceBuffer;
+  if (!Ctor) throw new Error('syncbn was built without CUDA');
+  return new Ctor(index, bytes);
+}
+
+/** @internal A new CUDA tensor with uninitialized storage. */
+export function emptyCuda(shape: readonly number[], dtype: DType, device: Device, memoryFormat: MemoryFormat = 'contiguous'): Tensor {
+  const index = cudaIndex(device);
+  const buffer = newDeviceBuffer(index, product(shape) * dtypeSize(dtype));
+  return new Tensor(emptyOf(dtype), shape, memoryFormat, dtype, { buffer, index });
 }
 
 /**
@@ -267,7 +477,8 @@ export class Parameter extends Tensor {
   requiresGrad: boolean;
 
   constructor(t: Tensor, requiresGrad = true) {
-    super(t.data, t.shape, t.memoryFormat);
+    if (t.isCuda) super(emptyOf(t.dtype), t.shape, t.memoryFormat, t.dtype, t.cudaStorage());
+    else super(t.data, t.shape, t.memoryFormat, t.dtype);
     this.requiresGrad = requiresGrad;
   }
 }
@@ -298,7 +509,7 @@ export function tensor(
   shape?: readonly number[],
   opts: TensorOptions = {},
 ): Tensor {
-  checkDevice(opts.device, 'tensor');
+  const device = checkDevice(opts.device, 'tensor');
   let flat: ArrayLike<number> | ArrayLike<bigint>;
   let dims: readonly number[];
   if (Array.isArray(data) && data.some((v) => Array.isArray(v))) {
@@ -330,20 +541,22 @@ export function tensor(
       throw new TypeError(`tensor: element ${i} is ${typeof v}, expected a number`);
     }
     if (dtype === 'int64') (storage as BigInt64Array)[i] = typeof v === 'bigint' ? v : BigInt(Math.trunc(v));
+    else if (isHalf(dtype)) (storage as Uint16Array)[i] = toHalfBits(Number(v), dtype);
     else (storage as FloatStorage)[i] = Number(v);
   }
-  const t = new Tensor(storage, dims);
-  return opts.memoryFormat ? t.contiguous(checkFormat(opts.memoryFormat, dims.length, 'tensor')) : t;
+  const t = new Tensor(storage, dims, 'contiguous', dtype);
+  const laid = opts.memoryFormat ? t.contiguous(checkFormat(opts.memoryFormat, dims.length, 'tensor')) : t;
+  return laid.to(device);
 }
 
 function filled(shape: readonly number[], value: number, opts: TensorOptions, where: string): Tensor {
   checkShape(shape, where);
-  checkDevice(opts.device, where);
+  const device = checkDevice(opts.device, where);
   const dtype = checkDtype(opts.dtype ?? 'float32', where);
   const fmt = checkFormat(opts.memoryFormat, shape.length, where);
-  const t = new Tensor(allocate(dtype, product(shape)), shape, fmt);
+  const t = new Tensor(allocate(dtype, product(shape)), shape, fmt, dtype);
   if (value !== 0) t.fill_(value);
-  return t;
+  return t.to(device);
 }
 
 /** Cf. `torch.zeros`. @example const z = zeros([2, 3]); */
@@ -446,11 +659,14 @@ export function initialSeed(): number {
 }
 
 function sampled(shape: readonly number[], opts: TensorOptions, where: string, draw: () => number): Tensor {
-  const t = filled(shape, 0, opts, where);
-  if (t.dtype === 'int64') throw new TypeError(`${where}: dtype must be float32 or float64`);
-  const d = t.data as FloatStorage;
+  const dtype = opts.dtype ?? 'float32';
+  if (dtype === 'int64') throw new TypeError(`${where}: dtype must be a floating dtype`);
+  const host = filled(shape, 0, { ...opts, device: 'cpu', dtype: 'float64' }, where);
+  const d = host.data as Float64Array;
   for (let i = 0; i < d.length; i++) d[i] = draw();
-  return t;
+  const t = filled(shape, 0, { ...opts, device: 'cpu' }, where);
+  t.copy_(host);
+  return t.to(checkDevice(opts.device, where));
 }
 
 /** Standard normal samples. Cf. `torch.randn`. @example manualSeed(1); const x = randn([8, 4]); */

@@ -29,7 +29,7 @@ describe('errors', () => {
   test('dtype mismatch between input and layer', () => {
     expect(() => new nn.BatchNorm1d(3).forward(randn([4, 3], { dtype: 'float64' }))).toThrow(
       new TypeError('BatchNorm1d.forward: expected input of dtype float32 (the layer\'s dtype), got float64'));
-    expect(() => F.batchNorm(randn([4, 3]), zeros([3], { dtype: 'float64' }), zeros([3]))).toThrow(/running_mean to have the input's dtype float32, got float64/);
+    expect(() => F.batchNorm(randn([4, 3]), zeros([3], { dtype: 'float64' }), zeros([3]))).toThrow(/expected running_mean to have dtype float32 \(for the input's float32\), got float64/);
     expect(() => new nn.BatchNorm1d(3).forward(zeros([4, 3], { dtype: 'int64' }))).toThrow(TypeError);
   });
 

@@ -29,7 +29,7 @@ describe('Tensor', () => {
     expect(() => tensor([[1, 2], [3]])).toThrow(RangeError);
     expect(() => tensor([1, 2], [-2])).toThrow(RangeError);
     expect(() => tensor([1, 2], [2], { dtype: 'int8' as never })).toThrow(TypeError);
-    expect(() => tensor([1, 2], [2], { device: 'cuda' as never })).toThrow(/unsupported device/);
+    expect(() => tensor([1, 2], [2], { device: 'tpu' as never })).toThrow(/unsupported device tpu; expected 'cpu', 'cuda' or 'cuda:N'/);
   });
 
   test('factories fill with the right values and dtypes', () => {

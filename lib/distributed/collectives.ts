@@ -2,6 +2,7 @@
 // Synchronous for the calling thread, like torch.distributed's with
 // async_op=False; every wait is bounded by the group's timeout.
 import { Module } from '../nn/module';
+import { CommArray } from '../native';
 import { Tensor } from '../tensor';
 import { ProcessGroup, ReduceOp } from './process_group';
 import { defaultGroup, worldGroup } from './init';
@@ -18,6 +19,15 @@ function groupOf(opts: GroupOption | undefined, where: string): ProcessGroup {
 
 function checkTensor(t: unknown, where: string, name = 'tensor'): asserts t is Tensor {
   if (!(t instanceof Tensor)) throw new TypeError(`${where}: ${name} must be a Tensor`);
+}
+
+/** The CPU storage the gloo and threads communicators reduce. */
+function commArray(t: Tensor, where: string, name = 'tensor'): CommArray {
+  if (t.isCuda) throw new TypeError(`${where}: ${name} is on ${t.device}; the gloo and threads backends reduce CPU tensors`);
+  if (t.dtype !== 'float32' && t.dtype !== 'float64' && t.dtype !== 'int64') {
+    throw new TypeError(`${where}: ${name} has dtype ${t.dtype}; collectives take float32, float64 or int64`);
+  }
+  return t.data as CommArray;
 }
 
 /** This rank in `group` (default: the world), -1 when not a member. Cf. `get_rank`. @example dist.getRank(); */
@@ -48,7 +58,7 @@ export function allReduce(tensor: Tensor, opts: GroupOption & { op?: ReduceOp } 
   checkTensor(tensor, where);
   const op = opts.op ?? 'sum';
   if (!['sum', 'avg', 'min', 'max'].includes(op)) throw new TypeError(`${where}: op must be 'sum', 'avg', 'min' or 'max', got ${String(op)}`);
-  groupOf(opts, where).allReduceArray(tensor.data, op, where);
+  groupOf(opts, where).allReduceArray(commArray(tensor, where), op, where);
 }
 
 /**
@@ -71,8 +81,9 @@ export function allGather(outputs: Tensor[], input: Tensor, opts: GroupOption = 
     }
   }
   const n = input.numel();
-  const flat = new (input.data.constructor as { new (n: number): typeof input.data })(n * g.size);
-  g.allGatherArray(input.contiguous().data, flat, where);
+  const local = commArray(input.contiguous(), where, 'input');
+  const flat = new (local.constructor as { new (n: number): CommArray })(n * g.size);
+  g.allGatherArray(local, flat, where);
   outputs.forEach((o, r) => o.copy_(new Tensor(flat.subarray(r * n, (r + 1) * n), input.shape)));
 }
 
@@ -88,7 +99,7 @@ export function broadcast(tensor: Tensor, src: number, opts: GroupOption = {}): 
   const g = groupOf(opts, where);
   const root = g.ranks.indexOf(src);
   if (root < 0) throw new RangeError(`${where}: src ${String(src)} is not a rank of ${g.label} (ranks [${g.ranks.join(', ')}])`);
-  g.broadcastArray(tensor.data, root, where);
+  g.broadcastArray(commArray(tensor, where), root, where);
 }
 
 /** Waits until every rank of the group arrives. Cf. `torch.distributed.barrier`. @example dist.barrier(); */
@@ -118,7 +129,7 @@ export function allReduceGradients(module: Module, opts: GroupOption & { average
     const bucket = dtype === 'float32' ? new Float32Array(total) : new Float64Array(total);
     let off = 0;
     for (const p of group) {
-      if (p.grad) bucket.set(p.grad.contiguous(p.memoryFormat).data as Float32Array, off);
+      if (p.grad) bucket.set(commArray(p.grad.contiguous(p.memoryFormat), where, 'a gradient') as Float32Array, off);
       off += p.numel();
     }
     g.allReduceArray(bucket, opts.average === false ? 'sum' : 'avg', where);

@@ -173,7 +173,9 @@ export abstract class BatchNorm extends Module {
   protected checkInput(input: unknown): asserts input is Tensor {
     if (!(input instanceof Tensor)) throw new TypeError(`${this.typeName()}.forward: input must be a Tensor`);
     this.checkInputDim(input);
-    if (input.dtype !== this.dtype) {
+    // Half inputs (CUDA) run with float32 parameters and statistics, as in PyTorch.
+    const half = (input.dtype === 'float16' || input.dtype === 'bfloat16') && this.dtype === 'float32';
+    if (input.dtype !== this.dtype && !half) {
       throw new TypeError(`${this.typeName()}.forward: expected input of dtype ${this.dtype} (the layer's dtype), got ${input.dtype}`);
     }
   }
@@ -221,8 +223,8 @@ export abstract class BatchNorm extends Module {
     const weight = this.weight;
     const bias = this.bias;
     const wantParams = weight !== null && bias !== null && (weight.requiresGrad || bias.requiresGrad);
-    const gradWeight = wantParams ? weight.grad ?? zeros(weight.shape, { dtype: weight.dtype as FloatDType }) : null;
-    const gradBias = wantParams ? bias.grad ?? zeros(bias.shape, { dtype: bias.dtype as FloatDType }) : null;
+    const gradWeight = wantParams ? weight.grad ?? zeros(weight.shape, { dtype: weight.dtype as FloatDType, device: weight.device }) : null;
+    const gradBias = wantParams ? bias.grad ?? zeros(bias.shape, { dtype: bias.dtype as FloatDType, device: bias.device }) : null;
     const r = F.batchNormBackward(gradOutput, s.input, {
       weight,
       training: s.training,

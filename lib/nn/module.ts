@@ -1,6 +1,6 @@
 // Module: the registries of parameters, buffers and children that state
 // dicts, `train()`/`eval()` and `toString()` walk. Cf. torch.nn.Module.
-import { Parameter, Tensor } from '../tensor';
+import { Device, Parameter, Tensor } from '../tensor';
 
 /** Result of `loadStateDict`: what the dict lacked and what it had too much of. */
 export interface LoadStateDictResult {
@@ -161,6 +161,36 @@ export abstract class Module {
       }
     }
     return out;
+  }
+
+  /**
+   * Moves every parameter, its gradient and every buffer to `device`, in
+   * place (the objects stay the same, as in PyTorch). Scalar buffers
+   * (counters such as num_batches_tracked) stay on the host, where the layer
+   * reads them. Cf. `Module.to`.
+   *
+   * @example bn.to('cuda');
+   */
+  to(device: Device | 'cuda'): this {
+    for (const m of this.modules()) {
+      for (const p of m._parameters.values()) {
+        if (p === null) continue;
+        p.moveTo_(device);
+        p.grad?.moveTo_(device);
+      }
+      for (const b of m._buffers.values()) if (b !== null && b.ndim > 0) b.moveTo_(device);
+    }
+    return this;
+  }
+
+  /** Cf. `Module.cuda`. @example bn.cuda(); */
+  cuda(device = 0): this {
+    return this.to(`cuda:${device}`);
+  }
+
+  /** Cf. `Module.cpu`. @example bn.cpu(); */
+  cpu(): this {
+    return this.to('cpu');
   }
 
   /** Calls `fn` on every child (recursively) and then on this module. */

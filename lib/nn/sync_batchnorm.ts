@@ -9,7 +9,7 @@
 import { defaultGroup } from '../distributed/init';
 import { Fingerprint, ProcessGroup } from '../distributed/process_group';
 import * as F from '../functional';
-import { Parameter, Tensor } from '../tensor';
+import { Parameter, Tensor, tensor } from '../tensor';
 import { BatchNorm, BatchNormOptions, check1dInput, check2dInput, check3dInput } from './batchnorm';
 import { Module } from './module';
 
@@ -48,9 +48,11 @@ function accumulate(p: Parameter, g: Tensor): void {
     p.grad = g;
     return;
   }
-  const dst = p.grad.data as Float32Array;
-  const src = g.data as Float32Array;
-  for (let i = 0; i < dst.length; i++) dst[i] += src[i];
+  // C values per parameter.
+  const sum = p.grad.toArray();
+  const add = g.toArray();
+  for (let i = 0; i < sum.length; i++) sum[i] += add[i];
+  p.grad.copy_(tensor(sum, p.grad.shape, { dtype: p.grad.dtype as 'float32' | 'float64' }));
 }
 
 const PLAIN: ReadonlySet<string> = new Set(['BatchNorm1d', 'BatchNorm2d', 'BatchNorm3d']);
@@ -126,7 +128,7 @@ export class SyncBatchNorm extends BatchNorm {
         `over the ${group.size} ranks of ${group.label} (local input size [${input.shape.join(', ')}])`);
     }
     const stats = F.batchNormWelfordFinalize(summary, tracking ? this.runningMean : null, tracking ? this.runningVar : null, {
-      eps: this.eps, momentum: factor, dtype: this.dtype,
+      eps: this.eps, momentum: factor, dtype: this.dtype, device: input.device,
     });
     const output = F.batchNormElemt(input, this.weight, this.bias, stats.mean, stats.invstd);
     if (tracking) (counter.data as BigInt64Array)[0] += 1n;
@@ -144,13 +146,14 @@ export class SyncBatchNorm extends BatchNorm {
     const C = s.input.shape[1];
     const r = F.batchNormBackwardReduce(gradOutput, s.input, s.mean, s.invstd, weight, { weightG: wantParams, biasG: wantParams });
     const sums = new Float64Array(2 * C);
-    sums.set(r.sumDy!.data as Float32Array, 0);
-    sums.set(r.sumDyXmu!.data as Float32Array, C);
+    sums.set(r.sumDy!.toArray(), 0);
+    sums.set(r.sumDyXmu!.toArray(), C);
     s.group.syncAllReduce([this.layerId * 2 + 1, C, s.group.nextSync()], sums, 'sum', {
       check: this.checkDivergence, where: `${this.typeName()} '${this.layerName}' backward`, describe,
     });
-    (r.sumDy!.data as Float32Array).set(sums.subarray(0, C));
-    (r.sumDyXmu!.data as Float32Array).set(sums.subarray(C));
+    const dtype = r.sumDy!.dtype as 'float32' | 'float64';
+    r.sumDy!.copy_(tensor(sums.subarray(0, C), [C], { dtype }));
+    r.sumDyXmu!.copy_(tensor(sums.subarray(C), [C], { dtype }));
     const gradInput = F.batchNormBackwardElemt(gradOutput, s.input, s.mean, s.invstd, weight, r.sumDy!, r.sumDyXmu!, s.count);
     if (wantParams) {
       if (weight.requiresGrad) accumulate(weight, r.gradWeight!);

@@ -294,6 +294,43 @@ def momentum_cases():
     return {"torch": torch.__version__, "inputs": inputs, "cases": cases}
 
 
+def half_cases():
+    """float16 / bfloat16 inputs with float32 weight, bias and statistics, as
+    PyTorch runs them on CUDA: statistics and math in float32 on the half
+    values, the output rounded to the input's dtype."""
+    cases = []
+    for dtype_name, dtype in (("float16", torch.float16), ("bfloat16", torch.bfloat16)):
+        for kind in ("1d-2D", "2d"):
+            cls, shape = KINDS[kind]
+            c = shape[1]
+            bn = cls(c)
+            with torch.no_grad():
+                bn.weight.copy_(torch.rand(c).add(0.5))
+                bn.bias.copy_(torch.randn(c))
+            w0, b0 = values(bn.weight), values(bn.bias)
+            records = []
+            for i, (x, dy) in enumerate(batch_inputs(shape, torch.float32, 3)):
+                bn.train(i < 2)
+                xh, dyh = x.to(dtype), dy.to(dtype)
+                xi = xh.float().requires_grad_(True)
+                y = bn(xi)
+                y.backward(dyh.float())
+                records.append({
+                    "training": i < 2,
+                    "x": values(xh.float()),
+                    "dy": values(dyh.float()),
+                    "y": values(y.to(dtype).float()),
+                    "dx": values(xi.grad.to(dtype).float()),
+                    "grad_weight": values(bn.weight.grad),
+                    "grad_bias": values(bn.bias.grad),
+                    "running_mean": values(bn.running_mean),
+                    "running_var": values(bn.running_var),
+                })
+            cases.append({"dtype": dtype_name, "kind": kind, "module": cls.__name__, "shape": list(shape),
+                          "weight": w0, "bias": b0, "steps": records})
+    return {"torch": torch.__version__, "cases": cases}
+
+
 def write(name, data):
     path = os.path.join(OUT, name)
     with open(path, "w") as f:
@@ -310,6 +347,7 @@ def main():
         write(f"modules_{dtype_name}.json", module_cases(dtype_name))
     write("ops.json", ops_cases())
     write("momentum.json", momentum_cases())
+    write("half.json", half_cases())
 
 
 if __name__ == "__main__":
