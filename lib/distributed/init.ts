@@ -124,10 +124,12 @@ export async function initProcessGroup(opts: InitProcessGroupOptions): Promise<P
 
   if (backend === 'nccl') {
     // Load first: a missing library is the error a user must see.
-    native.ncclLoad(process.env.SYNCBN_NCCL_LIBRARY ?? '');
+    const nccl = native.ncclLoad(process.env.SYNCBN_NCCL_LIBRARY ?? '');
     if (!native.features.cuda) {
       throw new Error(`${where}: the nccl backend reduces CUDA tensors, but this build of syncbn has no CUDA support; use backend 'gloo' for CPU tensors`);
     }
+    throw new Error(`${where}: NCCL ${nccl.version} loads from ${nccl.path}, but syncbn's NCCL communicator is not implemented yet; ` +
+      "use backend 'gloo': SyncBatchNorm on CUDA tensors then exchanges its O(C) statistics through the host");
   }
   if (backend === 'gloo' && !native.features.gloo) {
     throw new Error(`${where}: the gloo backend is not available: syncbn was built without Gloo (install libgloo-dev and run \`npm run build:addon\`)`);

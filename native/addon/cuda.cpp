@@ -58,34 +58,23 @@ class DeviceBuffer : public Napi::ObjectWrap<DeviceBuffer> {
   Napi::Value Bytes(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(bytes_)); }
   Napi::Value Device(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), device_); }
 
-  Napi::Value CopyFromHost(const Napi::CallbackInfo& info) {
-    Args a(info, "DeviceBuffer.copyFromHost", 1);
-    napi_typedarray_type kind;
-    int size;
-    const Napi::Value v = a.value(0);
-    const int64_t n = v.IsTypedArray() ? static_cast<int64_t>(v.As<Napi::TypedArray>().ElementLength()) : -1;
-    void* src = a.raw(0, "source", n, &kind, &size);
-    if (static_cast<size_t>(n) * size != bytes_)
-      throw Napi::RangeError::New(info.Env(), a.prefix() + "source has " + std::to_string(n * size) + " bytes, the buffer " + std::to_string(bytes_));
-    try {
-      cuda::copy_to_device(device_, data_, src, bytes_);
-    } catch (const cuda::CudaError& e) {
-      throw Napi::Error::New(info.Env(), std::string("syncbn: ") + e.what());
-    }
-    return info.Env().Undefined();
-  }
+  Napi::Value CopyFromHost(const Napi::CallbackInfo& info) { return HostCopy(info, "DeviceBuffer.copyFromHost", true); }
+  Napi::Value CopyToHost(const Napi::CallbackInfo& info) { return HostCopy(info, "DeviceBuffer.copyToHost", false); }
 
-  Napi::Value CopyToHost(const Napi::CallbackInfo& info) {
-    Args a(info, "DeviceBuffer.copyToHost", 1);
+  // The whole buffer to or from a TypedArray of exactly its byte length.
+  Napi::Value HostCopy(const Napi::CallbackInfo& info, const char* op, bool to_device) {
+    Args a(info, op, 1);
     napi_typedarray_type kind;
     int size;
     const Napi::Value v = a.value(0);
     const int64_t n = v.IsTypedArray() ? static_cast<int64_t>(v.As<Napi::TypedArray>().ElementLength()) : -1;
-    void* dst = a.raw(0, "destination", n, &kind, &size);
+    void* host = a.raw(0, "array", n, &kind, &size);
     if (static_cast<size_t>(n) * size != bytes_)
-      throw Napi::RangeError::New(info.Env(), a.prefix() + "destination has " + std::to_string(n * size) + " bytes, the buffer " + std::to_string(bytes_));
+      throw Napi::RangeError::New(info.Env(), a.prefix() + "the array has " + std::to_string(n * size) +
+                                                  " bytes, the buffer " + std::to_string(bytes_));
     try {
-      cuda::copy_to_host(device_, dst, data_, bytes_);
+      if (to_device) cuda::copy_to_device(device_, data_, host, bytes_);
+      else cuda::copy_to_host(device_, host, data_, bytes_);
     } catch (const cuda::CudaError& e) {
       throw Napi::Error::New(info.Env(), std::string("syncbn: ") + e.what());
     }

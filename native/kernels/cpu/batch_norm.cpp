@@ -124,6 +124,28 @@ void backward(const T* dy, const T* x, const BatchShape& s, const T* weight, con
                   accumulate);
 }
 
+namespace {
+
+// Mean and invstd of channel `ch` from merged (n, mean, m2), and the running
+// stats' move towards the mean and unbiased variance. Empty: zeros, no move.
+template <typename T>
+void store_stats(int64_t ch, double n, double avg, double m2, double eps, double momentum, T* mean, T* invstd,
+                 T* running_mean, T* running_var) {
+  if (!(n > 0)) {
+    mean[ch] = T(0);
+    invstd[ch] = T(0);
+    return;
+  }
+  mean[ch] = static_cast<T>(avg);
+  invstd[ch] = static_cast<T>(1.0 / std::sqrt(m2 / n + eps));
+  if (running_mean)
+    running_mean[ch] = static_cast<T>(momentum * avg + (1.0 - momentum) * static_cast<double>(running_mean[ch]));
+  if (running_var)
+    running_var[ch] = static_cast<T>(momentum * m2 / (n - 1.0) + (1.0 - momentum) * static_cast<double>(running_var[ch]));
+}
+
+}  // namespace
+
 template <typename T>
 void gather_stats_with_counts(const T* means, const T* invstds, const double* counts, int64_t world,
                               int64_t c, double momentum, double eps, T* mean, T* invstd,
@@ -143,17 +165,7 @@ void gather_stats_with_counts(const T* means, const T* invstds, const double* co
       m2 += var * cnt + delta * delta * n * cnt / total;
       n = total;
     }
-    if (n == 0) {
-      mean[ch] = T(0);
-      invstd[ch] = T(0);
-      continue;
-    }
-    mean[ch] = static_cast<T>(avg);
-    invstd[ch] = static_cast<T>(1.0 / std::sqrt(m2 / n + eps));
-    if (running_mean)
-      running_mean[ch] = static_cast<T>((1.0 - momentum) * static_cast<double>(running_mean[ch]) + momentum * avg);
-    if (running_var)
-      running_var[ch] = static_cast<T>((1.0 - momentum) * static_cast<double>(running_var[ch]) + momentum * m2 / (n - 1.0));
+    store_stats(ch, n, avg, m2, eps, momentum, mean, invstd, running_mean, running_var);
   }
 }
 
@@ -161,18 +173,8 @@ template <typename T>
 void welford_finalize(const double* summary, int64_t c, double eps, double momentum, T* mean, T* invstd,
                       T* running_mean, T* running_var) {
   for (int64_t ch = 0; ch < c; ++ch) {
-    const double n = summary[3 * ch], avg = summary[3 * ch + 1], m2 = summary[3 * ch + 2];
-    if (!(n > 0)) {
-      mean[ch] = T(0);
-      invstd[ch] = T(0);
-      continue;
-    }
-    mean[ch] = static_cast<T>(avg);
-    invstd[ch] = static_cast<T>(1.0 / std::sqrt(m2 / n + eps));
-    if (running_mean)
-      running_mean[ch] = static_cast<T>(momentum * avg + (1.0 - momentum) * static_cast<double>(running_mean[ch]));
-    if (running_var)
-      running_var[ch] = static_cast<T>(momentum * m2 / (n - 1.0) + (1.0 - momentum) * static_cast<double>(running_var[ch]));
+    store_stats(ch, summary[3 * ch], summary[3 * ch + 1], summary[3 * ch + 2], eps, momentum, mean, invstd, running_mean,
+                running_var);
   }
 }
 
