@@ -74,9 +74,10 @@ export function scenario(base: Omit<Scenario, 'steps' | 'shape'> & { tail: numbe
   }
   const weight = Array.from(randn([base.channels], { dtype: 'float64' }).toArray(), (v) => 1 + 0.5 * v);
   const bias = Array.from(randn([base.channels], { dtype: 'float64' }).toArray());
-  const { tail, train, evalSteps, offset, spread, seed, ...rest } = base;
-  void tail; void train; void evalSteps; void offset; void spread; void seed;
-  return { name: `case${process.pid}_${++scenarioCount}`, ...rest, shape, steps, weight, bias };
+  const cfg: Scenario & Partial<typeof base> = { name: `case${process.pid}_${++scenarioCount}`, ...base, shape, steps, weight, bias };
+  // The generator's own knobs do not travel to the ranks.
+  for (const k of ['tail', 'train', 'evalSteps', 'offset', 'spread', 'seed'] as const) delete cfg[k];
+  return cfg;
 }
 
 export function runThreads(cfg: Scenario): Promise<RankResult[]> {
