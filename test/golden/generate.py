@@ -61,23 +61,30 @@ def batch_inputs(shape, dtype, steps):
     return out
 
 
+def input_set(shape, dtype, steps):
+    """Inputs for `steps` forwards with backward, and starting weight and bias."""
+    batches = batch_inputs(shape, dtype, steps)
+    c = shape[1]
+    w0 = torch.rand(c, dtype=dtype).add(0.5)
+    b0 = torch.randn(c, dtype=dtype)
+    record = {
+        "shape": list(shape),
+        "weight": values(w0),
+        "bias": values(b0),
+        "x": [values(x) for x, _ in batches],
+        "dy": [values(dy) for _, dy in batches],
+    }
+    return batches, w0, b0, record
+
+
 def module_cases(dtype_name):
     dtype = DTYPES[dtype_name]
     cases = []
     inputs = {}
     for kind, (cls, shape) in KINDS.items():
-        steps = batch_inputs(shape, dtype, TRAIN_STEPS + EVAL_STEPS)
+        steps, w0, b0, record = input_set(shape, dtype, TRAIN_STEPS + EVAL_STEPS)
         c = shape[1]
-        w0 = torch.rand(c, dtype=dtype).add(0.5)
-        b0 = torch.randn(c, dtype=dtype)
-        inputs[kind] = {
-            "module": cls.__name__,
-            "shape": list(shape),
-            "weight": values(w0),
-            "bias": values(b0),
-            "x": [values(x) for x, _ in steps],
-            "dy": [values(dy) for _, dy in steps],
-        }
+        inputs[kind] = {"module": cls.__name__, **record}
         for affine in (True, False):
             for track in (True, False):
                 for momentum in (0.1, None):
@@ -244,17 +251,8 @@ def momentum_cases():
     inputs = {}
     for dtype_name, dtype in DTYPES.items():
         for kind, (cls, shape) in KINDS.items():
-            steps = batch_inputs(shape, dtype, 6)
+            steps, w0, b0, inputs[f"{dtype_name}/{kind}"] = input_set(shape, dtype, 6)
             c = shape[1]
-            w0 = torch.rand(c, dtype=dtype).add(0.5)
-            b0 = torch.randn(c, dtype=dtype)
-            inputs[f"{dtype_name}/{kind}"] = {
-                "shape": list(shape),
-                "weight": values(w0),
-                "bias": values(b0),
-                "x": [values(x) for x, _ in steps],
-                "dy": [values(dy) for _, dy in steps],
-            }
             for affine in (True, False):
                 for momentum, total_iters in ((1.0, 5), (0.9, 3)):
                     ref = MomentumBatchNormRef(c, momentum=momentum, affine=affine, total_iters=total_iters, dtype=dtype)
