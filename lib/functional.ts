@@ -34,6 +34,19 @@ function like(input: Tensor, shape: readonly number[] = input.shape): FloatTenso
   return new Tensor(data, shape, shape === input.shape ? input.memoryFormat : 'contiguous') as FloatTensor;
 }
 
+/**
+ * Runs a per-channel op (C values) on host copies of running stats that may
+ * live on a device, then writes the updated values back.
+ */
+function withHostRunningStats<R>(runningMean: Tensor | null, runningVar: Tensor | null, fn: (rm: Tensor | null, rv: Tensor | null) => R): R {
+  const hostMean = runningMean ? runningMean.cpu() : null;
+  const hostVar = runningVar ? runningVar.cpu() : null;
+  const r = fn(hostMean, hostVar);
+  if (runningMean && hostMean && hostMean !== runningMean) runningMean.copy_(hostMean);
+  if (runningVar && hostVar && hostVar !== runningVar) runningVar.copy_(hostVar);
+  return r;
+}
+
 function view(input: Tensor): [NativeShape, boolean] {
   return [batchView(input.shape), input.memoryFormat === 'channelsLast'];
 }
@@ -237,13 +250,8 @@ export function batchNormGatherStatsWithCounts(
   const where = 'batch_norm_gather_stats_with_counts';
   if (mean instanceof Tensor && mean.isCuda) {
     // world x C statistics: small; merged on the host, returned to the device.
-    const device = mean.device;
-    const hostMean = runningMean ? runningMean.cpu() : null;
-    const hostVar = runningVar ? runningVar.cpu() : null;
-    const r = batchNormGatherStatsWithCounts(mean.cpu(), invstd.cpu(), hostMean, hostVar, opts);
-    if (runningMean && hostMean) runningMean.copy_(hostMean);
-    if (runningVar && hostVar) runningVar.copy_(hostVar);
-    return { mean: r.mean.to(device), invstd: r.invstd.to(device) };
+    const r = withHostRunningStats(runningMean, runningVar, (rm, rv) => batchNormGatherStatsWithCounts(mean.cpu(), invstd.cpu(), rm, rv, opts));
+    return { mean: r.mean.to(mean.device), invstd: r.invstd.to(mean.device) };
   }
   checkInput(mean, where, 'mean');
   if (mean.ndim !== 2) throw new RangeError(`${where}: mean must have shape [world, C], got ${describeShape(mean.shape)}`);
@@ -492,11 +500,7 @@ export function batchNormWelfordFinalize(
   const where = 'batch_norm_welford_finalize';
   if ((opts.device ?? 'cpu') !== 'cpu' || runningMean?.isCuda || runningVar?.isCuda) {
     // C values, merged on the host; results and running stats back on the device.
-    const hostMean = runningMean ? runningMean.cpu() : null;
-    const hostVar = runningVar ? runningVar.cpu() : null;
-    const r = batchNormWelfordFinalize(summary, hostMean, hostVar, { ...opts, device: 'cpu' });
-    if (runningMean && hostMean) runningMean.copy_(hostMean);
-    if (runningVar && hostVar) runningVar.copy_(hostVar);
+    const r = withHostRunningStats(runningMean, runningVar, (rm, rv) => batchNormWelfordFinalize(summary, rm, rv, { ...opts, device: 'cpu' }));
     const device = opts.device ?? runningMean?.device ?? 'cpu';
     return { mean: r.mean.to(device), invstd: r.invstd.to(device) };
   }
