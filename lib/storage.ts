@@ -8,7 +8,7 @@ import type { FloatStorage } from './tensor';
 type FloatDtype = 'float32' | 'float64';
 
 // Below this many bytes zeroing is cheap and pooling not worth it.
-export const POOLED_BYTES = 1 << 16;
+const POOLED_BYTES = 1 << 16;
 // Cached arrays beyond this are left to the garbage collector.
 const MAX_CACHED_BYTES = 1 << 30;
 
@@ -76,10 +76,4 @@ export function recycle(array: FloatStorage): boolean {
 /** What the free lists hold, and how often outputs were recycled. */
 export function storageStats(): { cachedBytes: number; hits: number; misses: number } {
   return { cachedBytes, ...stats };
-}
-
-/** Drops every cached array (the garbage collector takes them). */
-export function clearStorageCache(): void {
-  free.clear();
-  cachedBytes = 0;
 }

@@ -44,7 +44,7 @@ function pyBool(b: boolean): string {
   return b ? 'True' : 'False';
 }
 
-export function checkOptions(numFeatures: number, opts: BatchNormOptions, where: string, lazy: boolean): Required<BatchNormOptions> {
+function checkOptions(numFeatures: number, opts: BatchNormOptions, where: string, lazy: boolean): Required<BatchNormOptions> {
   if (typeof numFeatures !== 'number' || !Number.isSafeInteger(numFeatures) || numFeatures < (lazy ? 0 : 1)) {
     throw new RangeError(`${where}: numFeatures must be a positive integer, got ${String(numFeatures)}`);
   }
