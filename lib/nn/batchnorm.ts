@@ -181,6 +181,23 @@ export abstract class BatchNorm extends Module {
   }
 
   /**
+   * PyTorch's exponential_average_factor for this forward: `momentum`, or
+   * 1 / (batches seen, this one included) for a cumulative average; and
+   * whether this forward counts (training with tracked statistics).
+   */
+  protected runningFactor(): { tracking: boolean; factor: number } {
+    const counter = this.numBatchesTracked;
+    const tracking = this.training && this.trackRunningStats && counter !== null;
+    const batches = tracking ? Number(counter.data[0]) + 1 : 0;
+    return { tracking, factor: tracking && this.momentum === null ? 1 / batches : (this.momentum ?? 0) };
+  }
+
+  /** Adds this forward to num_batches_tracked. */
+  protected countBatch(): void {
+    (this.numBatchesTracked!.data as BigInt64Array)[0] += 1n;
+  }
+
+  /**
    * Normalizes `input` ([N, C, ...]) per channel. In training, with batch
    * statistics (and moves the running stats); in eval, with running stats
    * when tracked.
@@ -188,17 +205,15 @@ export abstract class BatchNorm extends Module {
   forward(input: Tensor): Tensor {
     this.checkInput(input);
     if (this.uninitialized) this.materialize(input.shape[1]);
-    const tracking = this.training && this.trackRunningStats && this.numBatchesTracked !== null;
-    // The counter moves only after the op succeeded, so a bad input changes nothing.
-    const batches = tracking ? Number(this.numBatchesTracked!.data[0]) + 1 : 0;
-    const factor = tracking && this.momentum === null ? 1 / batches : (this.momentum ?? 0);
+    const { tracking, factor } = this.runningFactor();
     const useBatchStats = this.training || (this.runningMean === null && this.runningVar === null);
     const useRunning = !this.training || this.trackRunningStats;
     if (useBatchStats) F.verifyBatchSize(input.shape);
     const runningMean = useRunning ? this.runningMean : null;
     const runningVar = useRunning ? this.runningVar : null;
     const r = F.nativeBatchNorm(input, this.weight, this.bias, runningMean, runningVar, useBatchStats, factor, this.eps);
-    if (tracking) (this.numBatchesTracked!.data as BigInt64Array)[0] += 1n;
+    // The counter moves only after the op succeeded, so a bad input changes nothing.
+    if (tracking) this.countBatch();
     this.saved = {
       input,
       training: useBatchStats,

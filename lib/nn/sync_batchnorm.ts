@@ -113,10 +113,7 @@ export class SyncBatchNorm extends BatchNorm {
 
     const where = `${this.typeName()} '${this.layerName}' forward`;
     const C = input.shape[1];
-    const counter = this.numBatchesTracked;
-    const tracking = this.trackRunningStats && counter !== null;
-    const batches = tracking ? Number(counter.data[0]) + 1 : 0;
-    const factor = tracking && this.momentum === null ? 1 / batches : (this.momentum ?? 0);
+    const { tracking, factor } = this.runningFactor();
     const summary = F.batchNormWelfordStats(input);
     group.syncAllReduce([this.layerId * 2, C, group.nextSync()], summary, 'welford', {
       check: this.checkDivergence, where, describe,
@@ -131,7 +128,7 @@ export class SyncBatchNorm extends BatchNorm {
       eps: this.eps, momentum: factor, dtype: this.dtype, device: input.device,
     });
     const output = F.batchNormElemt(input, this.weight, this.bias, stats.mean, stats.invstd);
-    if (tracking) (counter.data as BigInt64Array)[0] += 1n;
+    if (tracking) this.countBatch();
     this.saved = null;
     this.syncSaved = { input, mean: stats.mean, invstd: stats.invstd, count, group };
     return output;
