@@ -35,7 +35,7 @@
       "sources": ["native/kernels/cpu/batch_norm_avx2.cpp"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
-      "cflags_cc": ["-std=c++17", "-fopenmp", "-O3", "-mavx2", "-mfma", "-fPIC", "-Wall", "-Wextra"]
+      "cflags_cc": ["-std=c++17", "-fopenmp", "-O3", "-fno-math-errno", "-mavx2", "-mfma", "-fPIC", "-Wall", "-Wextra"]
     }
   ]
 }

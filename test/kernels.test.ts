@@ -51,6 +51,11 @@ const SHAPES: Array<[string, number[]]> = [
   ['few channels, many pixels', [4, 2, 96, 96]],
   ['(N, C) rows', [4096, 24]],
   ['5D', [4, 6, 8, 8, 8]],
+  // Run lengths and row counts that leave remainders after every unrolled step.
+  ['odd sizes', [5, 33, 7, 41]],
+  ['wide rows, odd row count', [203, 520]],
+  // A plane longer than one statistics chunk, split across chunks.
+  ['long runs', [2, 2, 200, 200]],
 ];
 
 describe('CPU kernels on large shapes', () => {

@@ -85,90 +85,146 @@ inline void merge(Moments& a, const Moments& b) {
 
 // ---- contiguous runs -------------------------------------------------------
 
-// Reductions keep kLanes independent partial sums (several vector
-// registers), so adds are not serialized on one accumulator's latency.
-constexpr int64_t kLanes = 32;
-
-// Accumulators that persist across the runs of a chunk: lanes summed in T,
-// flushed to double every kFlush values per lane, so short runs (a 14x14
-// plane is 196 values) pay no horizontal reduction each.
-constexpr int64_t kFlush = kBlock;
-
-template <typename T, int K>
-struct Lanes {
-  T acc[K][kLanes] = {};
-  T tail[K] = {};
-  double total[K] = {};
-  int64_t filled = 0;  // values per lane since the last flush
-
-  void flush() {
-    for (int k = 0; k < K; ++k) {
-      T s = tail[k];
-      for (int64_t j = 0; j < kLanes; ++j) s += acc[k][j];
-      total[k] += static_cast<double>(s);
-      std::fill(acc[k], acc[k] + kLanes, T(0));
-      tail[k] = T(0);
-    }
-    filled = 0;
-  }
+// Machine vectors as GCC/Clang vector types, one source for both builds
+// (32 bytes with AVX, 16 without); local vectors stay in registers, where
+// arrays of lanes were spilled to the stack.
+#if defined(__AVX__)
+#define SYNCBN_VEC_BYTES 32
+#else
+#define SYNCBN_VEC_BYTES 16
+#endif
+template <typename T>
+struct Simd;
+template <>
+struct Simd<float> {
+  typedef float V __attribute__((vector_size(SYNCBN_VEC_BYTES)));
 };
+template <>
+struct Simd<double> {
+  typedef double V __attribute__((vector_size(SYNCBN_VEC_BYTES)));
+};
+template <typename T>
+using vec = typename Simd<T>::V;
+template <typename T>
+constexpr int64_t kWidth = static_cast<int64_t>(SYNCBN_VEC_BYTES / sizeof(T));
 
-// Adds a run to lanes: op(index) returns the K values to add for element i.
-template <typename T, int K, typename Op>
-inline void lanes_add(Lanes<T, K>& L, int64_t len, Op op) {
-  int64_t i = 0;
-  for (; i + kLanes <= len; i += kLanes) {
-    if (L.filled >= kFlush) L.flush();
-    op.block(i, L.acc);
-    ++L.filled;
-  }
-  for (; i < len; ++i) op.one(i, L.tail);
+template <typename T>
+inline vec<T> vload(const T* p) {
+  vec<T> v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
 }
 
 template <typename T>
-struct SumRun {
-  const T* p;
-  void block(int64_t i, T (*acc)[kLanes]) const {
-#pragma omp simd
-    for (int64_t j = 0; j < kLanes; ++j) acc[0][j] += p[i + j];
+inline double vsum(vec<T> v) {
+  T s = 0;
+  for (int64_t j = 0; j < kWidth<T>; ++j) s += v[j];
+  return static_cast<double>(s);
+}
+
+// Values summed per lane in T before the lane goes to double.
+constexpr int64_t kFlush = kBlock;
+
+// Sums K quantities over runs n0..n1 of `len` values each, four vectors
+// at a time into independent accumulators (adds are not serialized on one
+// register's latency), carried across runs (a 14x14 plane is 196 values:
+// no horizontal sum per run) and flushed to double every kFlush values.
+// Op: at(n) selects run n; add(acc, i) adds the vector at i; one(acc, i)
+// adds the scalar at i.
+template <typename T, int K, typename Op>
+void reduce_runs(int64_t n0, int64_t n1, int64_t len, Op op, double (&total)[K]) {
+  constexpr int64_t W = kWidth<T>;
+  vec<T> a0[K], a1[K], a2[K], a3[K];
+  T tail[K];
+  auto clear = [&] {
+    for (int k = 0; k < K; ++k) {
+      a0[k] = a1[k] = a2[k] = a3[k] = vec<T>{};
+      tail[k] = T(0);
+    }
+  };
+  auto flush = [&] {
+    for (int k = 0; k < K; ++k) total[k] += vsum<T>((a0[k] + a1[k]) + (a2[k] + a3[k])) + static_cast<double>(tail[k]);
+    clear();
+  };
+  for (int k = 0; k < K; ++k) total[k] = 0;
+  clear();
+  const int64_t per_run = len / (4 * W) + 4;  // most values one lane takes from a run
+  int64_t filled = 0;
+  for (int64_t n = n0; n < n1; ++n) {
+    if (filled + per_run > kFlush) {
+      flush();
+      filled = 0;
+    }
+    op.at(n);
+    int64_t i = 0;
+    for (; i + 4 * W <= len; i += 4 * W) {
+      op.add(a0, i);
+      op.add(a1, i + W);
+      op.add(a2, i + 2 * W);
+      op.add(a3, i + 3 * W);
+    }
+    for (; i + W <= len; i += W) op.add(a0, i);
+    for (; i < len; ++i) op.one(tail, i);
+    filled += per_run;
   }
-  void one(int64_t i, T* t) const { t[0] += p[i]; }
+  flush();
+}
+
+template <typename T>
+struct SumOp {
+  const T* base;  // run n at base + n * stride
+  int64_t stride, len;
+  const T* p = nullptr;
+  // The first pass over a channel reads its runs from memory; runs are
+  // short and far apart, so the hardware prefetcher starts late on each.
+  void at(int64_t n) {
+    p = base + n * stride;
+    const char* next = reinterpret_cast<const char*>(p + 2 * stride);
+    for (int64_t b = 0; b < len * static_cast<int64_t>(sizeof(T)); b += 64) __builtin_prefetch(next + b);
+  }
+  void add(vec<T>* acc, int64_t i) const { acc[0] += vload(p + i); }
+  void one(T* acc, int64_t i) const { acc[0] += p[i]; }
 };
 
 template <typename T>
-struct DevRun {
-  const T* p;
+struct DevOp {
+  const T* base;
+  int64_t stride;
   T m;
-  void block(int64_t i, T (*acc)[kLanes]) const {
-#pragma omp simd
-    for (int64_t j = 0; j < kLanes; ++j) {
-      const T d = p[i + j] - m;
-      acc[0][j] += d;
-      acc[1][j] += d * d;
-    }
+  const T* p = nullptr;
+  void at(int64_t n) { p = base + n * stride; }
+  void add(vec<T>* acc, int64_t i) const {
+    const vec<T> d = vload(p + i) - m;
+    acc[0] += d;
+    acc[1] += d * d;
   }
-  void one(int64_t i, T* t) const {
+  void one(T* acc, int64_t i) const {
     const T d = p[i] - m;
-    t[0] += d;
-    t[1] += d * d;
+    acc[0] += d;
+    acc[1] += d * d;
   }
 };
 
 template <typename T>
-struct GradRun {
-  const T* g;
-  const T* x;
+struct GradOp {
+  const T* gbase;
+  const T* xbase;
+  int64_t stride;
   T m;
-  void block(int64_t i, T (*acc)[kLanes]) const {
-#pragma omp simd
-    for (int64_t j = 0; j < kLanes; ++j) {
-      acc[0][j] += g[i + j];
-      acc[1][j] += g[i + j] * (x[i + j] - m);
-    }
+  const T* g = nullptr;
+  const T* x = nullptr;
+  void at(int64_t n) {
+    g = gbase + n * stride;
+    x = xbase + n * stride;
   }
-  void one(int64_t i, T* t) const {
-    t[0] += g[i];
-    t[1] += g[i] * (x[i] - m);
+  void add(vec<T>* acc, int64_t i) const {
+    const vec<T> gv = vload(g + i);
+    acc[0] += gv;
+    acc[1] += gv * (vload(x + i) - m);
+  }
+  void one(T* acc, int64_t i) const {
+    acc[0] += g[i];
+    acc[1] += g[i] * (x[i] - m);
   }
 };
 
@@ -261,14 +317,14 @@ Moments chunk_moments(const T* x, const BatchShape& s, const Chunk& k) {
   const int64_t len = k.i1 - k.i0;
   r.n = static_cast<double>((k.n1 - k.n0) * len);
   if (r.n == 0) return r;
-  Lanes<T, 1> sum;
-  for (int64_t n = k.n0; n < k.n1; ++n) lanes_add(sum, len, SumRun<T>{x + (n * s.c + k.c) * s.inner + k.i0});
-  sum.flush();
-  const T m = static_cast<T>(sum.total[0] / r.n);
-  Lanes<T, 2> dev;
-  for (int64_t n = k.n0; n < k.n1; ++n) lanes_add(dev, len, DevRun<T>{x + (n * s.c + k.c) * s.inner + k.i0, m});
-  dev.flush();
-  const double s1 = dev.total[0], s2 = dev.total[1];
+  const T* base = x + k.c * s.inner + k.i0;
+  const int64_t stride = s.c * s.inner;
+  double sum[1];
+  reduce_runs<T, 1>(k.n0, k.n1, len, SumOp<T>{base, stride, len}, sum);
+  const T m = static_cast<T>(sum[0] / r.n);
+  double dev[2];
+  reduce_runs<T, 2>(k.n0, k.n1, len, DevOp<T>{base, stride, m}, dev);
+  const double s1 = dev[0], s2 = dev[1];
   r.mean = static_cast<double>(m) + s1 / r.n;
   r.m2 = std::max(0.0, s2 - s1 * s1 / r.n);
   return r;
@@ -312,14 +368,10 @@ void planar_affine_channel(const T* x, T* y, const BatchShape& s, int64_t c, con
 
 template <typename T>
 void planar_grad_sums(const T* dy, const T* x, const BatchShape& s, int64_t c, T mean, double& sg, double& sgx) {
-  Lanes<T, 2> L;
-  for (int64_t n = 0; n < s.n; ++n) {
-    const int64_t off = (n * s.c + c) * s.inner;
-    lanes_add(L, s.inner, GradRun<T>{dy + off, x + off, mean});
-  }
-  L.flush();
-  sg += L.total[0];
-  sgx += L.total[1];
+  double t[2];
+  reduce_runs<T, 2>(0, s.n, s.inner, GradOp<T>{dy + c * s.inner, x + c * s.inner, s.c * s.inner, mean}, t);
+  sg += t[0];
+  sgx += t[1];
 }
 
 template <typename T>
@@ -337,35 +389,52 @@ void planar_grad_input_channel(const T* dy, const T* x, T* dx, const BatchShape&
 int64_t tile_rows(int64_t c) { return std::max<int64_t>(64, kChunk / c); }
 
 // Two passes over a tile of rows in cache, merged into `acc` (C entries).
+// Rows go four at a time, so the per-channel accumulators (in L1) are
+// loaded and stored once per four rows rather than once per row.
 template <typename T>
 void tile_moments(const T* x, int64_t rows, int64_t C, std::vector<double>& sum, std::vector<T>& m,
                   std::vector<double>& s1, std::vector<double>& s2, std::vector<T>& a, std::vector<T>& b,
                   Moments* acc) {
   std::fill(sum.begin(), sum.end(), 0.0);
+  T* ap = a.data();
+  T* bp = b.data();
   for (int64_t r0 = 0; r0 < rows; r0 += kBlock) {
     const int64_t r1 = std::min(rows, r0 + kBlock);
     std::fill(a.begin(), a.end(), T(0));
-    for (int64_t r = r0; r < r1; ++r) {
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
       const T* p = x + r * C;
-      T* ap = a.data();
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) ap[c] += (p[c] + p[C + c]) + (p[2 * C + c] + p[3 * C + c]);
+    }
+    for (; r < r1; ++r) {
+      const T* p = x + r * C;
 #pragma omp simd
       for (int64_t c = 0; c < C; ++c) ap[c] += p[c];
     }
     for (int64_t c = 0; c < C; ++c) sum[c] += static_cast<double>(a[c]);
   }
-  const double n = static_cast<double>(rows);
-  for (int64_t c = 0; c < C; ++c) m[c] = static_cast<T>(sum[c] / n);
+  const double n = static_cast<double>(rows), inv_n = 1.0 / n;
+  for (int64_t c = 0; c < C; ++c) m[c] = static_cast<T>(sum[c] * inv_n);
   std::fill(s1.begin(), s1.end(), 0.0);
   std::fill(s2.begin(), s2.end(), 0.0);
+  const T* mp = m.data();
   for (int64_t r0 = 0; r0 < rows; r0 += kBlock) {
     const int64_t r1 = std::min(rows, r0 + kBlock);
     std::fill(a.begin(), a.end(), T(0));
     std::fill(b.begin(), b.end(), T(0));
-    for (int64_t r = r0; r < r1; ++r) {
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
       const T* p = x + r * C;
-      T* ap = a.data();
-      T* bp = b.data();
-      const T* mp = m.data();
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) {
+        const T d0 = p[c] - mp[c], d1 = p[C + c] - mp[c], d2 = p[2 * C + c] - mp[c], d3 = p[3 * C + c] - mp[c];
+        ap[c] += (d0 + d1) + (d2 + d3);
+        bp[c] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3);
+      }
+    }
+    for (; r < r1; ++r) {
+      const T* p = x + r * C;
 #pragma omp simd
       for (int64_t c = 0; c < C; ++c) {
         const T d = p[c] - mp[c];
@@ -381,8 +450,8 @@ void tile_moments(const T* x, int64_t rows, int64_t C, std::vector<double>& sum,
   for (int64_t c = 0; c < C; ++c) {
     Moments t;
     t.n = n;
-    t.mean = static_cast<double>(m[c]) + s1[c] / n;
-    t.m2 = std::max(0.0, s2[c] - s1[c] * s1[c] / n);
+    t.mean = static_cast<double>(m[c]) + s1[c] * inv_n;
+    t.m2 = std::max(0.0, s2[c] - s1[c] * s1[c] * inv_n);
     merge(acc[c], t);
   }
 }
@@ -395,6 +464,23 @@ inline void row_range(int64_t rows, int64_t tile, int nt, int t, int64_t& r0, in
   r1 = std::min(rows, (t + 1) * per * tile);
 }
 
+// One thread's rows [r0, r1), tile by tile, merged into acc (C entries).
+template <typename T>
+void rows_moments_range(const T* x, int64_t C, int64_t r0, int64_t r1, Moments* acc) {
+  if (r1 <= r0) return;
+  const int64_t tile = tile_rows(C);
+  std::vector<double> sum(C), s1(C), s2(C);
+  std::vector<T> m(C), a(C), b(C);
+  for (int64_t r = r0; r < r1; r += tile) tile_moments(x + r * C, std::min(tile, r1 - r), C, sum, m, s1, s2, a, b, acc);
+}
+
+// Merges the threads' partial moments of channel c, in thread order.
+inline Moments merged(const std::vector<Moments>& part, int nt, int64_t C, int64_t c) {
+  Moments r;
+  for (int t = 0; t < nt; ++t) merge(r, part[static_cast<size_t>(t) * C + c]);
+  return r;
+}
+
 template <typename T>
 void rows_moments(const T* x, const BatchShape& s, std::vector<Moments>& out) {
   const int64_t C = s.c, rows = s.n * s.inner, tile = tile_rows(C);
@@ -405,26 +491,20 @@ void rows_moments(const T* x, const BatchShape& s, std::vector<Moments>& out) {
     const int t = omp_get_thread_num();
     int64_t r0, r1;
     row_range(rows, tile, nt, t, r0, r1);
-    std::vector<double> sum(C), s1(C), s2(C);
-    std::vector<T> m(C), a(C), b(C);
-    for (int64_t r = r0; r < r1; r += tile)
-      tile_moments(x + r * C, std::min(tile, r1 - r), C, sum, m, s1, s2, a, b, &part[static_cast<size_t>(t) * C]);
+    rows_moments_range(x, C, r0, r1, &part[static_cast<size_t>(t) * C]);
   }
-  out.assign(C, Moments{});
-  for (int t = 0; t < nt; ++t)
-    for (int64_t c = 0; c < C; ++c) merge(out[c], part[static_cast<size_t>(t) * C + c]);
+  out.resize(C);
+  for (int64_t c = 0; c < C; ++c) out[c] = merged(part, nt, C, c);
 }
 
+// y = (x - m) * a + b over rows [r0, r1).
 template <typename T>
-void rows_affine(const T* x, T* y, const BatchShape& s, const Affine<T>& f, bool stream) {
+void rows_affine_range(const T* x, T* y, int64_t C, int64_t r0, int64_t r1, const Affine<T>& f, bool stream) {
   (void)stream;  // used only where AVX streaming stores exist
-  const int64_t C = s.c, rows = s.n * s.inner;
-  const int nt = threads_for(s.numel());
   const T* m = f.shift.data();
   const T* a = f.scale.data();
   const T* b = f.offset.data();
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
+  for (int64_t r = r0; r < r1; ++r) {
     const T* p = x + r * C;
     T* q = y + r * C;
 #if defined(__AVX__)
@@ -443,6 +523,48 @@ void rows_affine(const T* x, T* y, const BatchShape& s, const Affine<T>& f, bool
   }
 }
 
+// Threads take the same row ranges in every pass over rows, so a thread
+// normalizes the rows whose statistics it just computed (still in its cache).
+template <typename T>
+void rows_affine(const T* x, T* y, const BatchShape& s, const Affine<T>& f, bool stream) {
+  const int64_t C = s.c, rows = s.n * s.inner;
+  const int nt = threads_for(s.numel());
+#pragma omp parallel num_threads(nt)
+  {
+    int64_t r0, r1;
+    row_range(rows, tile_rows(C), nt, omp_get_thread_num(), r0, r1);
+    rows_affine_range(x, y, C, r0, r1, f, stream);
+    if (stream) SYNCBN_STORE_FENCE();
+  }
+}
+
+// One thread's rows [r0, r1): sums of dy and dy * (x - mean) into acc[0, C)
+// and acc[C, 2C).
+template <typename T>
+void rows_grad_sums_range(const T* dy, const T* x, int64_t C, int64_t r0, int64_t r1, const T* mean, double* acc) {
+  std::vector<T> a(C), b(C);
+  for (int64_t q0 = r0; q0 < r1; q0 += kBlock) {
+    const int64_t q1 = std::min(r1, q0 + kBlock);
+    std::fill(a.begin(), a.end(), T(0));
+    std::fill(b.begin(), b.end(), T(0));
+    for (int64_t r = q0; r < q1; ++r) {
+      const T* g = dy + r * C;
+      const T* p = x + r * C;
+      T* ap = a.data();
+      T* bp = b.data();
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) {
+        ap[c] += g[c];
+        bp[c] += g[c] * (p[c] - mean[c]);
+      }
+    }
+    for (int64_t c = 0; c < C; ++c) {
+      acc[c] += static_cast<double>(a[c]);
+      acc[C + c] += static_cast<double>(b[c]);
+    }
+  }
+}
+
 template <typename T>
 void rows_grad_sums(const T* dy, const T* x, const BatchShape& s, const T* mean, std::vector<double>& sg,
                     std::vector<double>& sgx) {
@@ -454,28 +576,7 @@ void rows_grad_sums(const T* dy, const T* x, const BatchShape& s, const T* mean,
     const int t = omp_get_thread_num();
     int64_t r0, r1;
     row_range(rows, tile, nt, t, r0, r1);
-    double* acc = &part[static_cast<size_t>(t) * 2 * C];
-    std::vector<T> a(C), b(C);
-    for (int64_t q0 = r0; q0 < r1; q0 += kBlock) {
-      const int64_t q1 = std::min(r1, q0 + kBlock);
-      std::fill(a.begin(), a.end(), T(0));
-      std::fill(b.begin(), b.end(), T(0));
-      for (int64_t r = q0; r < q1; ++r) {
-        const T* g = dy + r * C;
-        const T* p = x + r * C;
-        T* ap = a.data();
-        T* bp = b.data();
-#pragma omp simd
-        for (int64_t c = 0; c < C; ++c) {
-          ap[c] += g[c];
-          bp[c] += g[c] * (p[c] - mean[c]);
-        }
-      }
-      for (int64_t c = 0; c < C; ++c) {
-        acc[c] += static_cast<double>(a[c]);
-        acc[C + c] += static_cast<double>(b[c]);
-      }
-    }
+    rows_grad_sums_range(dy, x, C, r0, r1, mean, &part[static_cast<size_t>(t) * 2 * C]);
   }
   sg.assign(C, 0.0);
   sgx.assign(C, 0.0);
@@ -486,17 +587,16 @@ void rows_grad_sums(const T* dy, const T* x, const BatchShape& s, const T* mean,
     }
 }
 
+// dx over rows [r0, r1).
 template <typename T>
-void rows_grad_input(const T* dy, const T* x, T* dx, const BatchShape& s, const GradCoef<T>& g, bool stream) {
+void rows_grad_input_range(const T* dy, const T* x, T* dx, int64_t C, int64_t r0, int64_t r1, const GradCoef<T>& g,
+                           bool stream) {
   (void)stream;  // used only where AVX streaming stores exist
-  const int64_t C = s.c, rows = s.n * s.inner;
-  const int nt = threads_for(s.numel());
   const T* m = g.mean.data();
   const T* md = g.mean_dy.data();
   const T* k = g.proj.data();
   const T* a = g.scale.data();
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
+  for (int64_t r = r0; r < r1; ++r) {
     const T* gp = dy + r * C;
     const T* p = x + r * C;
     T* q = dx + r * C;
@@ -514,6 +614,19 @@ void rows_grad_input(const T* dy, const T* x, T* dx, const BatchShape& s, const 
 #endif
 #pragma omp simd
     for (int64_t c = 0; c < C; ++c) q[c] = (gp[c] - md[c] - (p[c] - m[c]) * k[c]) * a[c];
+  }
+}
+
+template <typename T>
+void rows_grad_input(const T* dy, const T* x, T* dx, const BatchShape& s, const GradCoef<T>& g, bool stream) {
+  const int64_t C = s.c, rows = s.n * s.inner;
+  const int nt = threads_for(s.numel());
+#pragma omp parallel num_threads(nt)
+  {
+    int64_t r0, r1;
+    row_range(rows, tile_rows(C), nt, omp_get_thread_num(), r0, r1);
+    rows_grad_input_range(dy, x, dx, C, r0, r1, g, stream);
+    if (stream) SYNCBN_STORE_FENCE();
   }
 }
 
@@ -535,17 +648,20 @@ void affine_pass(const T* x, T* y, const BatchShape& s, const Affine<T>& f) {
   const bool stream = s.numel() * static_cast<int64_t>(sizeof(T)) > stream_bytes();
   if (s.rows()) {
     rows_affine(x, y, s, f, stream);
-  } else {
-    const int nt = threads_for(s.numel());
-    const int64_t blocks = s.n * s.c;
-#pragma omp parallel for num_threads(nt) schedule(static)
+    return;
+  }
+  const int nt = threads_for(s.numel());
+  const int64_t blocks = s.n * s.c;
+#pragma omp parallel num_threads(nt)
+  {
+#pragma omp for schedule(static) nowait
     for (int64_t k = 0; k < blocks; ++k) {
       const int64_t off = k * s.inner;
       const int64_t c = k % s.c;
       run_affine(x + off, y + off, s.inner, f.shift[c], f.scale[c], f.offset[c], stream);
     }
+    if (stream) SYNCBN_STORE_FENCE();
   }
-  if (stream) SYNCBN_STORE_FENCE();
 }
 
 template <typename T>
@@ -568,17 +684,20 @@ void grad_input_pass(const T* dy, const T* x, T* dx, const BatchShape& s, const 
   const bool stream = s.numel() * static_cast<int64_t>(sizeof(T)) > stream_bytes();
   if (s.rows()) {
     rows_grad_input(dy, x, dx, s, g, stream);
-  } else {
-    const int nt = threads_for(s.numel());
-    const int64_t blocks = s.n * s.c;
-#pragma omp parallel for num_threads(nt) schedule(static)
+    return;
+  }
+  const int nt = threads_for(s.numel());
+  const int64_t blocks = s.n * s.c;
+#pragma omp parallel num_threads(nt)
+  {
+#pragma omp for schedule(static) nowait
     for (int64_t k = 0; k < blocks; ++k) {
       const int64_t off = k * s.inner;
       const int64_t c = k % s.c;
       run_grad_input(dy + off, x + off, dx + off, s.inner, g.mean[c], g.mean_dy[c], g.proj[c], g.scale[c], stream);
     }
+    if (stream) SYNCBN_STORE_FENCE();
   }
-  if (stream) SYNCBN_STORE_FENCE();
 }
 
 double invstd_of(const Moments& m, double eps) { return m.n > 0 ? 1.0 / std::sqrt(m.m2 / m.n + eps) : 0.0; }
@@ -643,31 +762,62 @@ void forward_training(const T* x, const BatchShape& s, const T* weight, const T*
   const int64_t C = s.c;
   std::vector<Moments> m(C);
   Affine<T> f(C);
-  const int nt = threads_for(s.numel());
-  if (!s.rows() && C >= nt && s.numel() > 0) {
-    // Each channel's statistics, then its normalization while it is in cache.
-    const bool stream = s.numel() * static_cast<int64_t>(sizeof(T)) > stream_bytes();
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t c = 0; c < C; ++c) {
-      m[c] = channel_moments(x, s, c);
-      set_affine(f, c, m[c].mean, invstd_of(m[c], eps), weight, bias);
-      planar_affine_channel(x, y, s, c, f, stream);
-    }
-    if (stream) SYNCBN_STORE_FENCE();
-  } else {
-    moments_of(x, s, m);
-    for (int64_t c = 0; c < C; ++c) set_affine(f, c, m[c].mean, invstd_of(m[c], eps), weight, bias);
-    affine_pass(x, y, s, f);
-  }
   const double count = static_cast<double>(s.count());
-  for (int64_t c = 0; c < C; ++c) {
+  // Everything per channel that follows from its moments; runs on the
+  // thread that owns the channel, so C square roots are not serial.
+  auto finish = [&](int64_t c) {
+    const double is = invstd_of(m[c], eps);
+    set_affine(f, c, m[c].mean, is, weight, bias);
     save_mean[c] = static_cast<T>(m[c].mean);
-    save_invstd[c] = static_cast<T>(invstd_of(m[c], eps));
+    save_invstd[c] = static_cast<T>(is);
     // An empty batch leaves the running statistics alone, as ATen does.
-    if (count == 0) continue;
+    if (count == 0) return;
     const double unbiased = count > 1 ? m[c].m2 / (count - 1) : INFINITY;
     if (running_mean) running_mean[c] = static_cast<T>(momentum * m[c].mean + (1.0 - momentum) * static_cast<double>(running_mean[c]));
     if (running_var) running_var[c] = static_cast<T>(momentum * unbiased + (1.0 - momentum) * static_cast<double>(running_var[c]));
+  };
+  if (s.numel() == 0) {
+    for (int64_t c = 0; c < C; ++c) finish(c);
+    return;
+  }
+  const int nt = threads_for(s.numel());
+  const bool stream = s.numel() * static_cast<int64_t>(sizeof(T)) > stream_bytes();
+  if (s.rows()) {
+    // One parallel region: each thread's rows' statistics, the per-channel
+    // merge, then the same rows' normalization while they are in its cache.
+    const int64_t rows = s.n * s.inner;
+    std::vector<Moments> part(static_cast<size_t>(nt) * C);
+#pragma omp parallel num_threads(nt)
+    {
+      const int t = omp_get_thread_num();
+      int64_t r0, r1;
+      row_range(rows, tile_rows(C), nt, t, r0, r1);
+      rows_moments_range(x, C, r0, r1, &part[static_cast<size_t>(t) * C]);
+#pragma omp barrier
+#pragma omp for schedule(static)
+      for (int64_t c = 0; c < C; ++c) {
+        m[c] = merged(part, nt, C, c);
+        finish(c);
+      }
+      rows_affine_range(x, y, C, r0, r1, f, stream);
+      if (stream) SYNCBN_STORE_FENCE();
+    }
+  } else if (C >= nt) {
+    // Each channel's statistics, then its normalization while it is in cache.
+#pragma omp parallel num_threads(nt)
+    {
+#pragma omp for schedule(static) nowait
+      for (int64_t c = 0; c < C; ++c) {
+        m[c] = channel_moments(x, s, c);
+        finish(c);
+        planar_affine_channel(x, y, s, c, f, stream);
+      }
+      if (stream) SYNCBN_STORE_FENCE();
+    }
+  } else {
+    planar_moments(x, s, m);
+    for (int64_t c = 0; c < C; ++c) finish(c);
+    affine_pass(x, y, s, f);
   }
 }
 
@@ -723,16 +873,42 @@ void backward(const T* dy, const T* x, const BatchShape& s, const T* weight, con
   };
   const bool need_sums = training || grad_weight || grad_bias;
   const int nt = threads_for(s.numel());
-  if (dx && need_sums && !s.rows() && C >= nt && s.numel() > 0) {
-    // Each channel's sums, then its grad input while x and dy are in cache.
-    const bool stream = s.numel() * static_cast<int64_t>(sizeof(T)) > stream_bytes();
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t c = 0; c < C; ++c) {
-      planar_grad_sums(dy, x, s, c, mean[c], sg[c], sgx[c]);
-      coefficients(c);
-      planar_grad_input_channel(dy, x, dx, s, c, g, stream);
+  const bool stream = s.numel() * static_cast<int64_t>(sizeof(T)) > stream_bytes();
+  if (dx && need_sums && s.rows() && s.numel() > 0) {
+    // One parallel region: each thread's rows' sums, the per-channel
+    // coefficients, then the same rows' grad input while they are in cache.
+    const int64_t rows = s.n * s.inner;
+    std::vector<double> part(static_cast<size_t>(nt) * 2 * C, 0.0);
+#pragma omp parallel num_threads(nt)
+    {
+      const int t = omp_get_thread_num();
+      int64_t r0, r1;
+      row_range(rows, tile_rows(C), nt, t, r0, r1);
+      rows_grad_sums_range(dy, x, C, r0, r1, mean, &part[static_cast<size_t>(t) * 2 * C]);
+#pragma omp barrier
+#pragma omp for schedule(static)
+      for (int64_t c = 0; c < C; ++c) {
+        for (int u = 0; u < nt; ++u) {
+          sg[c] += part[static_cast<size_t>(u) * 2 * C + c];
+          sgx[c] += part[static_cast<size_t>(u) * 2 * C + C + c];
+        }
+        coefficients(c);
+      }
+      rows_grad_input_range(dy, x, dx, C, r0, r1, g, stream);
+      if (stream) SYNCBN_STORE_FENCE();
     }
-    if (stream) SYNCBN_STORE_FENCE();
+  } else if (dx && need_sums && C >= nt && s.numel() > 0) {
+    // Each channel's sums, then its grad input while x and dy are in cache.
+#pragma omp parallel num_threads(nt)
+    {
+#pragma omp for schedule(static) nowait
+      for (int64_t c = 0; c < C; ++c) {
+        planar_grad_sums(dy, x, s, c, mean[c], sg[c], sgx[c]);
+        coefficients(c);
+        planar_grad_input_channel(dy, x, dx, s, c, g, stream);
+      }
+      if (stream) SYNCBN_STORE_FENCE();
+    }
   } else {
     if (need_sums) grad_sums(dy, x, s, mean, sg, sgx);
     for (int64_t c = 0; c < C; ++c) coefficients(c);
