@@ -54,6 +54,7 @@ const SHAPES: Array<[string, number[]]> = [
   // Run lengths and row counts that leave remainders after every unrolled step.
   ['odd sizes', [5, 33, 7, 41]],
   ['wide rows, odd row count', [203, 520]],
+  ['rows 4 KiB apart', [37, 1024]],
   // A plane longer than one statistics chunk, split across chunks.
   ['long runs', [2, 2, 200, 200]],
 ];

@@ -464,6 +464,14 @@ inline void row_range(int64_t rows, int64_t tile, int nt, int t, int64_t& r0, in
   r1 = std::min(rows, (t + 1) * per * tile);
 }
 
+// Whether rows of C values are a multiple of 4 KiB apart: then four rows'
+// lines fall in the same L1 set, and a pass that reads two tensors and
+// writes a third four rows at a time evicts its own lines.
+template <typename T>
+bool rows_alias(int64_t C) {
+  return (C * static_cast<int64_t>(sizeof(T))) % 4096 == 0;
+}
+
 // One thread's rows [r0, r1), tile by tile, merged into acc (C entries).
 template <typename T>
 void rows_moments_range(const T* x, int64_t C, int64_t r0, int64_t r1, Moments* acc) {
@@ -497,27 +505,45 @@ void rows_moments(const T* x, const BatchShape& s, std::vector<Moments>& out) {
   for (int64_t c = 0; c < C; ++c) out[c] = merged(part, nt, C, c);
 }
 
-// y = (x - m) * a + b over rows [r0, r1).
+// y = (x - m) * a + b over rows [r0, r1), four rows per load of the
+// per-channel parameters.
 template <typename T>
 void rows_affine_range(const T* x, T* y, int64_t C, int64_t r0, int64_t r1, const Affine<T>& f, bool stream) {
   (void)stream;  // used only where AVX streaming stores exist
   const T* m = f.shift.data();
   const T* a = f.scale.data();
   const T* b = f.offset.data();
-  for (int64_t r = r0; r < r1; ++r) {
-    const T* p = x + r * C;
-    T* q = y + r * C;
+  int64_t r = r0;
 #if defined(__AVX__)
-    if constexpr (std::is_same_v<T, float>) {
-      if (stream && C % 8 == 0 && (reinterpret_cast<uintptr_t>(q) & 31) == 0) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (stream && C % 8 == 0 && (reinterpret_cast<uintptr_t>(y + r * C) & 31) == 0) {
+      for (; r < r1; ++r) {
+        const T* p = x + r * C;
+        T* q = y + r * C;
         for (int64_t c = 0; c < C; c += 8) {
           const __m256 v = _mm256_sub_ps(_mm256_loadu_ps(p + c), _mm256_loadu_ps(m + c));
           _mm256_stream_ps(q + c, _mm256_add_ps(_mm256_mul_ps(v, _mm256_loadu_ps(a + c)), _mm256_loadu_ps(b + c)));
         }
-        continue;
       }
+      return;
     }
+  }
 #endif
+  for (; !rows_alias<T>(C) && r + 4 <= r1; r += 4) {
+    const T* p = x + r * C;
+    T* q = y + r * C;
+#pragma omp simd
+    for (int64_t c = 0; c < C; ++c) {
+      const T mc = m[c], ac = a[c], bc = b[c];
+      q[c] = (p[c] - mc) * ac + bc;
+      q[C + c] = (p[C + c] - mc) * ac + bc;
+      q[2 * C + c] = (p[2 * C + c] - mc) * ac + bc;
+      q[3 * C + c] = (p[3 * C + c] - mc) * ac + bc;
+    }
+  }
+  for (; r < r1; ++r) {
+    const T* p = x + r * C;
+    T* q = y + r * C;
 #pragma omp simd
     for (int64_t c = 0; c < C; ++c) q[c] = (p[c] - m[c]) * a[c] + b[c];
   }
@@ -539,19 +565,31 @@ void rows_affine(const T* x, T* y, const BatchShape& s, const Affine<T>& f, bool
 }
 
 // One thread's rows [r0, r1): sums of dy and dy * (x - mean) into acc[0, C)
-// and acc[C, 2C).
+// and acc[C, 2C), four rows per accumulator load and store.
 template <typename T>
 void rows_grad_sums_range(const T* dy, const T* x, int64_t C, int64_t r0, int64_t r1, const T* mean, double* acc) {
   std::vector<T> a(C), b(C);
+  T* ap = a.data();
+  T* bp = b.data();
   for (int64_t q0 = r0; q0 < r1; q0 += kBlock) {
     const int64_t q1 = std::min(r1, q0 + kBlock);
     std::fill(a.begin(), a.end(), T(0));
     std::fill(b.begin(), b.end(), T(0));
-    for (int64_t r = q0; r < q1; ++r) {
+    int64_t r = q0;
+    for (; !rows_alias<T>(C) && r + 4 <= q1; r += 4) {
       const T* g = dy + r * C;
       const T* p = x + r * C;
-      T* ap = a.data();
-      T* bp = b.data();
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) {
+        const T mc = mean[c];
+        ap[c] += (g[c] + g[C + c]) + (g[2 * C + c] + g[3 * C + c]);
+        bp[c] += (g[c] * (p[c] - mc) + g[C + c] * (p[C + c] - mc)) +
+                 (g[2 * C + c] * (p[2 * C + c] - mc) + g[3 * C + c] * (p[3 * C + c] - mc));
+      }
+    }
+    for (; r < q1; ++r) {
+      const T* g = dy + r * C;
+      const T* p = x + r * C;
 #pragma omp simd
       for (int64_t c = 0; c < C; ++c) {
         ap[c] += g[c];
@@ -587,7 +625,7 @@ void rows_grad_sums(const T* dy, const T* x, const BatchShape& s, const T* mean,
     }
 }
 
-// dx over rows [r0, r1).
+// dx over rows [r0, r1), four rows per load of the per-channel coefficients.
 template <typename T>
 void rows_grad_input_range(const T* dy, const T* x, T* dx, int64_t C, int64_t r0, int64_t r1, const GradCoef<T>& g,
                            bool stream) {
@@ -596,22 +634,41 @@ void rows_grad_input_range(const T* dy, const T* x, T* dx, int64_t C, int64_t r0
   const T* md = g.mean_dy.data();
   const T* k = g.proj.data();
   const T* a = g.scale.data();
-  for (int64_t r = r0; r < r1; ++r) {
-    const T* gp = dy + r * C;
-    const T* p = x + r * C;
-    T* q = dx + r * C;
+  int64_t r = r0;
 #if defined(__AVX__)
-    if constexpr (std::is_same_v<T, float>) {
-      if (stream && C % 8 == 0 && (reinterpret_cast<uintptr_t>(q) & 31) == 0) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (stream && C % 8 == 0 && (reinterpret_cast<uintptr_t>(dx + r * C) & 31) == 0) {
+      for (; r < r1; ++r) {
+        const T* gp = dy + r * C;
+        const T* p = x + r * C;
+        T* q = dx + r * C;
         for (int64_t c = 0; c < C; c += 8) {
           const __m256 xm = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(p + c), _mm256_loadu_ps(m + c)), _mm256_loadu_ps(k + c));
           const __m256 r2 = _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(gp + c), _mm256_loadu_ps(md + c)), xm);
           _mm256_stream_ps(q + c, _mm256_mul_ps(r2, _mm256_loadu_ps(a + c)));
         }
-        continue;
       }
+      return;
     }
+  }
 #endif
+  for (; !rows_alias<T>(C) && r + 4 <= r1; r += 4) {
+    const T* gp = dy + r * C;
+    const T* p = x + r * C;
+    T* q = dx + r * C;
+#pragma omp simd
+    for (int64_t c = 0; c < C; ++c) {
+      const T mc = m[c], mdc = md[c], kc = k[c], ac = a[c];
+      q[c] = (gp[c] - mdc - (p[c] - mc) * kc) * ac;
+      q[C + c] = (gp[C + c] - mdc - (p[C + c] - mc) * kc) * ac;
+      q[2 * C + c] = (gp[2 * C + c] - mdc - (p[2 * C + c] - mc) * kc) * ac;
+      q[3 * C + c] = (gp[3 * C + c] - mdc - (p[3 * C + c] - mc) * kc) * ac;
+    }
+  }
+  for (; r < r1; ++r) {
+    const T* gp = dy + r * C;
+    const T* p = x + r * C;
+    T* q = dx + r * C;
 #pragma omp simd
     for (int64_t c = 0; c < C; ++c) q[c] = (gp[c] - md[c] - (p[c] - m[c]) * k[c]) * a[c];
   }
