@@ -124,19 +124,24 @@ class Args {
     return s;
   }
 
-  // A TypedArray of element type T and exactly `len` elements.
+  // A TypedArray of element type T and exactly `len` elements. One
+  // napi_get_typedarray_info call gives type, length and data (the wrapper
+  // classes make one call per accessor, a measurable share of a small op).
   template <typename T>
   T* array(size_t i, const char* name, int64_t len) const {
     const Napi::Value v = info_[i];
-    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != ArrayTraits<T>::kind)
+    napi_typedarray_type type;
+    size_t length = 0;
+    void* data = nullptr;
+    if (!v.IsTypedArray() ||
+        napi_get_typedarray_info(env(), v, &type, &length, &data, nullptr, nullptr) != napi_ok ||
+        type != ArrayTraits<T>::kind)
       throw type_error(i, name, expected_array<T>(len), v);
-    Napi::TypedArrayOf<T> a = v.As<Napi::TypedArrayOf<T>>();
-    if (static_cast<int64_t>(a.ElementLength()) != len)
+    if (static_cast<int64_t>(length) != len)
       throw Napi::RangeError::New(env(), prefix() + "argument " + std::to_string(i) + " '" + name +
                                              "' must have " + std::to_string(len) +
-                                             " elements, got " +
-                                             std::to_string(a.ElementLength()));
-    return a.Data();
+                                             " elements, got " + std::to_string(length));
+    return static_cast<T*>(data);
   }
 
   // Like array(), or nullptr for null / undefined.
@@ -190,7 +195,7 @@ class Args {
     }
     if (v.IsNull()) return "null";
     if (v.IsUndefined()) return "undefined";
-    if (v.IsArray()) return "an Array";
+    if (v.IsArray()) return "an Array of length " + std::to_string(v.As<Napi::Array>().Length());
     if (v.IsNumber()) return "a number";
     if (v.IsString()) return "a string";
     if (v.IsBoolean()) return "a boolean";

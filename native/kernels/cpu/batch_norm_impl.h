@@ -62,9 +62,11 @@ inline int64_t stream_bytes() {
   }();
   return bytes;
 }
-// ...in runs at least this long: a short run would leave partly written
-// lines at both ends, which cost a read-modify-write in memory.
-constexpr int64_t kStreamRun = 1024;
+// ...a cache line at a time: only whole 64-byte lines inside a run are
+// streamed; the partial lines at its ends (shared with the neighbouring
+// runs) take regular stores, so no line is written half non-temporally.
+// Runs shorter than this stream nothing.
+constexpr int64_t kStreamRun = 64;
 
 struct Moments {
   double n = 0, mean = 0, m2 = 0;
@@ -236,11 +238,13 @@ void run_affine(const T* x, T* y, int64_t len, T m, T a, T b, bool stream) {
 #if defined(__AVX__)
   if constexpr (std::is_same_v<T, float>) {
     if (stream && len >= kStreamRun) {
-      for (; i < len && (reinterpret_cast<uintptr_t>(y + i) & 31); ++i) y[i] = (x[i] - m) * a + b;
+      for (; i < len && (reinterpret_cast<uintptr_t>(y + i) & 63); ++i) y[i] = (x[i] - m) * a + b;
       const __m256 vm = _mm256_set1_ps(m), va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b);
-      for (; i + 8 <= len; i += 8) {
-        const __m256 v = _mm256_sub_ps(_mm256_loadu_ps(x + i), vm);
-        _mm256_stream_ps(y + i, _mm256_add_ps(_mm256_mul_ps(v, va), vb));
+      for (; i + 16 <= len; i += 16) {
+        const __m256 v0 = _mm256_sub_ps(_mm256_loadu_ps(x + i), vm);
+        const __m256 v1 = _mm256_sub_ps(_mm256_loadu_ps(x + i + 8), vm);
+        _mm256_stream_ps(y + i, _mm256_add_ps(_mm256_mul_ps(v0, va), vb));
+        _mm256_stream_ps(y + i + 8, _mm256_add_ps(_mm256_mul_ps(v1, va), vb));
       }
     }
   }
@@ -257,12 +261,14 @@ void run_grad_input(const T* g, const T* x, T* dx, int64_t len, T m, T md, T k, 
 #if defined(__AVX__)
   if constexpr (std::is_same_v<T, float>) {
     if (stream && len >= kStreamRun) {
-      for (; i < len && (reinterpret_cast<uintptr_t>(dx + i) & 31); ++i) dx[i] = (g[i] - md - (x[i] - m) * k) * a;
+      for (; i < len && (reinterpret_cast<uintptr_t>(dx + i) & 63); ++i) dx[i] = (g[i] - md - (x[i] - m) * k) * a;
       const __m256 vm = _mm256_set1_ps(m), vmd = _mm256_set1_ps(md), vk = _mm256_set1_ps(k), va = _mm256_set1_ps(a);
-      for (; i + 8 <= len; i += 8) {
-        const __m256 xm = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm), vk);
-        const __m256 r = _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(g + i), vmd), xm);
-        _mm256_stream_ps(dx + i, _mm256_mul_ps(r, va));
+      for (; i + 16 <= len; i += 16) {
+        for (int64_t h = 0; h < 16; h += 8) {
+          const __m256 xm = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i + h), vm), vk);
+          const __m256 r = _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(g + i + h), vmd), xm);
+          _mm256_stream_ps(dx + i + h, _mm256_mul_ps(r, va));
+        }
       }
     }
   }
