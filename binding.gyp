@@ -21,7 +21,7 @@
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
       "dependencies": ["syncbn_kernels_avx2"],
-      "cflags_cc": ["-std=c++17", "-fexceptions", "-fopenmp", "-O3", "-Wall", "-Wextra"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-fopenmp", "-O3", "-fno-math-errno", "-Wall", "-Wextra"],
       "ldflags": ["-fopenmp"],
       "libraries": ["-ldl", "-lpthread"],
       "xcode_settings": {

@@ -48,7 +48,7 @@ export interface NativeCuda {
 }
 export type CommOp = 'sum' | 'avg' | 'min' | 'max' | 'welford';
 
-/** A native communicator (threads, gloo): blocking collectives in place. */
+/** A native communicator (threads, gloo, nccl): blocking collectives in place. */
 export interface NativeComm {
   readonly backend: string;
   readonly rank: number;
@@ -58,8 +58,13 @@ export interface NativeComm {
   allGather(input: CommArray, output: CommArray): void;
   broadcast(data: CommArray, root: number): void;
   barrier(): void;
+  /** nccl only: in place on device memory. */
+  allReduceDevice(buffer: DeviceBuffer, count: number, dtype: CommDtype, op: Exclude<CommOp, 'welford'>): void;
+  broadcastDevice(buffer: DeviceBuffer, count: number, dtype: CommDtype, root: number): void;
   destroy(): void;
 }
+
+export type CommDtype = 'float32' | 'float64' | 'int64';
 
 export interface NativeAddon {
   batchNormStats(x: FloatArray, shape: NativeShape, channelsLast: boolean, eps: number,
@@ -98,6 +103,8 @@ export interface NativeAddon {
   glooConnect(storeHost: string, storePort: number, fileStore: string, prefix: string, hostname: string,
     iface: string, rank: number, size: number, timeoutMs: number): Promise<NativeComm>;
   ncclLoad(path: string): { path: string; version: number };
+  ncclUniqueId(): Uint8Array;
+  ncclConnect(uniqueId: Uint8Array, rank: number, size: number, device: number, timeoutMs: number): Promise<NativeComm>;
   convertMemoryFormat(src: ArrayBufferView, dst: ArrayBufferView, shape: NativeShape,
     toChannelsLast: boolean): void;
   /** Bandwidth probes: dst = src, and a = b + s * c. */

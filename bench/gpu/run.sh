@@ -20,6 +20,19 @@ out="${OUT:-/tmp/syncbn-gpu}"
 mkdir -p "$out"
 python="${PYTHON:-python3}"
 
+# NCCL comes with PyTorch's wheels (nvidia-nccl-cu*), not on the loader's path.
+if [ -z "${SYNCBN_NCCL_LIBRARY:-}" ]; then
+  lib=$("$python" - <<'PY' 2>/dev/null
+import glob, os, site, sys
+roots = site.getsitepackages() + [site.getusersitepackages()]
+hits = [p for r in roots for p in glob.glob(os.path.join(r, 'nvidia', 'nccl', 'lib', 'libnccl.so*'))]
+hits += [p for r in roots for p in glob.glob(os.path.join(r, 'torch', 'lib', 'libnccl.so*'))]
+print(sorted(hits)[0] if hits else '')
+PY
+)
+  [ -n "$lib" ] && export SYNCBN_NCCL_LIBRARY="$lib"
+fi
+
 echo "== GPU suite"
 node test/gpu/check_cuda.js 2>&1 | tee "$out/gpu-tests.log"
 tests=${PIPESTATUS[0]}

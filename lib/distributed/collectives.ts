@@ -2,8 +2,8 @@
 // Synchronous for the calling thread, like torch.distributed's with
 // async_op=False; every wait is bounded by the group's timeout.
 import { Module } from '../nn/module';
-import { CommArray } from '../native';
-import { Tensor } from '../tensor';
+import { CommArray, CommDtype } from '../native';
+import { Tensor, zeros } from '../tensor';
 import { ProcessGroup, ReduceOp } from './process_group';
 import { defaultGroup, worldGroup } from './init';
 
@@ -22,12 +22,26 @@ function checkTensor(t: unknown, where: string, name = 'tensor'): asserts t is T
 }
 
 /** The CPU storage the gloo and threads communicators reduce. */
-function commArray(t: Tensor, where: string, name = 'tensor'): CommArray {
-  if (t.isCuda) throw new TypeError(`${where}: ${name} is on ${t.device}; the gloo and threads backends reduce CPU tensors`);
+function commDtype(t: Tensor, where: string, name: string): CommDtype {
   if (t.dtype !== 'float32' && t.dtype !== 'float64' && t.dtype !== 'int64') {
     throw new TypeError(`${where}: ${name} has dtype ${t.dtype}; collectives take float32, float64 or int64`);
   }
+  return t.dtype;
+}
+
+function commArray(t: Tensor, where: string, name = 'tensor'): CommArray {
+  if (t.isCuda) throw new TypeError(`${where}: ${name} is on ${t.device}; the gloo and threads backends reduce CPU tensors`);
+  commDtype(t, where, name);
   return t.data as CommArray;
+}
+
+// The nccl backend reduces CUDA tensors in place, as in PyTorch; the others
+// reduce CPU tensors.
+function onDevice(g: ProcessGroup, t: Tensor, where: string, name = 'tensor'): boolean {
+  if (g.backend !== 'nccl') return false;
+  if (!t.isCuda) throw new TypeError(`${where}: ${name} is on ${t.device}; the nccl backend reduces CUDA tensors`);
+  commDtype(t, where, name);
+  return true;
 }
 
 /** This rank in `group` (default: the world), -1 when not a member. Cf. `get_rank`. @example dist.getRank(); */
@@ -58,7 +72,12 @@ export function allReduce(tensor: Tensor, opts: GroupOption & { op?: ReduceOp } 
   checkTensor(tensor, where);
   const op = opts.op ?? 'sum';
   if (!['sum', 'avg', 'min', 'max'].includes(op)) throw new TypeError(`${where}: op must be 'sum', 'avg', 'min' or 'max', got ${String(op)}`);
-  groupOf(opts, where).allReduceArray(commArray(tensor, where), op, where);
+  const g = groupOf(opts, where);
+  if (onDevice(g, tensor, where)) {
+    g.allReduceDevice(tensor.cudaStorage().buffer, tensor.numel(), tensor.dtype as CommDtype, op, where);
+    return;
+  }
+  g.allReduceArray(commArray(tensor, where), op, where);
 }
 
 /**
@@ -81,7 +100,9 @@ export function allGather(outputs: Tensor[], input: Tensor, opts: GroupOption = 
     }
   }
   const n = input.numel();
-  const local = commArray(input.contiguous(), where, 'input');
+  // nccl: gathered through the host (the communicator stages it on the device).
+  const host = onDevice(g, input, where, 'input') ? input.cpu() : input;
+  const local = commArray(host.contiguous(), where, 'input');
   const flat = new (local.constructor as { new (n: number): CommArray })(n * g.size);
   g.allGatherArray(local, flat, where);
   outputs.forEach((o, r) => o.copy_(new Tensor(flat.subarray(r * n, (r + 1) * n), input.shape)));
@@ -99,6 +120,10 @@ export function broadcast(tensor: Tensor, src: number, opts: GroupOption = {}): 
   const g = groupOf(opts, where);
   const root = g.ranks.indexOf(src);
   if (root < 0) throw new RangeError(`${where}: src ${String(src)} is not a rank of ${g.label} (ranks [${g.ranks.join(', ')}])`);
+  if (onDevice(g, tensor, where)) {
+    g.broadcastDevice(tensor.cudaStorage().buffer, tensor.numel(), tensor.dtype as CommDtype, root, where);
+    return;
+  }
   g.broadcastArray(commArray(tensor, where), root, where);
 }
 
@@ -122,6 +147,15 @@ export function allReduceGradients(module: Module, opts: GroupOption & { average
   if (!(module instanceof Module)) throw new TypeError(`${where}: module must be a Module`);
   const g = groupOf(opts, where);
   const params = module.parameters().filter((p) => p.requiresGrad);
+  if (g.backend === 'nccl') {
+    // CUDA gradients, reduced in place on the device, one collective each.
+    for (const p of params) {
+      if (!p.grad) p.grad = zeros(p.shape, { dtype: p.dtype, memoryFormat: p.memoryFormat }).to(p.device);
+      onDevice(g, p.grad, where, 'a gradient');
+      g.allReduceDevice(p.grad.cudaStorage().buffer, p.grad.numel(), p.grad.dtype as CommDtype, opts.average === false ? 'sum' : 'avg', where);
+    }
+    return;
+  }
   for (const dtype of ['float32', 'float64'] as const) {
     const group = params.filter((p) => p.dtype === dtype);
     if (group.length === 0) continue;

@@ -21,6 +21,8 @@ export interface InitProcessGroupOptions {
   worldSize?: number;
   /** Limit of every blocking wait: rendezvous and each collective. Default 300000 (5 minutes). */
   timeoutMs?: number;
+  /** nccl: the CUDA device of this rank's tensors. Defaults to LOCAL_RANK (set by syncbn-run), else 0. */
+  device?: number;
 }
 
 interface State {
@@ -122,19 +124,17 @@ export async function initProcessGroup(opts: InitProcessGroupOptions): Promise<P
     return world;
   }
 
+  let device = 0;
   if (backend === 'nccl') {
     // Load first: a missing library is the error a user must see.
-    const nccl = native.ncclLoad(process.env.SYNCBN_NCCL_LIBRARY ?? '');
+    native.ncclLoad(process.env.SYNCBN_NCCL_LIBRARY ?? '');
     if (!native.features.cuda) {
       throw new Error(`${where}: the nccl backend reduces CUDA tensors, but this build of syncbn has no CUDA support; use backend 'gloo' for CPU tensors`);
     }
-    throw new Error(`${where}: NCCL ${nccl.version} loads from ${nccl.path}, but syncbn's NCCL communicator is not implemented yet; ` +
-      "use backend 'gloo': SyncBatchNorm on CUDA tensors then exchanges its O(C) statistics through the host");
+    device = requireInt(opts.device ?? envInt('LOCAL_RANK', where) ?? 0, 'device', where, 0);
+    const count = native.cuda.deviceCount();
+    if (device >= count) throw new RangeError(`${where}: the nccl backend needs CUDA device ${device}, but ${count} ${count === 1 ? 'is' : 'are'} visible`);
   }
-  if (backend === 'gloo' && !native.features.gloo) {
-    throw new Error(`${where}: the gloo backend is not available: syncbn was built without Gloo (install libgloo-dev and run \`npm run build:addon\`)`);
-  }
-
   let store: Store;
   let connect: State['connect'];
   const tcp = /^tcp:\/\/(\[[^\]]+\]|[^:/]+):(\d+)\/?$/.exec(initMethod);
@@ -160,6 +160,7 @@ export async function initProcessGroup(opts: InitProcessGroupOptions): Promise<P
   } else {
     throw new TypeError(`${where}: unsupported initMethod '${initMethod}'; expected 'env://', 'tcp://host:port' or 'file:///path'`);
   }
+  if (backend === 'nccl') connect = ncclRendezvous(store, device, timeoutMs, where);
 
   try {
     await storeBarrier(store, 'join', rank, worldSize, timeoutMs, where);
@@ -173,6 +174,26 @@ export async function initProcessGroup(opts: InitProcessGroupOptions): Promise<P
     await store.close();
     throw e;
   }
+}
+
+/**
+ * How NCCL ranks meet: the group's first rank publishes a fresh unique id
+ * under the group's prefix, the others read it (bounded by the timeout),
+ * then all join the communicator on a worker thread.
+ */
+function ncclRendezvous(store: Store, device: number, timeoutMs: number, where: string): State['connect'] {
+  return async (prefix, rank, size) => {
+    const key = `${prefix}nccl_unique_id`;
+    if (rank === 0) await store.set(key, Buffer.from(native.ncclUniqueId()));
+    let id: Buffer;
+    try {
+      id = await store.get(key, timeoutMs);
+    } catch (e) {
+      if (!(e instanceof StoreTimeoutError)) throw e;
+      throw new Error(`${where}: rendezvous timed out after ${timeoutMs} ms: the group's first rank never published the NCCL unique id`);
+    }
+    return native.ncclConnect(new Uint8Array(id), rank, size, device, timeoutMs);
+  };
 }
 
 /** Whether this process (or worker thread) has a default group. Cf. `is_initialized`. */

@@ -1,5 +1,5 @@
 // ProcessGroup: a set of ranks and the communicator they share.
-import { CommArray, NativeComm } from '../native';
+import { CommArray, CommDtype, DeviceBuffer, NativeComm } from '../native';
 
 export type Backend = 'gloo' | 'nccl' | 'threads';
 /** Cf. `torch.distributed.ReduceOp`: SUM, AVG, MIN, MAX. */
@@ -108,6 +108,20 @@ export class ProcessGroup {
     const comm = this.communicator(where);
     this.guardSize(comm, data, where);
     comm.broadcast(data, root);
+  }
+
+  /** nccl: all-reduce `count` elements of device memory in place. */
+  allReduceDevice(buffer: DeviceBuffer, count: number, dtype: CommDtype, op: ReduceOp, where: string): void {
+    const comm = this.communicator(where);
+    this.guardSize(comm, new Float64Array(count * (dtype === 'float32' ? 1 : 2)), where);
+    comm.allReduceDevice(buffer, count, dtype, op);
+  }
+
+  /** nccl: broadcast `count` elements of device memory from group rank `root`. */
+  broadcastDevice(buffer: DeviceBuffer, count: number, dtype: CommDtype, root: number, where: string): void {
+    const comm = this.communicator(where);
+    this.guardSize(comm, new Float64Array(count * (dtype === 'float32' ? 1 : 2)), where);
+    comm.broadcastDevice(buffer, count, dtype, root);
   }
 
   barrier(where: string): void {

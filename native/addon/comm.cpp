@@ -3,6 +3,7 @@
 // collectives are synchronous for the calling JavaScript thread.
 #include "comm.h"
 
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <string>
@@ -12,6 +13,7 @@
 #include "../comm/nccl.h"
 #include "../comm/threads.h"
 #include "args.h"
+#include "cuda.h"
 #include "instance.h"
 
 namespace syncbn {
@@ -36,6 +38,8 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
                            InstanceMethod<&CommWrap::AllGather>("allGather"),
                            InstanceMethod<&CommWrap::Broadcast>("broadcast"),
                            InstanceMethod<&CommWrap::Barrier>("barrier"),
+                           InstanceMethod<&CommWrap::AllReduceDevice>("allReduceDevice"),
+                           InstanceMethod<&CommWrap::BroadcastDevice>("broadcastDevice"),
                            InstanceMethod<&CommWrap::Destroy>("destroy"),
                        });
   }
@@ -153,6 +157,43 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
     return collective(info, [&] { c.broadcast(data, n, type, static_cast<int>(root)); });
   }
 
+  static ElemType elem_type_arg(const Args& a, size_t i) {
+    const Napi::Value v = a.value(i);
+    const std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+    if (s == "float32") return ElemType::Float32;
+    if (s == "float64") return ElemType::Float64;
+    if (s == "int64") return ElemType::Int64;
+    throw a.type_error(i, "dtype", "'float32', 'float64' or 'int64'", v);
+  }
+
+  // allReduceDevice(buffer: DeviceBuffer, count, dtype, op): in place on the device.
+  Napi::Value AllReduceDevice(const Napi::CallbackInfo& info) {
+    Args a(info, "allReduceDevice", 4);
+    Communicator& c = live(info.Env(), "allReduceDevice");
+    const size_t count = static_cast<size_t>(a.integer(1, "count", 0));
+    const ElemType type = elem_type_arg(a, 2);
+    int device = 0;
+    void* data = device_memory(a, 0, "buffer", count * comm::elem_size(type), &device);
+    const Napi::Value op_value = a.value(3);
+    const bool avg = op_value.IsString() && op_value.As<Napi::String>().Utf8Value() == "avg";
+    if (avg && type == ElemType::Int64) throw Napi::TypeError::New(info.Env(), a.prefix() + "'avg' needs a float dtype");
+    const ReduceOp op = avg ? ReduceOp::Sum : parse_op(a, 3);
+    return collective(info, [&] { c.all_reduce_device(data, count, type, op, avg); });
+  }
+
+  // broadcastDevice(buffer: DeviceBuffer, count, dtype, root)
+  Napi::Value BroadcastDevice(const Napi::CallbackInfo& info) {
+    Args a(info, "broadcastDevice", 4);
+    Communicator& c = live(info.Env(), "broadcastDevice");
+    const size_t count = static_cast<size_t>(a.integer(1, "count", 0));
+    const ElemType type = elem_type_arg(a, 2);
+    int device = 0;
+    void* data = device_memory(a, 0, "buffer", count * comm::elem_size(type), &device);
+    const int64_t root = a.integer(3, "root", 0);
+    if (root >= c.size()) throw a.range_error(3, "root", "a rank below the group size " + std::to_string(c.size()));
+    return collective(info, [&] { c.broadcast_device(data, count, type, static_cast<int>(root)); });
+  }
+
   Napi::Value Barrier(const Napi::CallbackInfo& info) {
     Args a(info, "barrier", 0);
     Communicator& c = live(info.Env(), "barrier");
@@ -253,6 +294,41 @@ Napi::Value NcclLoad(const Napi::CallbackInfo& info) {
   }
 }
 
+// ncclUniqueId(): 128 bytes from ncclGetUniqueId (rank 0; the store carries them).
+Napi::Value NcclUniqueId(const Napi::CallbackInfo& info) {
+  Args a(info, "ncclUniqueId", 0);
+  try {
+    const std::string id = comm::nccl_unique_id();
+    Napi::Uint8Array out = Napi::Uint8Array::New(info.Env(), id.size());
+    std::memcpy(out.Data(), id.data(), id.size());
+    return out;
+  } catch (const comm::CommError& e) {
+    throw Napi::Error::New(info.Env(), e.what());
+  }
+}
+
+// ncclConnect(id: Uint8Array, rank, size, device, timeoutMs): Promise<Communicator>.
+Napi::Value NcclConnect(const Napi::CallbackInfo& info) {
+  Args a(info, "ncclConnect", 5);
+  const Napi::Value idv = a.value(0);
+  if (!idv.IsTypedArray() || idv.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    throw a.type_error(0, "uniqueId", "a Uint8Array of 128 bytes", idv);
+  napi_typedarray_type kind;
+  int elem = 0;
+  void* id = a.raw(0, "uniqueId", static_cast<int64_t>(comm::kNcclUniqueIdBytes), &kind, &elem);
+  comm::NcclOptions o;
+  o.unique_id.assign(static_cast<const char*>(id), comm::kNcclUniqueIdBytes);
+  o.rank = static_cast<int>(a.integer(1, "rank", 0));
+  o.size = static_cast<int>(a.integer(2, "size", 1));
+  o.device = static_cast<int>(a.integer(3, "device", 0));
+  o.timeout = std::chrono::milliseconds(a.integer(4, "timeoutMs", 1));
+  if (o.rank >= o.size) throw a.range_error(1, "rank", "below the world size " + std::to_string(o.size));
+  auto* w = new RendezvousWorker(info.Env(), [o] { return comm::nccl_connect(o); });
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
 }  // namespace
 
 void RegisterComm(Napi::Env env, Napi::Object exports) {
@@ -262,6 +338,8 @@ void RegisterComm(Napi::Env env, Napi::Object exports) {
   exports.Set("threadsJoin", Napi::Function::New(env, ThreadsJoin, "threadsJoin"));
   exports.Set("glooConnect", Napi::Function::New(env, GlooConnect, "glooConnect"));
   exports.Set("ncclLoad", Napi::Function::New(env, NcclLoad, "ncclLoad"));
+  exports.Set("ncclUniqueId", Napi::Function::New(env, NcclUniqueId, "ncclUniqueId"));
+  exports.Set("ncclConnect", Napi::Function::New(env, NcclConnect, "ncclConnect"));
 }
 
 bool GlooAvailable() { return comm::gloo_available(); }

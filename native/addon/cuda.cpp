@@ -395,6 +395,23 @@ Napi::Value DeviceName(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+void* device_memory(const Args& a, size_t i, const char* name, size_t bytes, int* device) {
+#ifdef SYNCBN_HAVE_CUDA
+  const Napi::Value v = a.value(i);
+  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(addon_data(a.env()).device_buffer.Value()))
+    throw a.type_error(i, name, "a DeviceBuffer", v);
+  DeviceBuffer* b = DeviceBuffer::Unwrap(v.As<Napi::Object>());
+  if (b->bytes() < bytes)
+    throw Napi::RangeError::New(a.env(), a.prefix() + "argument '" + name + "' holds " + std::to_string(b->bytes()) +
+                                             " bytes, needs " + std::to_string(bytes));
+  *device = b->device();
+  return b->data();
+#else
+  (void)bytes, (void)device;
+  throw a.type_error(i, name, "a DeviceBuffer (this build of syncbn has no CUDA)", a.value(i));
+#endif
+}
+
 void RegisterCuda(Napi::Env env, Napi::Object exports) {
   Napi::Object c = Napi::Object::New(env);
 #ifdef SYNCBN_HAVE_CUDA

@@ -47,6 +47,17 @@ class Communicator {
   virtual void broadcast(void* data, size_t count, ElemType type, int root) = 0;
   virtual void barrier() = 0;
 
+  // In place on device memory of this rank's device (the nccl backend);
+  // `average` divides by size() (sum, float types). Host-only backends throw.
+  virtual void all_reduce_device(void* data, size_t count, ElemType type, ReduceOp op, bool average) {
+    (void)data, (void)count, (void)type, (void)op, (void)average;
+    throw CommError(std::string("the ") + backend() + " backend reduces host memory, not CUDA tensors");
+  }
+  virtual void broadcast_device(void* data, size_t count, ElemType type, int root) {
+    (void)data, (void)count, (void)type, (void)root;
+    throw CommError(std::string("the ") + backend() + " backend broadcasts host memory, not CUDA tensors");
+  }
+
  protected:
   explicit Communicator(std::chrono::milliseconds timeout) : timeout_(timeout) {}
   std::chrono::milliseconds timeout_;

@@ -12,26 +12,6 @@ namespace comm {
 
 namespace {
 
-// The NCCL ABI as syncbn uses it (types are opaque handles and enums).
-using ncclResult_t = int;
-using ncclComm_t = void*;
-struct ncclUniqueId {
-  char internal[128];
-};
-
-struct NcclApi {
-  ncclResult_t (*GetVersion)(int*);
-  ncclResult_t (*GetUniqueId)(ncclUniqueId*);
-  ncclResult_t (*CommInitRank)(ncclComm_t*, int, ncclUniqueId, int);
-  ncclResult_t (*CommDestroy)(ncclComm_t);
-  ncclResult_t (*CommAbort)(ncclComm_t);
-  ncclResult_t (*CommGetAsyncError)(ncclComm_t, ncclResult_t*);
-  ncclResult_t (*AllReduce)(const void*, void*, size_t, int, int, ncclComm_t, void*);
-  ncclResult_t (*AllGather)(const void*, void*, size_t, int, ncclComm_t, void*);
-  ncclResult_t (*Broadcast)(const void*, void*, size_t, int, int, ncclComm_t, void*);
-  const char* (*GetErrorString)(ncclResult_t);
-};
-
 std::mutex g_mu;
 NcclLibrary g_lib;
 NcclApi g_api{};
@@ -92,6 +72,27 @@ const NcclLibrary& nccl_load(const std::string& requested) {
   g_lib.version = version;
   return g_lib;
 }
+
+const NcclApi& nccl_api() {
+  std::lock_guard<std::mutex> lk(g_mu);
+  if (g_handle == nullptr) throw CommError("NCCL is not loaded (call nccl_load first)");
+  return g_api;
+}
+
+std::string nccl_unique_id() {
+  const NcclApi& api = nccl_api();
+  ncclUniqueId id{};
+  const ncclResult_t r = api.GetUniqueId(&id);
+  if (r != kNcclSuccess) throw CommError(std::string("ncclGetUniqueId failed: ") + api.GetErrorString(r));
+  return std::string(id.internal, sizeof id.internal);
+}
+
+#ifndef SYNCBN_HAVE_CUDA
+std::unique_ptr<Communicator> nccl_connect(const NcclOptions&) {
+  throw CommError("the nccl backend reduces CUDA tensors, but this build of syncbn has no CUDA support; "
+                  "use backend 'gloo' for CPU tensors");
+}
+#endif
 
 }  // namespace comm
 }  // namespace syncbn

@@ -3,7 +3,11 @@
 // are declared here, not taken from nccl.h.
 #pragma once
 
+#include <chrono>
+#include <memory>
 #include <string>
+
+#include "communicator.h"
 
 namespace syncbn {
 namespace comm {
@@ -13,10 +17,54 @@ struct NcclLibrary {
   int version = 0;   // ncclGetVersion(), e.g. 22703 for 2.27.3
 };
 
+// The NCCL 2 ABI as syncbn uses it: handles are opaque, enums are ints with
+// NCCL's stable values.
+using ncclResult_t = int;
+using ncclComm_t = void*;
+constexpr ncclResult_t kNcclSuccess = 0;
+constexpr ncclResult_t kNcclInProgress = 7;
+constexpr int kNcclInt64 = 4, kNcclFloat32 = 7, kNcclFloat64 = 8;
+constexpr int kNcclSum = 0, kNcclMax = 2, kNcclMin = 3;
+constexpr size_t kNcclUniqueIdBytes = 128;
+struct ncclUniqueId {
+  char internal[kNcclUniqueIdBytes];
+};
+
+struct NcclApi {
+  ncclResult_t (*GetVersion)(int*);
+  ncclResult_t (*GetUniqueId)(ncclUniqueId*);
+  ncclResult_t (*CommInitRank)(ncclComm_t*, int, ncclUniqueId, int);
+  ncclResult_t (*CommDestroy)(ncclComm_t);
+  ncclResult_t (*CommAbort)(ncclComm_t);
+  ncclResult_t (*CommGetAsyncError)(ncclComm_t, ncclResult_t*);
+  ncclResult_t (*AllReduce)(const void*, void*, size_t, int, int, ncclComm_t, void*);
+  ncclResult_t (*AllGather)(const void*, void*, size_t, int, ncclComm_t, void*);
+  ncclResult_t (*Broadcast)(const void*, void*, size_t, int, int, ncclComm_t, void*);
+  const char* (*GetErrorString)(ncclResult_t);
+};
+
 // Opens `path`, else $SYNCBN_NCCL_LIBRARY, else libnccl.so.2, and resolves
 // every function syncbn calls. Throws CommError naming the library and the
 // missing piece. The library stays loaded for the life of the process.
 const NcclLibrary& nccl_load(const std::string& path);
+
+// The loaded library's functions; CommError when nccl_load has not succeeded.
+const NcclApi& nccl_api();
+
+// A fresh unique id (rank 0 makes it; the store carries it to the others).
+std::string nccl_unique_id();
+
+struct NcclOptions {
+  std::string unique_id;  // kNcclUniqueIdBytes bytes
+  int rank = 0;
+  int size = 1;
+  int device = 0;  // the CUDA device this rank's tensors live on
+  std::chrono::milliseconds timeout{300000};
+};
+
+// Joins the NCCL communicator of `size` ranks. Blocks (ncclCommInitRank),
+// so call it off the event loop. Without CUDA in the build: CommError.
+std::unique_ptr<Communicator> nccl_connect(const NcclOptions& opts);
 
 }  // namespace comm
 }  // namespace syncbn

@@ -117,6 +117,24 @@ describe('nccl backend', () => {
       /the nccl backend needs NCCL, but \/nonexistent\/libnccl.so.2 could not be loaded .*set SYNCBN_NCCL_LIBRARY/);
   });
 
+  test('the NCCL glue checks its arguments before touching NCCL', async () => {
+    expect(() => native.ncclConnect(new Uint8Array(5), 0, 1, 0, 1000)).toThrow(/'uniqueId' must have 128 elements, got 5/);
+    expect(() => native.ncclConnect(new Float32Array(32) as never, 0, 1, 0, 1000)).toThrow(/'uniqueId' must be a Uint8Array of 128 bytes/);
+    expect(() => native.ncclConnect(new Uint8Array(128), 1, 1, 0, 1000)).toThrow(/'rank' must be below the world size 1/);
+    let loaded = true;
+    try {
+      native.ncclLoad('');
+    } catch {
+      loaded = false;
+    }
+    if (!loaded) expect(() => native.ncclUniqueId()).toThrow(/NCCL is not loaded/);
+    // Device collectives belong to nccl; a host backend says so.
+    const comm = await native.threadsJoin('nccl-glue', 0, 1, 1000);
+    expect(() => comm.allReduceDevice({} as never, 1, 'float32', 'sum')).toThrow(/'buffer' must be a DeviceBuffer/);
+    expect(() => comm.allReduceDevice({} as never, 1, 'int8' as never, 'sum')).toThrow(/'dtype' must be 'float32', 'float64' or 'int64'/);
+    comm.destroy();
+  });
+
   test('a library without the NCCL functions is named', () => {
     process.env.SYNCBN_NCCL_LIBRARY = 'libm.so.6';
     expect(() => native.ncclLoad(process.env.SYNCBN_NCCL_LIBRARY!)).toThrow(/NCCL library libm.so.6 does not export ncclGetVersion/);

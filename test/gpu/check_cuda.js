@@ -8,7 +8,8 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
-const { cuda, nn, tensor } = require(path.resolve(__dirname, '../../dist'));
+const net = require('node:net');
+const { cuda, nn, tensor, dist } = require(path.resolve(__dirname, '../../dist'));
 
 const FIXTURES = path.join(__dirname, '..', 'golden', 'fixtures');
 const TOL = { float32: { rtol: 1e-5, atol: 1e-5 }, float64: { rtol: 1e-12, atol: 1e-12 }, float16: { rtol: 2e-3, atol: 2e-3 }, bfloat16: { rtol: 1.6e-2, atol: 1.6e-2 } };
@@ -112,5 +113,86 @@ check('an empty batch on the GPU', () => {
   close(bn.runningMean, [0, 0, 0], TOL.float32, 'running mean unchanged');
 });
 
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed === 0 ? 0 : 1);
+async function checkAsync(name, fn) {
+  try {
+    await fn();
+    passed++;
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${name}: ${e.message}`);
+  }
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+// NCCL, world size 1 (NCCL refuses two ranks on one GPU, and this machine
+// has one): the rendezvous through the store, every collective on device
+// memory and through the host staging, the Welford merge, gradients.
+async function ncclSuite() {
+  const lib = process.env.SYNCBN_NCCL_LIBRARY;
+  if (!lib) {
+    failed++;
+    console.log('FAIL nccl: SYNCBN_NCCL_LIBRARY is not set (bench/gpu/run.sh looks for libnccl.so.2 next to PyTorch)');
+    return;
+  }
+  console.log(`NCCL: ${lib}`);
+  const port = await freePort();
+  await checkAsync('nccl world of one: rendezvous and collectives', async () => {
+    const world = await dist.initProcessGroup({ backend: 'nccl', rank: 0, worldSize: 1, initMethod: `tcp://127.0.0.1:${port}`, timeoutMs: 60000, device: 0 });
+    try {
+      if (world.backend !== 'nccl' || world.size !== 1) throw new Error(`world ${world.backend} of ${world.size}`);
+      const t = tensor([1, -2, 3], [3], { device: 'cuda' });
+      dist.allReduce(t);
+      close(t, [1, -2, 3], TOL.float32, 'sum');
+      dist.allReduce(t, { op: 'max' });
+      close(t, [1, -2, 3], TOL.float32, 'max');
+      dist.allReduce(t, { op: 'avg' });
+      close(t, [1, -2, 3], TOL.float32, 'avg');
+      const d = tensor([0.5, 0.25], [2], { dtype: 'float64', device: 'cuda' });
+      dist.broadcast(d, 0);
+      close(d, [0.5, 0.25], TOL.float64, 'broadcast');
+      const out = [tensor([0, 0], [2], { dtype: 'float64', device: 'cuda' })];
+      dist.allGather(out, d);
+      close(out[0], [0.5, 0.25], TOL.float64, 'all-gather');
+      dist.barrier();
+      let refused = '';
+      try {
+        dist.allReduce(tensor([1]));
+      } catch (e) {
+        refused = e.message;
+      }
+      if (!/nccl backend reduces CUDA tensors/.test(refused)) throw new Error(`a CPU tensor was not refused: ${refused}`);
+      // The Welford merge (two sum all-reduces on NCCL) with the fingerprint check.
+      const triples = new Float64Array([4, 1e4, 2, 0, 0, 0]);
+      world.syncAllReduce([7, 2, 1], triples, 'welford', { check: true, where: 'test', describe: () => 'layer' });
+      close(Array.from(triples), [4, 1e4, 2, 0, 0, 0], TOL.float64, 'welford');
+      // Averaged gradients of a CUDA module.
+      const bn = new nn.BatchNorm1d(2).to('cuda');
+      const x = tensor([1, 2, 3, 5, 4, 0], [3, 2], { device: 'cuda' });
+      bn.forward(x);
+      bn.backward(tensor([1, 0, 0, 1, 1, 1], [3, 2], { device: 'cuda' }));
+      const before = bn.bias.grad.toArray().slice();
+      dist.allReduceGradients(bn);
+      close(bn.bias.grad, Array.from(before), TOL.float32, 'averaged gradients');
+      // SyncBatchNorm in a world of one falls back to BatchNorm's kernels.
+      const sbn = new nn.SyncBatchNorm(2).to('cuda');
+      close(sbn.forward(x), bn.forward(x).toArray(), TOL.float32, 'SyncBatchNorm world of one');
+    } finally {
+      await dist.destroyProcessGroup();
+    }
+  });
+}
+
+ncclSuite().then(() => {
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exit(failed === 0 ? 0 : 1);
+});
