@@ -708,7 +708,9 @@ void moments_of(const T* x, const BatchShape& s, std::vector<Moments>& out) {
 template <typename T>
 void affine_pass(const T* x, T* y, const BatchShape& s, const Affine<T>& f) {
   if (s.numel() == 0) return;
-  const bool stream = s.numel() * static_cast<int64_t>(sizeof(T)) > stream_bytes();
+  // A lone element-wise pass (inference) streams only when x and y together
+  // overflow the last-level cache: until then its output stays there.
+  const bool stream = s.numel() * static_cast<int64_t>(sizeof(T)) > 2 * stream_bytes();
   if (s.rows()) {
     rows_affine(x, y, s, f, stream);
     return;
