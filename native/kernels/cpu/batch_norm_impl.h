@@ -130,9 +130,9 @@ constexpr int64_t kFlush = kBlock;
 // Sums K quantities over runs n0..n1 of `len` values each, four vectors
 // at a time into independent accumulators (adds are not serialized on one
 // register's latency), carried across runs (a 14x14 plane is 196 values:
-// no horizontal sum per run) and flushed to double every kFlush values.
-// Op: at(n) selects run n; add(acc, i) adds the vector at i; one(acc, i)
-// adds the scalar at i.
+// no horizontal sum per run) and flushed to double once a lane may hold
+// kFlush values. Op: at(n) selects run n; add(acc, i) adds the vector at i;
+// one(acc, i) adds the scalar at i.
 template <typename T, int K, typename Op>
 void reduce_runs(int64_t n0, int64_t n1, int64_t len, Op op, double (&total)[K]) {
   constexpr int64_t W = kWidth<T>;
@@ -150,24 +150,29 @@ void reduce_runs(int64_t n0, int64_t n1, int64_t len, Op op, double (&total)[K])
   };
   for (int k = 0; k < K; ++k) total[k] = 0;
   clear();
-  const int64_t per_run = len / (4 * W) + 4;  // most values one lane takes from a run
-  int64_t filled = 0;
+  int64_t filled = 0;  // the most values any lane holds since the last flush
   for (int64_t n = n0; n < n1; ++n) {
-    if (filled + per_run > kFlush) {
-      flush();
-      filled = 0;
-    }
     op.at(n);
     int64_t i = 0;
     for (; i + 4 * W <= len; i += 4 * W) {
+      if (filled >= kFlush) {
+        flush();
+        filled = 0;
+      }
       op.add(a0, i);
       op.add(a1, i + W);
       op.add(a2, i + 2 * W);
       op.add(a3, i + 3 * W);
+      ++filled;
+    }
+    // The rest of the run: up to 3 more vectors into a0, W - 1 scalars.
+    if (filled + W > kFlush) {
+      flush();
+      filled = 0;
     }
     for (; i + W <= len; i += W) op.add(a0, i);
     for (; i < len; ++i) op.one(tail, i);
-    filled += per_run;
+    filled += W - 1;
   }
   flush();
 }
@@ -175,12 +180,13 @@ void reduce_runs(int64_t n0, int64_t n1, int64_t len, Op op, double (&total)[K])
 template <typename T>
 struct SumOp {
   const T* base;  // run n at base + n * stride
-  int64_t stride, len;
+  int64_t stride, len, n_end;
   const T* p = nullptr;
   // The first pass over a channel reads its runs from memory; runs are
   // short and far apart, so the hardware prefetcher starts late on each.
   void at(int64_t n) {
     p = base + n * stride;
+    if (n + 2 >= n_end) return;
     const char* next = reinterpret_cast<const char*>(p + 2 * stride);
     for (int64_t b = 0; b < len * static_cast<int64_t>(sizeof(T)); b += 64) __builtin_prefetch(next + b);
   }
@@ -326,7 +332,7 @@ Moments chunk_moments(const T* x, const BatchShape& s, const Chunk& k) {
   const T* base = x + k.c * s.inner + k.i0;
   const int64_t stride = s.c * s.inner;
   double sum[1];
-  reduce_runs<T, 1>(k.n0, k.n1, len, SumOp<T>{base, stride, len}, sum);
+  reduce_runs<T, 1>(k.n0, k.n1, len, SumOp<T>{base, stride, len, k.n1}, sum);
   const T m = static_cast<T>(sum[0] / r.n);
   double dev[2];
   reduce_runs<T, 2>(k.n0, k.n1, len, DevOp<T>{base, stride, m}, dev);
