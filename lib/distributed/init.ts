@@ -135,6 +135,9 @@ export async function initProcessGroup(opts: InitProcessGroupOptions): Promise<P
     const count = native.cuda.deviceCount();
     if (device >= count) throw new RangeError(`${where}: the nccl backend needs CUDA device ${device}, but ${count} ${count === 1 ? 'is' : 'are'} visible`);
   }
+  if (backend === 'gloo' && !native.features.gloo) {
+    throw new Error(`${where}: the gloo backend is not available: syncbn was built without Gloo (install libgloo-dev and run \`npm run build:addon\`)`);
+  }
   let store: Store;
   let connect: State['connect'];
   const tcp = /^tcp:\/\/(\[[^\]]+\]|[^:/]+):(\d+)\/?$/.exec(initMethod);

@@ -82,9 +82,9 @@ export class ProcessGroup {
    * on gloo every user-level collective first agrees on the byte count (one
    * 2-value all-reduce). The threads backend checks sizes itself.
    */
-  private guardSize(comm: NativeComm, data: CommArray, where: string): void {
+  private guardSize(comm: NativeComm, bytes: number, where: string): void {
     if (this.backend === 'threads') return;
-    const n = data.byteLength;
+    const n = bytes;
     const header = new Float64Array([n, -n]);
     comm.allReduce(header, 'min');
     if (header[0] !== -header[1]) {
@@ -94,33 +94,33 @@ export class ProcessGroup {
 
   allReduceArray(data: CommArray, op: ReduceOp, where: string): void {
     const comm = this.communicator(where);
-    this.guardSize(comm, data, where);
+    this.guardSize(comm, data.byteLength, where);
     comm.allReduce(data, op);
   }
 
   allGatherArray(input: CommArray, output: CommArray, where: string): void {
     const comm = this.communicator(where);
-    this.guardSize(comm, input, where);
+    this.guardSize(comm, input.byteLength, where);
     comm.allGather(input, output);
   }
 
   broadcastArray(data: CommArray, root: number, where: string): void {
     const comm = this.communicator(where);
-    this.guardSize(comm, data, where);
+    this.guardSize(comm, data.byteLength, where);
     comm.broadcast(data, root);
   }
 
   /** nccl: all-reduce `count` elements of device memory in place. */
   allReduceDevice(buffer: DeviceBuffer, count: number, dtype: CommDtype, op: ReduceOp, where: string): void {
     const comm = this.communicator(where);
-    this.guardSize(comm, new Float64Array(count * (dtype === 'float32' ? 1 : 2)), where);
+    this.guardSize(comm, count * (dtype === 'float32' ? 4 : 8), where);
     comm.allReduceDevice(buffer, count, dtype, op);
   }
 
   /** nccl: broadcast `count` elements of device memory from group rank `root`. */
   broadcastDevice(buffer: DeviceBuffer, count: number, dtype: CommDtype, root: number, where: string): void {
     const comm = this.communicator(where);
-    this.guardSize(comm, new Float64Array(count * (dtype === 'float32' ? 1 : 2)), where);
+    this.guardSize(comm, count * (dtype === 'float32' ? 4 : 8), where);
     comm.broadcastDevice(buffer, count, dtype, root);
   }
 
