@@ -236,6 +236,19 @@ struct GradOp {
   }
 };
 
+// body(i) for i in [0, count), split statically over nt threads. Each thread
+// fences its own non-temporal stores before the region ends, so the output
+// is complete for whoever reads it next.
+template <typename Body>
+void parallel_writes(int nt, int64_t count, bool stream, Body body) {
+#pragma omp parallel num_threads(nt)
+  {
+#pragma omp for schedule(static) nowait
+    for (int64_t i = 0; i < count; ++i) body(i);
+    if (stream) SYNCBN_STORE_FENCE();
+  }
+}
+
 // y = (x - m) * a + b over a run; non-temporal when `stream` (float only).
 template <typename T>
 void run_affine(const T* x, T* y, int64_t len, T m, T a, T b, bool stream) {
@@ -722,17 +735,11 @@ void affine_pass(const T* x, T* y, const BatchShape& s, const Affine<T>& f) {
     return;
   }
   const int nt = threads_for(s.numel());
-  const int64_t blocks = s.n * s.c;
-#pragma omp parallel num_threads(nt)
-  {
-#pragma omp for schedule(static) nowait
-    for (int64_t k = 0; k < blocks; ++k) {
-      const int64_t off = k * s.inner;
-      const int64_t c = k % s.c;
-      run_affine(x + off, y + off, s.inner, f.shift[c], f.scale[c], f.offset[c], stream);
-    }
-    if (stream) SYNCBN_STORE_FENCE();
-  }
+  parallel_writes(nt, s.n * s.c, stream, [&](int64_t k) {
+    const int64_t off = k * s.inner;
+    const int64_t c = k % s.c;
+    run_affine(x + off, y + off, s.inner, f.shift[c], f.scale[c], f.offset[c], stream);
+  });
 }
 
 template <typename T>
@@ -758,17 +765,11 @@ void grad_input_pass(const T* dy, const T* x, T* dx, const BatchShape& s, const 
     return;
   }
   const int nt = threads_for(s.numel());
-  const int64_t blocks = s.n * s.c;
-#pragma omp parallel num_threads(nt)
-  {
-#pragma omp for schedule(static) nowait
-    for (int64_t k = 0; k < blocks; ++k) {
-      const int64_t off = k * s.inner;
-      const int64_t c = k % s.c;
-      run_grad_input(dy + off, x + off, dx + off, s.inner, g.mean[c], g.mean_dy[c], g.proj[c], g.scale[c], stream);
-    }
-    if (stream) SYNCBN_STORE_FENCE();
-  }
+  parallel_writes(nt, s.n * s.c, stream, [&](int64_t k) {
+    const int64_t off = k * s.inner;
+    const int64_t c = k % s.c;
+    run_grad_input(dy + off, x + off, dx + off, s.inner, g.mean[c], g.mean_dy[c], g.proj[c], g.scale[c], stream);
+  });
 }
 
 double invstd_of(const Moments& m, double eps) { return m.n > 0 ? 1.0 / std::sqrt(m.m2 / m.n + eps) : 0.0; }
@@ -875,16 +876,11 @@ void forward_training(const T* x, const BatchShape& s, const T* weight, const T*
     }
   } else if (C >= nt) {
     // Each channel's statistics, then its normalization while it is in cache.
-#pragma omp parallel num_threads(nt)
-    {
-#pragma omp for schedule(static) nowait
-      for (int64_t c = 0; c < C; ++c) {
-        m[c] = channel_moments(x, s, c);
-        finish(c);
-        planar_affine_channel(x, y, s, c, f, stream);
-      }
-      if (stream) SYNCBN_STORE_FENCE();
-    }
+    parallel_writes(nt, C, stream, [&](int64_t c) {
+      m[c] = channel_moments(x, s, c);
+      finish(c);
+      planar_affine_channel(x, y, s, c, f, stream);
+    });
   } else {
     planar_moments(x, s, m);
     for (int64_t c = 0; c < C; ++c) finish(c);
@@ -970,16 +966,11 @@ void backward(const T* dy, const T* x, const BatchShape& s, const T* weight, con
     }
   } else if (dx && need_sums && C >= nt && s.numel() > 0) {
     // Each channel's sums, then its grad input while x and dy are in cache.
-#pragma omp parallel num_threads(nt)
-    {
-#pragma omp for schedule(static) nowait
-      for (int64_t c = 0; c < C; ++c) {
-        planar_grad_sums(dy, x, s, c, mean[c], sg[c], sgx[c]);
-        coefficients(c);
-        planar_grad_input_channel(dy, x, dx, s, c, g, stream);
-      }
-      if (stream) SYNCBN_STORE_FENCE();
-    }
+    parallel_writes(nt, C, stream, [&](int64_t c) {
+      planar_grad_sums(dy, x, s, c, mean[c], sg[c], sgx[c]);
+      coefficients(c);
+      planar_grad_input_channel(dy, x, dx, s, c, g, stream);
+    });
   } else {
     if (need_sums) grad_sums(dy, x, s, mean, sg, sgx);
     for (int64_t c = 0; c < C; ++c) coefficients(c);
