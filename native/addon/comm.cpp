@@ -93,6 +93,14 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
     throw a.type_error(i, "op", "one of 'sum', 'avg', 'min', 'max', 'welford'", v);
   }
 
+  // The op at i; 'avg' is a sum with *avg set (float types only).
+  static ReduceOp parse_reduce(const Args& a, size_t i, ElemType type, bool* avg, const char* what) {
+    const Napi::Value v = a.value(i);
+    *avg = v.IsString() && v.As<Napi::String>().Utf8Value() == "avg";
+    if (*avg && type == ElemType::Int64) throw Napi::TypeError::New(a.env(), a.prefix() + "'avg' needs a float " + what);
+    return *avg ? ReduceOp::Sum : parse_op(a, i);
+  }
+
   template <typename Fn>
   Napi::Value collective(const Napi::CallbackInfo& info, Fn&& fn) {
     try {
@@ -109,11 +117,9 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
     ElemType type;
     size_t n;
     void* data = buffer(a, 0, "tensor", &type, &n);
-    const Napi::Value op_value = a.value(1);
     // avg = sum, then divided by the group size here, in one place for every backend.
-    const bool avg = op_value.IsString() && op_value.As<Napi::String>().Utf8Value() == "avg";
-    if (avg && type == ElemType::Int64) throw Napi::TypeError::New(info.Env(), a.prefix() + "'avg' needs a float array");
-    const ReduceOp op = avg ? ReduceOp::Sum : parse_op(a, 1);
+    bool avg = false;
+    const ReduceOp op = parse_reduce(a, 1, type, &avg, "array");
     if (op == ReduceOp::Welford && (type != ElemType::Float64 || n % 3 != 0))
       throw Napi::TypeError::New(info.Env(), a.prefix() + "'welford' needs a Float64Array of (count, mean, m2) triples");
     const size_t count = op == ReduceOp::Welford ? n / 3 : n;
@@ -174,10 +180,8 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
     const ElemType type = elem_type_arg(a, 2);
     int device = 0;
     void* data = device_memory(a, 0, "buffer", count * comm::elem_size(type), &device);
-    const Napi::Value op_value = a.value(3);
-    const bool avg = op_value.IsString() && op_value.As<Napi::String>().Utf8Value() == "avg";
-    if (avg && type == ElemType::Int64) throw Napi::TypeError::New(info.Env(), a.prefix() + "'avg' needs a float dtype");
-    const ReduceOp op = avg ? ReduceOp::Sum : parse_op(a, 3);
+    bool avg = false;
+    const ReduceOp op = parse_reduce(a, 3, type, &avg, "dtype");
     return collective(info, [&] { c.all_reduce_device(data, count, type, op, avg); });
   }
 
