@@ -10,7 +10,9 @@
 //   node bench/cpu/ab.js /tmp/a.node build/Release/syncbn.node
 //
 // SHAPES="64,256,196;256,1024,1" picks [n, c, inner] shapes; CL=1 runs them
-// channels-last. Prints the median ms of A and B and the ratio A/B per mode.
+// channels-last; COLD=1 rotates each call over enough copies of x and dy
+// (64 MiB or more) that they come from memory, not from the L3 cache.
+// Prints the median ms of A and B and the ratio A/B per mode.
 'use strict';
 
 const path = require('node:path');
@@ -34,8 +36,10 @@ function random(n) {
 for (const shape of shapes) {
   const n = shape[0] * shape[1] * shape[2];
   const C = shape[1];
-  const x = random(n);
-  const dy = random(n);
+  const copies = process.env.COLD ? Math.max(2, Math.ceil((64 << 20) / (8 * n))) : 1;
+  const xs = Array.from({ length: copies }, () => random(n));
+  const dys = Array.from({ length: copies }, () => random(n));
+  let k = 0;
   const w = new Float32Array(C).fill(1);
   const b = new Float32Array(C);
   const rm = new Float32Array(C);
@@ -46,10 +50,11 @@ for (const shape of shapes) {
   const si = new Float32Array(C).fill(1);
   const gw = new Float32Array(C);
   const gb = new Float32Array(C);
+  const next = () => (k = (k + 1) % copies);
   const ops = (N) => ({
-    'train-fwd': () => N.batchNormForwardTraining(x, shape, channelsLast, w, b, 1e-5, 0.1, rm, rv, y, sm, si),
-    infer: () => N.batchNormForwardInference(x, shape, channelsLast, rm, rv, w, b, 1e-5, y),
-    backward: () => N.batchNormBackward(dy, x, shape, channelsLast, w, sm, si, true, 1e-5, dx, gw, gb, false),
+    'train-fwd': () => N.batchNormForwardTraining(xs[next()], shape, channelsLast, w, b, 1e-5, 0.1, rm, rv, y, sm, si),
+    infer: () => N.batchNormForwardInference(xs[next()], shape, channelsLast, rm, rv, w, b, 1e-5, y),
+    backward: () => N.batchNormBackward(dys[next()], xs[k], shape, channelsLast, w, sm, si, true, 1e-5, dx, gw, gb, false),
   });
   const a = ops(A);
   const bb = ops(B);

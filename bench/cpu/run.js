@@ -7,6 +7,7 @@
 //   npm run bench                    all cases, writes bench/results/cpu-<date>.{json,svg}
 //   npm run bench -- --quick         one tiny shape, few repetitions (the smoke test)
 //   npm run bench -- --threads 2 --rounds 3 --out DIR
+//   npm run bench -- --case 256x1024 --peers syncbn,pytorch   a subset (while tuning)
 'use strict';
 
 const fs = require('node:fs');
@@ -105,8 +106,9 @@ async function main() {
   const bw = bandwidth(quick);
   process.stderr.write(`  memory bandwidth: copy ${bw.copyGBs.toFixed(1)} GB/s, triad ${bw.triadGBs.toFixed(1)} GB/s (${bw.arrayMiB} MiB arrays, read + write)\n`);
   const peers = await loadPeers();
-  const live = peers.filter((p) => p.available);
-  const cases = makeCases(quick);
+  const only = option('peers', null)?.split(',');
+  const live = peers.filter((p) => p.available && (!only || only.includes(p.name)));
+  const cases = makeCases(quick).filter((c) => c.id.includes(option('case', '')));
   const samples = new Map(cases.map((c) => [c.id, Object.fromEntries(live.map((p) => [p.name, []]))]));
   const skipped = new Map(cases.map((c) => [c.id, {}]));
   for (let round = 0; round < rounds; round++) {

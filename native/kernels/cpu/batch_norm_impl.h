@@ -489,12 +489,16 @@ inline void row_range(int64_t rows, int64_t tile, int nt, int t, int64_t& r0, in
   r1 = std::min(rows, (t + 1) * per * tile);
 }
 
-// Whether rows of C values are a multiple of 4 KiB apart: then four rows'
-// lines fall in the same L1 set, and a pass that reads two tensors and
-// writes a third four rows at a time evicts its own lines.
+// Whether an element-wise pass over rows takes them four at a time (one
+// load of the per-channel values per four rows) or one by one. Four rows at
+// once read x as four streams a row apart, which the hardware prefetchers
+// follow badly once rows are long: from memory, rows of 256 B or more ran
+// 1.1-1.5x faster one by one (bench/NOTES.md 16), and rows of 512 B or more
+// also in cache, where four 4 KiB-apart rows even share one L1 set.
 template <typename T>
-bool rows_alias(int64_t C) {
-  return (C * static_cast<int64_t>(sizeof(T))) % 4096 == 0;
+bool rows_blocked(const BatchShape& s) {
+  const int64_t row = s.c * static_cast<int64_t>(sizeof(T));
+  return row < 256 || (row < 512 && s.numel() * static_cast<int64_t>(sizeof(T)) <= stream_bytes());
 }
 
 // One thread's rows [r0, r1), tile by tile, merged into acc (C entries).
@@ -530,10 +534,10 @@ void rows_moments(const T* x, const BatchShape& s, std::vector<Moments>& out) {
   for (int64_t c = 0; c < C; ++c) out[c] = merged(part, nt, C, c);
 }
 
-// y = (x - m) * a + b over rows [r0, r1), four rows per load of the
-// per-channel parameters.
+// y = (x - m) * a + b over rows [r0, r1); when `blocked`, four rows per load
+// of the per-channel parameters.
 template <typename T>
-void rows_affine_range(const T* x, T* y, int64_t C, int64_t r0, int64_t r1, const Affine<T>& f, bool stream) {
+void rows_affine_range(const T* x, T* y, int64_t C, int64_t r0, int64_t r1, const Affine<T>& f, bool stream, bool blocked) {
   (void)stream;  // used only where AVX streaming stores exist
   const T* m = f.shift.data();
   const T* a = f.scale.data();
@@ -554,7 +558,7 @@ void rows_affine_range(const T* x, T* y, int64_t C, int64_t r0, int64_t r1, cons
     }
   }
 #endif
-  for (; !rows_alias<T>(C) && r + 4 <= r1; r += 4) {
+  for (; blocked && r + 4 <= r1; r += 4) {
     const T* p = x + r * C;
     T* q = y + r * C;
 #pragma omp simd
@@ -584,15 +588,16 @@ void rows_affine(const T* x, T* y, const BatchShape& s, const Affine<T>& f, bool
   {
     int64_t r0, r1;
     row_range(rows, tile_rows(C), nt, omp_get_thread_num(), r0, r1);
-    rows_affine_range(x, y, C, r0, r1, f, stream);
+    rows_affine_range(x, y, C, r0, r1, f, stream, rows_blocked<T>(s));
     if (stream) SYNCBN_STORE_FENCE();
   }
 }
 
 // One thread's rows [r0, r1): sums of dy and dy * (x - mean) into acc[0, C)
-// and acc[C, 2C), four rows per accumulator load and store.
+// and acc[C, 2C); when `blocked`, four rows per accumulator load and store.
 template <typename T>
-void rows_grad_sums_range(const T* dy, const T* x, int64_t C, int64_t r0, int64_t r1, const T* mean, double* acc) {
+void rows_grad_sums_range(const T* dy, const T* x, int64_t C, int64_t r0, int64_t r1, const T* mean, bool blocked,
+                          double* acc) {
   std::vector<T> a(C), b(C);
   T* ap = a.data();
   T* bp = b.data();
@@ -601,7 +606,7 @@ void rows_grad_sums_range(const T* dy, const T* x, int64_t C, int64_t r0, int64_
     std::fill(a.begin(), a.end(), T(0));
     std::fill(b.begin(), b.end(), T(0));
     int64_t r = q0;
-    for (; !rows_alias<T>(C) && r + 4 <= q1; r += 4) {
+    for (; blocked && r + 4 <= q1; r += 4) {
       const T* g = dy + r * C;
       const T* p = x + r * C;
 #pragma omp simd
@@ -639,7 +644,7 @@ void rows_grad_sums(const T* dy, const T* x, const BatchShape& s, const T* mean,
     const int t = omp_get_thread_num();
     int64_t r0, r1;
     row_range(rows, tile, nt, t, r0, r1);
-    rows_grad_sums_range(dy, x, C, r0, r1, mean, &part[static_cast<size_t>(t) * 2 * C]);
+    rows_grad_sums_range(dy, x, C, r0, r1, mean, rows_blocked<T>(s), &part[static_cast<size_t>(t) * 2 * C]);
   }
   sg.assign(C, 0.0);
   sgx.assign(C, 0.0);
@@ -650,10 +655,11 @@ void rows_grad_sums(const T* dy, const T* x, const BatchShape& s, const T* mean,
     }
 }
 
-// dx over rows [r0, r1), four rows per load of the per-channel coefficients.
+// dx over rows [r0, r1); when `blocked`, four rows per load of the
+// per-channel coefficients.
 template <typename T>
 void rows_grad_input_range(const T* dy, const T* x, T* dx, int64_t C, int64_t r0, int64_t r1, const GradCoef<T>& g,
-                           bool stream) {
+                           bool stream, bool blocked) {
   (void)stream;  // used only where AVX streaming stores exist
   const T* m = g.mean.data();
   const T* md = g.mean_dy.data();
@@ -677,7 +683,7 @@ void rows_grad_input_range(const T* dy, const T* x, T* dx, int64_t C, int64_t r0
     }
   }
 #endif
-  for (; !rows_alias<T>(C) && r + 4 <= r1; r += 4) {
+  for (; blocked && r + 4 <= r1; r += 4) {
     const T* gp = dy + r * C;
     const T* p = x + r * C;
     T* q = dx + r * C;
@@ -707,7 +713,7 @@ void rows_grad_input(const T* dy, const T* x, T* dx, const BatchShape& s, const 
   {
     int64_t r0, r1;
     row_range(rows, tile_rows(C), nt, omp_get_thread_num(), r0, r1);
-    rows_grad_input_range(dy, x, dx, C, r0, r1, g, stream);
+    rows_grad_input_range(dy, x, dx, C, r0, r1, g, stream, rows_blocked<T>(s));
     if (stream) SYNCBN_STORE_FENCE();
   }
 }
@@ -871,7 +877,7 @@ void forward_training(const T* x, const BatchShape& s, const T* weight, const T*
         m[c] = merged(part, nt, C, c);
         finish(c);
       }
-      rows_affine_range(x, y, C, r0, r1, f, stream);
+      rows_affine_range(x, y, C, r0, r1, f, stream, rows_blocked<T>(s));
       if (stream) SYNCBN_STORE_FENCE();
     }
   } else if (C >= nt) {
@@ -951,7 +957,7 @@ void backward(const T* dy, const T* x, const BatchShape& s, const T* weight, con
       const int t = omp_get_thread_num();
       int64_t r0, r1;
       row_range(rows, tile_rows(C), nt, t, r0, r1);
-      rows_grad_sums_range(dy, x, C, r0, r1, mean, &part[static_cast<size_t>(t) * 2 * C]);
+      rows_grad_sums_range(dy, x, C, r0, r1, mean, rows_blocked<T>(s), &part[static_cast<size_t>(t) * 2 * C]);
 #pragma omp barrier
 #pragma omp for schedule(static)
       for (int64_t c = 0; c < C; ++c) {
@@ -961,7 +967,7 @@ void backward(const T* dy, const T* x, const BatchShape& s, const T* weight, con
         }
         coefficients(c);
       }
-      rows_grad_input_range(dy, x, dx, C, r0, r1, g, stream);
+      rows_grad_input_range(dy, x, dx, C, r0, r1, g, stream, rows_blocked<T>(s));
       if (stream) SYNCBN_STORE_FENCE();
     }
   } else if (dx && need_sums && C >= nt && s.numel() > 0) {
