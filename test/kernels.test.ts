@@ -100,6 +100,32 @@ describe('CPU kernels on large shapes', () => {
     }
   }
 
+  // The rows statistics take one pass of sums shifted by the mean of 16
+  // rows spread over the range (rows floor(i * R / 16) of one thread's R
+  // rows); when those rows misrepresent a channel the shifted sums cancel,
+  // and the kernel must notice and redo the rows in two passes. Outliers at
+  // exactly those rows make the shift 80 standard deviations off.
+  test('rows statistics when the shift rows are outliers', () => {
+    const R = 100000;
+    const C = 4;
+    manualSeed(7);
+    const noise = randn([R, C], { dtype: 'float64' }).toArray();
+    const x64 = Array.from(noise, (v) => 300 + 0.01 * v);
+    for (let i = 0; i < 16; i++) {
+      const r = Math.floor((i * R) / 16);
+      for (let c = 0; c < C; c++) x64[r * C + c] = 3e4 + c;
+    }
+    const ref = reference(x64, [R, C], new Float64Array(R * C), new Float64Array(C).fill(1), 1e-5);
+    for (const t of [1, 2]) {
+      setNumThreads(t);
+      const rm = tensor(new Float32Array(C), [C]);
+      const rv = tensor(new Float32Array(C).fill(1), [C]);
+      F.nativeBatchNorm(tensor(x64, [R, C]), null, null, rm, rv, true, 1, 1e-5);
+      assertClose(rm, ref.mean, { rtol: 1e-6, atol: 0 }, `${t} threads running mean`);
+      assertClose(rv, ref.varU, { rtol: 1e-5, atol: 0 }, `${t} threads running var`);
+    }
+  });
+
   test('setNumThreads validates and round-trips', () => {
     setNumThreads(1);
     expect(getNumThreads()).toBe(1);

@@ -413,16 +413,50 @@ void planar_grad_input_channel(const T* dy, const T* x, T* dx, const BatchShape&
 // tile's per-channel statistics stays cheap next to computing them.
 int64_t tile_rows(int64_t c) { return std::max<int64_t>(64, kChunk / c); }
 
-// Two passes over a tile of rows in cache, merged into `acc` (C entries).
-// Rows go four at a time, so the per-channel accumulators (in L1) are
-// loaded and stored once per four rows rather than once per row.
+// Sums of d = x - shift and d^2 over `rows` rows into s1 and s2 (C entries
+// each, added to): in T over blocks of kBlock rows, then in double. Rows go
+// four at a time, so the per-channel accumulators (in L1) are loaded and
+// stored once per four rows rather than once per row.
+template <typename T>
+void shifted_sums(const T* x, int64_t rows, int64_t C, const T* shift, T* a, T* b, double* s1, double* s2) {
+  for (int64_t r0 = 0; r0 < rows; r0 += kBlock) {
+    const int64_t r1 = std::min(rows, r0 + kBlock);
+    std::fill(a, a + C, T(0));
+    std::fill(b, b + C, T(0));
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+      const T* p = x + r * C;
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) {
+        const T d0 = p[c] - shift[c], d1 = p[C + c] - shift[c], d2 = p[2 * C + c] - shift[c], d3 = p[3 * C + c] - shift[c];
+        a[c] += (d0 + d1) + (d2 + d3);
+        b[c] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3);
+      }
+    }
+    for (; r < r1; ++r) {
+      const T* p = x + r * C;
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) {
+        const T d = p[c] - shift[c];
+        a[c] += d;
+        b[c] += d * d;
+      }
+    }
+    for (int64_t c = 0; c < C; ++c) {
+      s1[c] += static_cast<double>(a[c]);
+      s2[c] += static_cast<double>(b[c]);
+    }
+  }
+}
+
+// Two passes over a tile of rows in cache (the sum, then sums shifted by the
+// tile's mean), merged into `acc` (C entries).
 template <typename T>
 void tile_moments(const T* x, int64_t rows, int64_t C, std::vector<double>& sum, std::vector<T>& m,
                   std::vector<double>& s1, std::vector<double>& s2, std::vector<T>& a, std::vector<T>& b,
                   Moments* acc) {
   std::fill(sum.begin(), sum.end(), 0.0);
   T* ap = a.data();
-  T* bp = b.data();
   for (int64_t r0 = 0; r0 < rows; r0 += kBlock) {
     const int64_t r1 = std::min(rows, r0 + kBlock);
     std::fill(a.begin(), a.end(), T(0));
@@ -443,35 +477,7 @@ void tile_moments(const T* x, int64_t rows, int64_t C, std::vector<double>& sum,
   for (int64_t c = 0; c < C; ++c) m[c] = static_cast<T>(sum[c] * inv_n);
   std::fill(s1.begin(), s1.end(), 0.0);
   std::fill(s2.begin(), s2.end(), 0.0);
-  const T* mp = m.data();
-  for (int64_t r0 = 0; r0 < rows; r0 += kBlock) {
-    const int64_t r1 = std::min(rows, r0 + kBlock);
-    std::fill(a.begin(), a.end(), T(0));
-    std::fill(b.begin(), b.end(), T(0));
-    int64_t r = r0;
-    for (; r + 4 <= r1; r += 4) {
-      const T* p = x + r * C;
-#pragma omp simd
-      for (int64_t c = 0; c < C; ++c) {
-        const T d0 = p[c] - mp[c], d1 = p[C + c] - mp[c], d2 = p[2 * C + c] - mp[c], d3 = p[3 * C + c] - mp[c];
-        ap[c] += (d0 + d1) + (d2 + d3);
-        bp[c] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3);
-      }
-    }
-    for (; r < r1; ++r) {
-      const T* p = x + r * C;
-#pragma omp simd
-      for (int64_t c = 0; c < C; ++c) {
-        const T d = p[c] - mp[c];
-        ap[c] += d;
-        bp[c] += d * d;
-      }
-    }
-    for (int64_t c = 0; c < C; ++c) {
-      s1[c] += static_cast<double>(a[c]);
-      s2[c] += static_cast<double>(b[c]);
-    }
-  }
+  shifted_sums(x, rows, C, m.data(), a.data(), b.data(), s1.data(), s2.data());
   for (int64_t c = 0; c < C; ++c) {
     Moments t;
     t.n = n;
@@ -501,13 +507,48 @@ bool rows_blocked(const BatchShape& s) {
   return row < 256 || (row < 512 && s.numel() * static_cast<int64_t>(sizeof(T)) <= stream_bytes());
 }
 
-// One thread's rows [r0, r1), tile by tile, merged into acc (C entries).
+// Rows whose mean is the shift of the one-pass statistics, spread evenly
+// over a thread's rows.
+constexpr int64_t kShiftRows = 16;
+
+// One thread's rows [r0, r1), merged into acc (C entries), in one pass over
+// x: sums of x - K and (x - K)^2, K per channel the mean of kShiftRows rows.
+// m2 = s2 - s1^2 / n cancels only as much as K is off the mean; when for
+// any channel the shift makes up more than 3/4 of s2 (K more than 1.7
+// standard deviations off: rows ordered by value, say), the range is done
+// again tile by tile, two passes each in cache.
 template <typename T>
 void rows_moments_range(const T* x, int64_t C, int64_t r0, int64_t r1, Moments* acc) {
-  if (r1 <= r0) return;
+  const int64_t rows = r1 - r0;
+  if (rows <= 0) return;
+  std::vector<double> s1(C, 0.0), s2(C, 0.0);
+  std::vector<T> shift(C), a(C), b(C);
+  const int64_t k = std::min(rows, kShiftRows);
+  for (int64_t i = 0; i < k; ++i) {
+    const T* p = x + (r0 + i * rows / k) * C;
+    for (int64_t c = 0; c < C; ++c) s1[c] += static_cast<double>(p[c]);
+  }
+  for (int64_t c = 0; c < C; ++c) {
+    shift[c] = static_cast<T>(s1[c] / static_cast<double>(k));
+    s1[c] = 0.0;
+  }
+  shifted_sums(x + r0 * C, rows, C, shift.data(), a.data(), b.data(), s1.data(), s2.data());
+  const double n = static_cast<double>(rows), inv_n = 1.0 / n;
+  bool shifted_well = true;
+  for (int64_t c = 0; c < C; ++c) shifted_well &= !(4.0 * (s2[c] - s1[c] * s1[c] * inv_n) < s2[c]);
+  if (shifted_well) {
+    for (int64_t c = 0; c < C; ++c) {
+      Moments t;
+      t.n = n;
+      t.mean = static_cast<double>(shift[c]) + s1[c] * inv_n;
+      t.m2 = std::max(0.0, s2[c] - s1[c] * s1[c] * inv_n);
+      merge(acc[c], t);
+    }
+    return;
+  }
   const int64_t tile = tile_rows(C);
-  std::vector<double> sum(C), s1(C), s2(C);
-  std::vector<T> m(C), a(C), b(C);
+  std::vector<double> sum(C);
+  std::vector<T> m(C);
   for (int64_t r = r0; r < r1; r += tile) tile_moments(x + r * C, std::min(tile, r1 - r), C, sum, m, s1, s2, a, b, acc);
 }
 
