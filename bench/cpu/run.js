@@ -27,6 +27,12 @@ const threads = Number(option('threads', process.env.OMP_NUM_THREADS || os.cpus(
 const rounds = Number(option('rounds', quick ? 1 : 3));
 const reps = Number(option('reps', quick ? 3 : 7));
 const warmup = quick ? 1 : 2;
+// Warm-up lasts at least this long: fresh arrays on this VM run up to 2x
+// slower for their first few dozen calls, in every peer.
+const warmMs = quick ? 0 : 25;
+// A sample times back-to-back calls for at least this long and counts their
+// mean, so a 50 us call is not one timer reading among scheduler noise.
+const sampleMs = quick ? 0 : 2;
 const outDir = path.resolve(option('out', path.join(__dirname, '..', 'results')));
 // A slow peer stops repeating after this long in one round (it still runs once).
 const budgetMs = quick ? 200 : 800;
@@ -51,29 +57,34 @@ async function loadPeers() {
 }
 
 async function timeLocal(run, async) {
-  for (let i = 0; i < warmup; i++) {
+  const call = async () => {
     const t0 = process.hrtime.bigint();
     if (async) await run();
     else run();
-    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    return Number(process.hrtime.bigint() - t0) / 1e6;
+  };
+  const warmStart = process.hrtime.bigint();
+  let last = Infinity;
+  for (let i = 0; i < warmup || Number(process.hrtime.bigint() - warmStart) / 1e6 < warmMs; i++) {
+    last = await call();
     // A call this slow is its own warm-up: it is the one sample (the JIT
     // warmed up on earlier cases), or this peer alone would run for hours.
-    if (ms >= SLOW_MS) return [ms];
+    if (last >= SLOW_MS) return [last];
   }
+  const batch = Math.max(1, Math.min(1000, Math.floor(sampleMs / last)));
   const samples = [];
   const start = process.hrtime.bigint();
   while (samples.length < reps && (samples.length === 0 || Number(process.hrtime.bigint() - start) / 1e6 < budgetMs)) {
-    const t0 = process.hrtime.bigint();
-    if (async) await run();
-    else run();
-    samples.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    let ms = 0;
+    for (let k = 0; k < batch; k++) ms += await call();
+    samples.push(ms / batch);
   }
   return samples;
 }
 
 async function measure(peer, c) {
   const p = peer.impl;
-  if (p.measureRemote) return p.measureRemote(c, reps, warmup, budgetMs, SLOW_MS);
+  if (p.measureRemote) return p.measureRemote(c, { reps, warmup, warmMs, sampleMs, budgetMs, slowMs: SLOW_MS });
   if (p.activate) await p.activate();
   if (p.prepareAsync) {
     const h = await p.prepareAsync(c);

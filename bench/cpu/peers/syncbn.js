@@ -1,16 +1,10 @@
 // syncbn itself: the functional ops, outputs disposed after each call (as
 // PyTorch frees a tensor when its last reference goes), so the pool recycles.
-// Inputs are made once per shape and format and kept across rounds, as the
-// PyTorch peer keeps its own: on this VM freshly allocated arrays run up to
-// 2x slower for their first few dozen calls, so fresh inputs per round would
-// time page placement rather than the kernel.
 'use strict';
 
 const path = require('node:path');
 const { F, randn, ones, zeros, setNumThreads, getNumThreads } = require(path.resolve(__dirname, '../../../dist'));
 const { native } = require(path.resolve(__dirname, '../../../dist/native'));
-
-const inputs = new Map();
 
 module.exports = {
   name: 'syncbn',
@@ -20,12 +14,9 @@ module.exports = {
   },
   prepare(c) {
     const C = c.shape[1];
-    const key = `${c.shape.join('x')} ${c.format}`;
-    if (!inputs.has(key)) {
-      inputs.set(key, { x: randn(c.shape, { memoryFormat: c.format }), dy: randn(c.shape, { memoryFormat: c.format }) });
-    }
     const h = {
-      ...inputs.get(key),
+      x: randn(c.shape, { memoryFormat: c.format }),
+      dy: randn(c.shape, { memoryFormat: c.format }),
       w: ones([C]),
       b: zeros([C]),
       rm: zeros([C]),

@@ -40,8 +40,11 @@ module.exports = {
     });
     return { available: true, version: r.version, threads: r.threads, detail: 'torch.nn.functional.batch_norm' };
   },
-  async measureRemote(c, reps, warmup, budgetMs, slowMs) {
-    const r = await send({ cmd: 'measure', shape: c.shape, format: c.format, mode: c.mode, reps, warmup, budget_ms: budgetMs, slow_ms: slowMs });
+  async measureRemote(c, t) {
+    const r = await send({
+      cmd: 'measure', shape: c.shape, format: c.format, mode: c.mode, reps: t.reps, warmup: t.warmup,
+      warm_ms: t.warmMs, sample_ms: t.sampleMs, budget_ms: t.budgetMs, slow_ms: t.slowMs,
+    });
     return r.samples;
   },
   async releaseRemote() {

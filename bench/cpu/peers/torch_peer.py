@@ -54,19 +54,29 @@ def prepare(shape, fmt, mode):
 
 
 def measure(cmd):
+    """Times the case as the Node side times its peers: warm-up of at least
+    `warmup` calls and `warm_ms`, then samples that each average enough
+    back-to-back calls to last `sample_ms`."""
     fn = prepare(cmd["shape"], cmd["format"], cmd["mode"])
-    for _ in range(cmd["warmup"]):
+
+    def call():
         t0 = time.perf_counter()
         fn()
-        ms = (time.perf_counter() - t0) * 1e3
-        if ms >= cmd.get("slow_ms", 1e9):
-            return {"samples": [ms]}
+        return (time.perf_counter() - t0) * 1e3
+
+    warm_start = time.perf_counter()
+    last = float("inf")
+    i = 0
+    while i < cmd["warmup"] or (time.perf_counter() - warm_start) * 1e3 < cmd["warm_ms"]:
+        last = call()
+        if last >= cmd["slow_ms"]:
+            return {"samples": [last]}
+        i += 1
+    batch = max(1, min(1000, int(cmd["sample_ms"] // last)))
     samples = []
     start = time.perf_counter()
     while len(samples) < cmd["reps"] and (len(samples) == 0 or (time.perf_counter() - start) * 1e3 < cmd["budget_ms"]):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1e3)
+        samples.append(sum(call() for _ in range(batch)) / batch)
     return {"samples": samples}
 
 
