@@ -1060,15 +1060,19 @@ void backward(const T* dy, const T* x, const BatchShape& s, const T* weight, con
   }
   const double count = static_cast<double>(s.count());
   GradCoef<T> g(C);
-  auto coefficients = [&](int64_t c) {
-    g.mean[c] = mean[c];
-    g.scale[c] = static_cast<T>(is[c] * (weight ? static_cast<double>(weight[c]) : 1.0));
+  // The coefficients of channels [c0, c1); branches outside the loops, so
+  // the divisions vectorize.
+  auto coefficients = [&](int64_t c0, int64_t c1) {
+    std::copy(mean + c0, mean + c1, g.mean.data() + c0);
+    for (int64_t c = c0; c < c1; ++c) g.scale[c] = static_cast<T>(weight ? is[c] * static_cast<double>(weight[c]) : is[c]);
     if (training && count > 0) {
-      g.mean_dy[c] = static_cast<T>(sg[c] / count);
-      g.proj[c] = static_cast<T>(sgx[c] / count * is[c] * is[c]);
+      for (int64_t c = c0; c < c1; ++c) {
+        g.mean_dy[c] = static_cast<T>(sg[c] / count);
+        g.proj[c] = static_cast<T>(sgx[c] / count * is[c] * is[c]);
+      }
     } else {
-      g.mean_dy[c] = T(0);
-      g.proj[c] = T(0);
+      std::fill(g.mean_dy.data() + c0, g.mean_dy.data() + c1, T(0));
+      std::fill(g.proj.data() + c0, g.proj.data() + c1, T(0));
     }
   };
   const bool need_sums = training || grad_weight || grad_bias;
@@ -1086,14 +1090,17 @@ void backward(const T* dy, const T* x, const BatchShape& s, const T* weight, con
       row_range(rows, tile_rows(C), nt, t, r0, r1);
       rows_grad_sums_range(dy, x, C, r0, r1, mean, rows_blocked<T>(s), &part[static_cast<size_t>(t) * 2 * C]);
 #pragma omp barrier
-#pragma omp for schedule(static)
-      for (int64_t c = 0; c < C; ++c) {
-        for (int u = 0; u < nt; ++u) {
-          sg[c] += part[static_cast<size_t>(u) * 2 * C + c];
-          sgx[c] += part[static_cast<size_t>(u) * 2 * C + C + c];
+      int64_t c0, c1;
+      channel_range(C, nt, t, c0, c1);
+      for (int u = 0; u < nt; ++u) {
+        const double* p = &part[static_cast<size_t>(u) * 2 * C];
+        for (int64_t c = c0; c < c1; ++c) {
+          sg[c] += p[c];
+          sgx[c] += p[C + c];
         }
-        coefficients(c);
       }
+      coefficients(c0, c1);
+#pragma omp barrier
       rows_grad_input_range(dy, x, dx, C, r0, r1, g, stream, rows_blocked<T>(s));
       if (stream) SYNCBN_STORE_FENCE();
     }
@@ -1101,12 +1108,12 @@ void backward(const T* dy, const T* x, const BatchShape& s, const T* weight, con
     // Each channel's sums, then its grad input while x and dy are in cache.
     parallel_writes(nt, C, stream, [&](int64_t c) {
       planar_grad_sums(dy, x, s, c, mean[c], sg[c], sgx[c]);
-      coefficients(c);
+      coefficients(c, c + 1);
       planar_grad_input_channel(dy, x, dx, s, c, g, stream);
     });
   } else {
     if (need_sums) grad_sums(dy, x, s, mean, sg, sgx);
-    for (int64_t c = 0; c < C; ++c) coefficients(c);
+    coefficients(0, C);
     if (dx) grad_input_pass(dy, x, dx, s, g);
   }
   for (int64_t c = 0; c < C; ++c) {
