@@ -7,14 +7,18 @@
 //   in L2. With at least as many channels as threads, a thread takes whole
 //   channels: their statistics, then their normalization (or grad input)
 //   while the channel is still in cache, so x is read from memory once.
-// - Channels-last rows (and any inner == 1) are cut into tiles of rows; each
-//   tile's statistics come from two passes in cache, merged across tiles.
+// - Channels-last rows (and any inner == 1): each thread's rows in one pass
+//   of sums shifted by an estimate of the mean (below), merged across
+//   threads; then the same rows normalized.
 // - Large outputs are written with non-temporal stores: no read-for-ownership
 //   of lines that are about to be overwritten whole.
 // Statistics are stable: per chunk, the corrected two-pass algorithm
 // (mean, then sums of d = x - mean and d^2, with M2 = sum d^2 - (sum d)^2 / n),
 // short float blocks accumulated into double, chunks merged with Chan's
-// formula in a fixed order, so results do not depend on the thread count.
+// formula in a fixed order. Rows use the same sums about the mean of 16
+// sampled rows instead of the exact mean, in one pass, and fall back to the
+// two-pass tiles wherever that shift would cost precision (rows_moments_range).
+// The thread count changes only the rounding of partial sums.
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #define SYNCBN_STORE_FENCE() _mm_sfence()
