@@ -559,7 +559,8 @@ void rows_moments_range(const T* x, int64_t C, int64_t r0, int64_t r1, double* m
   std::vector<double> s1(C, 0.0), s2(C, 0.0);
   std::vector<T> shift(C, T(0)), a(C), b(C);
   T* K = shift.data();
-  // The shift needs no precision: the sums are exact about any K.
+  // K is a rough estimate in T: the sums hold about any K, and the check
+  // below catches one too far off.
   const int64_t k = std::min(rows, kShiftRows);
   for (int64_t i = 0; i < k; ++i) add_row(K, x + (r0 + i * rows / k) * C, C);
   const T inv_k = T(1) / static_cast<T>(k);
