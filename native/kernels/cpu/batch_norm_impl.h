@@ -606,19 +606,26 @@ inline void merge_parts(std::vector<double>& part, const std::vector<double>& co
   }
 }
 
+// Thread t's share of the rows statistics: its rows [r0, r1), their
+// moments into its part and their number into count[t].
+template <typename T>
+void thread_rows_moments(const T* x, int64_t C, int64_t rows, int nt, int t, std::vector<double>& part,
+                         std::vector<double>& count, int64_t& r0, int64_t& r1) {
+  row_range(rows, tile_rows(C), nt, t, r0, r1);
+  double* p = &part[static_cast<size_t>(t) * 2 * C];
+  rows_moments_range(x, C, r0, r1, p, p + C);
+  count[static_cast<size_t>(t)] = static_cast<double>(std::max<int64_t>(0, r1 - r0));
+}
+
 template <typename T>
 void rows_moments(const T* x, const BatchShape& s, std::vector<Moments>& out) {
-  const int64_t C = s.c, rows = s.n * s.inner, tile = tile_rows(C);
+  const int64_t C = s.c, rows = s.n * s.inner;
   const int nt = threads_for(s.numel());
   std::vector<double> part(static_cast<size_t>(nt) * 2 * C), count(nt);
 #pragma omp parallel num_threads(nt)
   {
-    const int t = omp_get_thread_num();
     int64_t r0, r1;
-    row_range(rows, tile, nt, t, r0, r1);
-    double* p = &part[static_cast<size_t>(t) * 2 * C];
-    rows_moments_range(x, C, r0, r1, p, p + C);
-    count[static_cast<size_t>(t)] = static_cast<double>(std::max<int64_t>(0, r1 - r0));
+    thread_rows_moments(x, C, rows, nt, omp_get_thread_num(), part, count, r0, r1);
   }
   merge_parts(part, count, nt, C, 0, C);
   out.resize(C);
@@ -724,6 +731,19 @@ void rows_grad_sums_range(const T* dy, const T* x, int64_t C, int64_t r0, int64_
   }
 }
 
+// The threads' grad sums (part: nt x [sum dy C, sum dy (x - mean) C]) of
+// channels [c0, c1), added into sg and sgx in thread order.
+inline void sum_parts(const std::vector<double>& part, int nt, int64_t C, int64_t c0, int64_t c1, double* sg,
+                      double* sgx) {
+  for (int t = 0; t < nt; ++t) {
+    const double* p = &part[static_cast<size_t>(t) * 2 * C];
+    for (int64_t c = c0; c < c1; ++c) {
+      sg[c] += p[c];
+      sgx[c] += p[C + c];
+    }
+  }
+}
+
 template <typename T>
 void rows_grad_sums(const T* dy, const T* x, const BatchShape& s, const T* mean, std::vector<double>& sg,
                     std::vector<double>& sgx) {
@@ -739,11 +759,7 @@ void rows_grad_sums(const T* dy, const T* x, const BatchShape& s, const T* mean,
   }
   sg.assign(C, 0.0);
   sgx.assign(C, 0.0);
-  for (int t = 0; t < nt; ++t)
-    for (int64_t c = 0; c < C; ++c) {
-      sg[c] += part[static_cast<size_t>(t) * 2 * C + c];
-      sgx[c] += part[static_cast<size_t>(t) * 2 * C + C + c];
-    }
+  sum_parts(part, nt, C, 0, C, sg.data(), sgx.data());
 }
 
 // dx over rows [r0, r1); when `blocked`, four rows per load of the
@@ -991,10 +1007,7 @@ void forward_training(const T* x, const BatchShape& s, const T* weight, const T*
     {
       const int t = omp_get_thread_num();
       int64_t r0, r1, c0, c1;
-      row_range(rows, tile_rows(C), nt, t, r0, r1);
-      double* p = &part[static_cast<size_t>(t) * 2 * C];
-      rows_moments_range(x, C, r0, r1, p, p + C);
-      counts[static_cast<size_t>(t)] = static_cast<double>(std::max<int64_t>(0, r1 - r0));
+      thread_rows_moments(x, C, rows, nt, t, part, counts, r0, r1);
 #pragma omp barrier
       channel_range(C, nt, t, c0, c1);
       merge_parts(part, counts, nt, C, c0, c1);
@@ -1097,13 +1110,7 @@ void backward(const T* dy, const T* x, const BatchShape& s, const T* weight, con
 #pragma omp barrier
       int64_t c0, c1;
       channel_range(C, nt, t, c0, c1);
-      for (int u = 0; u < nt; ++u) {
-        const double* p = &part[static_cast<size_t>(u) * 2 * C];
-        for (int64_t c = c0; c < c1; ++c) {
-          sg[c] += p[c];
-          sgx[c] += p[C + c];
-        }
-      }
+      sum_parts(part, nt, C, c0, c1, sg.data(), sgx.data());
       coefficients(c0, c1);
 #pragma omp barrier
       rows_grad_input_range(dy, x, dx, C, r0, r1, g, stream, rows_blocked<T>(s));
