@@ -535,14 +535,21 @@ export function tensor(
   const defaultDtype: DType = given === 'float64' || given === 'int64' ? given : 'float32';
   const dtype = checkDtype(opts.dtype ?? defaultDtype, 'tensor');
   const storage = allocate(dtype, n);
-  for (let i = 0; i < n; i++) {
-    const v = flat[i];
-    if (typeof v !== 'number' && typeof v !== 'bigint') {
-      throw new TypeError(`tensor: element ${i} is ${typeof v}, expected a number`);
+  // Float arrays into float storage: one native copy (rounding to float32
+  // as an element-wise assignment would) instead of a loop of checks.
+  const floats = given === 'float32' || given === 'float64';
+  if (floats && (dtype === 'float32' || dtype === 'float64')) {
+    (storage as FloatStorage).set(flat as FloatStorage);
+  } else {
+    for (let i = 0; i < n; i++) {
+      const v = flat[i];
+      if (typeof v !== 'number' && typeof v !== 'bigint') {
+        throw new TypeError(`tensor: element ${i} is ${typeof v}, expected a number`);
+      }
+      if (dtype === 'int64') (storage as BigInt64Array)[i] = typeof v === 'bigint' ? v : BigInt(Math.trunc(v));
+      else if (isHalf(dtype)) (storage as Uint16Array)[i] = toHalfBits(Number(v), dtype);
+      else (storage as FloatStorage)[i] = Number(v);
     }
-    if (dtype === 'int64') (storage as BigInt64Array)[i] = typeof v === 'bigint' ? v : BigInt(Math.trunc(v));
-    else if (isHalf(dtype)) (storage as Uint16Array)[i] = toHalfBits(Number(v), dtype);
-    else (storage as FloatStorage)[i] = Number(v);
   }
   const t = new Tensor(storage, dims, 'contiguous', dtype);
   const laid = opts.memoryFormat ? t.contiguous(checkFormat(opts.memoryFormat, dims.length, 'tensor')) : t;

@@ -2,6 +2,7 @@
 // rows with per-thread partial sums), checked against a float64 JavaScript
 // reference, in both memory formats and with 1 and 2 threads.
 import { F, tensor, randn, manualSeed, setNumThreads, getNumThreads, MemoryFormat, Tensor } from '../lib';
+import { readFileSync } from 'node:fs';
 import { assertClose } from './support/assert_close';
 
 function reference(x: ArrayLike<number>, shape: number[], dy: ArrayLike<number>, weight: ArrayLike<number>, eps: number) {
@@ -96,6 +97,74 @@ describe('CPU kernels on large shapes', () => {
         }
         // Thread count changes only the order of double-precision partial sums.
         assertClose(results[1], Array.from(results[0]), { rtol: 1e-6, atol: 1e-6 }, 'output with 1 vs 2 threads');
+      });
+    }
+  }
+
+  // Outputs beyond a quarter of the last-level cache (half, for inference)
+  // are written with streaming stores over whole cache lines, cut wherever
+  // lines fall, not where rows do: C = 20 puts channel boundaries inside the
+  // eight-lane vectors, C = 8 is the smallest C that streams. Sized from the
+  // sysfs entry the kernels read. (Jest runs code in a vm context, where
+  // every global lookup such as Math.floor is slow: the loops here over
+  // millions of values avoid them, and the data come from a local generator.)
+  const l3 = (() => {
+    try {
+      const kib = parseInt(readFileSync('/sys/devices/system/cpu/cpu0/cache/index3/size', 'utf8'), 10);
+      return kib > 0 ? kib * 1024 : 32 << 20;
+    } catch {
+      return 32 << 20;
+    }
+  })();
+  for (const C of [8, 20]) {
+    for (const fmt of ['contiguous', 'channelsLast'] as MemoryFormat[]) {
+      test(`streamed outputs, C = ${C}, ${fmt}`, () => {
+        const plane = 24 * 24;
+        const N = Math.ceil((0.6 * l3) / (4 * C * plane));
+        const shape = [N, C, 24, 24];
+        const numel = N * C * plane;
+        // Uniform in [-1, 1) from a 32-bit LCG; channel c of sample n at index i.
+        let state = C;
+        const next = () => ((state = (state * 1664525 + 1013904223) >>> 0) / 2147483648) - 1;
+        const x64 = new Float64Array(numel);
+        const dy64 = new Float64Array(numel);
+        const channel = new Int32Array(numel);
+        for (let i = 0, c = 0, k = 0; i < numel; i++) {
+          x64[i] = 5 + 3 * next() + 0.1 * c;
+          dy64[i] = next();
+          channel[i] = c;
+          if (++k === plane) {
+            k = 0;
+            c = c + 1 === C ? 0 : c + 1;
+          }
+        }
+        const w64 = Float64Array.from({ length: C }, (_, c) => 0.5 + c / C);
+        const b64 = Float64Array.from({ length: C }, (_, c) => c / 10 - 1);
+        const ref = reference(x64, shape, dy64, w64, 1e-5);
+        const yRef = new Float64Array(numel);
+        for (let i = 0; i < numel; i++) yRef[i] = ref.y[i] + b64[channel[i]];
+        const x = tensor(x64, shape, { dtype: 'float32', memoryFormat: fmt });
+        const dy = tensor(dy64, shape, { dtype: 'float32', memoryFormat: fmt });
+        const weight = tensor(w64, [C], { dtype: 'float32' });
+        const bias = tensor(b64, [C], { dtype: 'float32' });
+        for (const t of [1, 2]) {
+          setNumThreads(t);
+          const rm = tensor(new Float32Array(C), [C]);
+          const rv = tensor(new Float32Array(C).fill(1), [C]);
+          const fwd = F.nativeBatchNorm(x, weight, bias, rm, rv, true, 1, 1e-5);
+          const g = F.batchNormBackward(dy, x, { weight, saveMean: fwd.saveMean, saveInvstd: fwd.saveInvstd, training: true });
+          assertClose(fwd.output, yRef, { rtol: 1e-4, atol: 1e-4 }, `${t} threads output`);
+          assertClose(g.gradInput as Tensor, ref.dx, { rtol: 1e-4, atol: 1e-4 }, `${t} threads grad input`);
+          const inf = F.nativeBatchNorm(x, weight, bias, rm, rv, false, 1, 1e-5).output;
+          const scale = Float64Array.from(rv.toArray(), (v, c) => w64[c] / Math.sqrt(v + 1e-5));
+          const rmv = rm.toArray();
+          const infRef = new Float64Array(numel);
+          for (let i = 0; i < numel; i++) {
+            const c = channel[i];
+            infRef[i] = (x64[i] - rmv[c]) * scale[c] + b64[c];
+          }
+          assertClose(inf, infRef, { rtol: 1e-4, atol: 1e-4 }, `${t} threads inference output`);
+        }
       });
     }
   }

@@ -26,10 +26,13 @@ export function assertClose(actual: Values, expected: ArrayLike<number>, tol: To
   }
   let worst = -1;
   let worstExcess = 0;
+  // Jest's vm context makes each global lookup in a loop slow.
+  const abs = Math.abs;
+  const { atol, rtol } = tol;
   for (let i = 0; i < a.length; i++) {
     const e = expected[i];
-    const err = Math.abs(a[i] - e);
-    const excess = err - (tol.atol + tol.rtol * Math.abs(e));
+    const err = abs(a[i] - e);
+    const excess = err - (atol + rtol * abs(e));
     if (!(excess <= 0) && (worst < 0 || !(excess <= worstExcess))) {
       worst = i;
       worstExcess = excess;

@@ -31,6 +31,7 @@
 #include <cstdint>
 #include <cstring>
 #include <cstdio>
+#include <initializer_list>
 #include <type_traits>
 #include <vector>
 
@@ -632,6 +633,40 @@ void rows_moments(const T* x, const BatchShape& s, std::vector<Moments>& out) {
   for (int64_t c = 0; c < C; ++c) out[c] = Moments{static_cast<double>(rows), part[c], part[C + c]};
 }
 
+// Streaming stores over rows [r0, r1) of C channels treat them as one run
+// of values whose channel cycles, cut at cache lines rather than at rows:
+// rows seldom start on a line (a large V8 array begins 16 bytes into a
+// page), and the whole lines inside the run are what may be streamed. So
+// that eight lanes starting at any channel read a parameter in one load,
+// each parameter is laid out C + 8 long, wrapping around.
+inline std::vector<float> cyclic_params(int64_t C, std::initializer_list<const float*> params) {
+  std::vector<float> w;
+  w.reserve(params.size() * (C + 8));
+  for (const float* p : params)
+    for (int64_t c = 0; c < C + 8; ++c) w.push_back(p[c % C]);
+  return w;
+}
+
+// one(i, c) with a regular store up to the first line boundary of out and
+// after the last; eight(i, c), which streams lanes i..i+7 starting at channel
+// c, over the whole lines between. Needs C >= 8, so one subtraction wraps c.
+template <typename One, typename Eight>
+void stream_rows(const float* out, int64_t C, int64_t i, int64_t end, One one, Eight eight) {
+  int64_t c = i % C;
+  const auto step = [&](int64_t n) {
+    c += n;
+    if (c >= C) c -= C;
+  };
+  for (; i < end && (reinterpret_cast<uintptr_t>(out + i) & 63); ++i, step(1)) one(i, c);
+  for (; i + 16 <= end; i += 16) {
+    eight(i, c);
+    step(8);
+    eight(i + 8, c);
+    step(8);
+  }
+  for (; i < end; ++i, step(1)) one(i, c);
+}
+
 // y = (x - m) * a + b over rows [r0, r1); when `blocked`, four rows per load
 // of the per-channel parameters.
 template <typename T>
@@ -643,15 +678,15 @@ void rows_affine_range(const T* x, T* y, int64_t C, int64_t r0, int64_t r1, cons
   int64_t r = r0;
 #if defined(__AVX__)
   if constexpr (std::is_same_v<T, float>) {
-    if (stream && C % 8 == 0 && (reinterpret_cast<uintptr_t>(y + r * C) & 31) == 0) {
-      for (; r < r1; ++r) {
-        const T* p = x + r * C;
-        T* q = y + r * C;
-        for (int64_t c = 0; c < C; c += 8) {
-          const __m256 v = _mm256_sub_ps(_mm256_loadu_ps(p + c), _mm256_loadu_ps(m + c));
-          _mm256_stream_ps(q + c, _mm256_add_ps(_mm256_mul_ps(v, _mm256_loadu_ps(a + c)), _mm256_loadu_ps(b + c)));
-        }
-      }
+    if (stream && C >= 8) {
+      const std::vector<float> w = cyclic_params(C, {m, a, b});
+      const float *wm = w.data(), *wa = wm + C + 8, *wb = wa + C + 8;
+      stream_rows(
+          y, C, r0 * C, r1 * C, [=](int64_t i, int64_t c) { y[i] = (x[i] - m[c]) * a[c] + b[c]; },
+          [=](int64_t i, int64_t c) {
+            const __m256 v = _mm256_sub_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(wm + c));
+            _mm256_stream_ps(y + i, _mm256_add_ps(_mm256_mul_ps(v, _mm256_loadu_ps(wa + c)), _mm256_loadu_ps(wb + c)));
+          });
       return;
     }
   }
@@ -775,17 +810,16 @@ void rows_grad_input_range(const T* dy, const T* x, T* dx, int64_t C, int64_t r0
   int64_t r = r0;
 #if defined(__AVX__)
   if constexpr (std::is_same_v<T, float>) {
-    if (stream && C % 8 == 0 && (reinterpret_cast<uintptr_t>(dx + r * C) & 31) == 0) {
-      for (; r < r1; ++r) {
-        const T* gp = dy + r * C;
-        const T* p = x + r * C;
-        T* q = dx + r * C;
-        for (int64_t c = 0; c < C; c += 8) {
-          const __m256 xm = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(p + c), _mm256_loadu_ps(m + c)), _mm256_loadu_ps(k + c));
-          const __m256 r2 = _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(gp + c), _mm256_loadu_ps(md + c)), xm);
-          _mm256_stream_ps(q + c, _mm256_mul_ps(r2, _mm256_loadu_ps(a + c)));
-        }
-      }
+    if (stream && C >= 8) {
+      const std::vector<float> w = cyclic_params(C, {m, md, k, a});
+      const float *wm = w.data(), *wmd = wm + C + 8, *wk = wmd + C + 8, *wa = wk + C + 8;
+      stream_rows(
+          dx, C, r0 * C, r1 * C, [=](int64_t i, int64_t c) { dx[i] = (dy[i] - md[c] - (x[i] - m[c]) * k[c]) * a[c]; },
+          [=](int64_t i, int64_t c) {
+            const __m256 xm = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(wm + c)), _mm256_loadu_ps(wk + c));
+            const __m256 d = _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(dy + i), _mm256_loadu_ps(wmd + c)), xm);
+            _mm256_stream_ps(dx + i, _mm256_mul_ps(d, _mm256_loadu_ps(wa + c)));
+          });
       return;
     }
   }
