@@ -123,7 +123,7 @@ describe('CPU kernels on large shapes', () => {
         const N = Math.ceil((0.6 * l3) / (4 * C * plane));
         const shape = [N, C, 24, 24];
         const numel = N * C * plane;
-        // Uniform in [-1, 1) from a 32-bit LCG; channel c of sample n at index i.
+        // Uniform in [-1, 1) from a 32-bit LCG; channel[i] is the channel of logical index i.
         let state = C;
         const next = () => ((state = (state * 1664525 + 1013904223) >>> 0) / 2147483648) - 1;
         const x64 = new Float64Array(numel);
