@@ -55,7 +55,11 @@ const SHAPES: Array<[string, number[]]> = [
   // Run lengths and row counts that leave remainders after every unrolled step.
   ['odd sizes', [5, 33, 7, 41]],
   ['wide rows, odd row count', [203, 520]],
-  ['rows 4 KiB apart', [37, 1024]],
+  // Too few rows for a tile per thread: threads take panels of channels
+  // (the last one narrower) instead of row ranges.
+  ['rows 4 KiB apart, in panels', [37, 1024]],
+  ['few rows, in panels', [40, 1000]],
+  ['few pixels, in panels', [2, 1100, 4, 4]],
   // A plane longer than one statistics chunk, split across chunks.
   ['long runs', [2, 2, 200, 200]],
 ];
@@ -190,6 +194,46 @@ describe('CPU kernels on large shapes', () => {
       const rm = tensor(new Float32Array(C), [C]);
       const rv = tensor(new Float32Array(C).fill(1), [C]);
       F.nativeBatchNorm(tensor(x64, [R, C]), null, null, rm, rv, true, 1, 1e-5);
+      assertClose(rm, ref.mean, { rtol: 1e-6, atol: 0 }, `${t} threads running mean`);
+      assertClose(rv, ref.varU, { rtol: 1e-5, atol: 0 }, `${t} threads running var`);
+    }
+  });
+
+  // (N, C) rows beyond a quarter of L3 with at most 256 rows go in panels
+  // of channels, each reduced and then normalized while it is in cache, with
+  // streaming stores that start wherever a panel's piece of a row does. The
+  // rows every 16th (the rows whose mean is the shift) are outliers, 3.9
+  // standard deviations off the mean, so each panel's statistics fall back
+  // to two-pass tiles, which read the panel's rows a whole row apart.
+  test('panels of channels beyond the cache, with outlier shift rows', () => {
+    const R = 256;
+    const C = Math.ceil((0.3 * l3) / (4 * R)) | 1;
+    const numel = R * C;
+    let state = 11;
+    const next = () => ((state = (state * 1664525 + 1013904223) >>> 0) / 2147483648) - 1;
+    const x64 = new Float64Array(numel);
+    const dy64 = new Float64Array(numel);
+    for (let r = 0, i = 0; r < R; r++) {
+      const base = r % 16 === 0 ? 305 : 5;
+      for (let c = 0; c < C; c++, i++) {
+        x64[i] = base + 3 * next() + 0.001 * c;
+        dy64[i] = next();
+      }
+    }
+    const w64 = Float64Array.from({ length: C }, (_, c) => 0.5 + c / C);
+    const ref = reference(x64, [R, C], dy64, w64, 1e-5);
+    const x = tensor(x64, [R, C], { dtype: 'float32' });
+    const dy = tensor(dy64, [R, C], { dtype: 'float32' });
+    const weight = tensor(w64, [C], { dtype: 'float32' });
+    for (const t of [1, 2]) {
+      setNumThreads(t);
+      const rm = tensor(new Float32Array(C), [C]);
+      const rv = tensor(new Float32Array(C).fill(1), [C]);
+      const fwd = F.nativeBatchNorm(x, weight, null, rm, rv, true, 1, 1e-5);
+      const g = F.batchNormBackward(dy, x, { weight, saveMean: fwd.saveMean, saveInvstd: fwd.saveInvstd, training: true });
+      assertClose(fwd.output, ref.y, { rtol: 1e-4, atol: 1e-4 }, `${t} threads output`);
+      assertClose(g.gradInput as Tensor, ref.dx, { rtol: 1e-4, atol: 1e-4 }, `${t} threads grad input`);
+      assertClose(g.gradWeight as Tensor, ref.gw, { rtol: 1e-4, atol: 1e-3 }, `${t} threads grad weight`);
       assertClose(rm, ref.mean, { rtol: 1e-6, atol: 0 }, `${t} threads running mean`);
       assertClose(rv, ref.varU, { rtol: 1e-5, atol: 0 }, `${t} threads running var`);
     }

@@ -9,7 +9,8 @@
 //   while the channel is still in cache, so x is read from memory once.
 // - Channels-last rows (and any inner == 1): each thread's rows in one pass
 //   of sums shifted by an estimate of the mean (below), merged across
-//   threads; then the same rows normalized.
+//   threads; then the same rows normalized. Where the rows are too few for
+//   that, a thread takes panels of channels over all rows instead (panel_width).
 // - Large outputs are written with non-temporal stores: no read-for-ownership
 //   of lines that are about to be overwritten whole.
 // Statistics are stable: per chunk, the corrected two-pass algorithm
@@ -52,19 +53,23 @@ namespace detail {
 
 constexpr int64_t kBlock = 256;           // values summed in T before going to double
 constexpr int64_t kChunk = 32768;         // values per statistics chunk (128 KiB of float)
+// The size of cpu0's cache at sysfs `index` (2: L2, 3: L3), or `fallback`.
+// sysfs has the cache this VM sees; sysconf may report the host's.
+inline int64_t cache_bytes(int index, int64_t fallback) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", index);
+  int64_t bytes = 0;
+  if (FILE* f = std::fopen(path, "r")) {
+    long kib = 0;
+    if (std::fscanf(f, "%ldK", &kib) == 1) bytes = int64_t(kib) << 10;
+    std::fclose(f);
+  }
+  return bytes > 0 ? bytes : fallback;
+}
 // Outputs larger than a quarter of the last-level cache bypass the cache (an output
 // that fits stays there for its reader) ...
 inline int64_t stream_bytes() {
-  static const int64_t bytes = [] {
-    // sysfs has the cache this VM sees; sysconf may report the host's.
-    int64_t l3 = 0;
-    if (FILE* f = std::fopen("/sys/devices/system/cpu/cpu0/cache/index3/size", "r")) {
-      long kib = 0;
-      if (std::fscanf(f, "%ldK", &kib) == 1) l3 = int64_t(kib) << 10;
-      std::fclose(f);
-    }
-    return l3 > 0 ? l3 / 4 : int64_t(8) << 20;
-  }();
+  static const int64_t bytes = cache_bytes(3, int64_t(32) << 20) / 4;
   return bytes;
 }
 // ...a cache line at a time: only whole 64-byte lines inside a run are
@@ -440,28 +445,31 @@ void planar_grad_input_channel(const T* dy, const T* x, T* dx, const BatchShape&
 // tile's per-channel statistics stays cheap next to computing them.
 int64_t tile_rows(int64_t c) { return std::max<int64_t>(64, kChunk / c); }
 
-// Sums of d = x - shift and d^2 over `rows` rows into s1 and s2 (C entries
-// each, added to): in T over blocks of kBlock rows, then in double. Rows go
-// four at a time, so the per-channel accumulators (in L1) are loaded and
-// stored once per four rows rather than once per row.
+// Sums of d = x - shift and d^2 over `rows` rows of C channels, ld apart,
+// into s1 and s2 (C entries each, added to): in T over blocks of kBlock
+// rows, then in double. Rows go four at a time, so the per-channel
+// accumulators (in L1) are loaded and stored once per four rows rather than
+// once per row.
 template <typename T>
-void shifted_sums(const T* x, int64_t rows, int64_t C, const T* shift, T* a, T* b, double* s1, double* s2) {
+void shifted_sums(const T* x, int64_t rows, int64_t C, int64_t ld, const T* shift, T* a, T* b, double* s1,
+                  double* s2) {
   for (int64_t r0 = 0; r0 < rows; r0 += kBlock) {
     const int64_t r1 = std::min(rows, r0 + kBlock);
     std::fill(a, a + C, T(0));
     std::fill(b, b + C, T(0));
     int64_t r = r0;
     for (; r + 4 <= r1; r += 4) {
-      const T* p = x + r * C;
+      const T* p = x + r * ld;
 #pragma omp simd
       for (int64_t c = 0; c < C; ++c) {
-        const T d0 = p[c] - shift[c], d1 = p[C + c] - shift[c], d2 = p[2 * C + c] - shift[c], d3 = p[3 * C + c] - shift[c];
+        const T d0 = p[c] - shift[c], d1 = p[ld + c] - shift[c], d2 = p[2 * ld + c] - shift[c],
+                d3 = p[3 * ld + c] - shift[c];
         a[c] += (d0 + d1) + (d2 + d3);
         b[c] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3);
       }
     }
     for (; r < r1; ++r) {
-      const T* p = x + r * C;
+      const T* p = x + r * ld;
 #pragma omp simd
       for (int64_t c = 0; c < C; ++c) {
         const T d = p[c] - shift[c];
@@ -476,10 +484,11 @@ void shifted_sums(const T* x, int64_t rows, int64_t C, const T* shift, T* a, T* 
   }
 }
 
-// Two passes over a tile of rows in cache (the sum, then sums shifted by the
-// tile's mean): the tile's mean and m2 (C entries each).
+// Two passes over a tile of rows (C channels, ld apart) in cache (the sum,
+// then sums shifted by the tile's mean): the tile's mean and m2 (C entries
+// each).
 template <typename T>
-void tile_moments(const T* x, int64_t rows, int64_t C, std::vector<double>& sum, std::vector<T>& m,
+void tile_moments(const T* x, int64_t rows, int64_t C, int64_t ld, std::vector<double>& sum, std::vector<T>& m,
                   std::vector<double>& s1, std::vector<double>& s2, std::vector<T>& a, std::vector<T>& b,
                   double* mean, double* m2) {
   std::fill(sum.begin(), sum.end(), 0.0);
@@ -489,12 +498,12 @@ void tile_moments(const T* x, int64_t rows, int64_t C, std::vector<double>& sum,
     std::fill(a.begin(), a.end(), T(0));
     int64_t r = r0;
     for (; r + 4 <= r1; r += 4) {
-      const T* p = x + r * C;
+      const T* p = x + r * ld;
 #pragma omp simd
-      for (int64_t c = 0; c < C; ++c) ap[c] += (p[c] + p[C + c]) + (p[2 * C + c] + p[3 * C + c]);
+      for (int64_t c = 0; c < C; ++c) ap[c] += (p[c] + p[ld + c]) + (p[2 * ld + c] + p[3 * ld + c]);
     }
     for (; r < r1; ++r) {
-      const T* p = x + r * C;
+      const T* p = x + r * ld;
 #pragma omp simd
       for (int64_t c = 0; c < C; ++c) ap[c] += p[c];
     }
@@ -504,7 +513,7 @@ void tile_moments(const T* x, int64_t rows, int64_t C, std::vector<double>& sum,
   for (int64_t c = 0; c < C; ++c) m[c] = static_cast<T>(sum[c] * inv_n);
   std::fill(s1.begin(), s1.end(), 0.0);
   std::fill(s2.begin(), s2.end(), 0.0);
-  shifted_sums(x, rows, C, m.data(), a.data(), b.data(), s1.data(), s2.data());
+  shifted_sums(x, rows, C, ld, m.data(), a.data(), b.data(), s1.data(), s2.data());
   for (int64_t c = 0; c < C; ++c) {
     mean[c] = static_cast<double>(m[c]) + s1[c] * inv_n;
     m2[c] = std::max(0.0, s2[c] - s1[c] * s1[c] * inv_n);
@@ -554,7 +563,7 @@ constexpr int64_t kShiftRows = 16;
 // more than 1.7 standard deviations off: rows ordered by value, say), the
 // range is done again tile by tile, two passes each in cache.
 template <typename T>
-void rows_moments_range(const T* x, int64_t C, int64_t r0, int64_t r1, double* mean, double* m2) {
+void rows_moments_range(const T* x, int64_t C, int64_t ld, int64_t r0, int64_t r1, double* mean, double* m2) {
   const int64_t rows = r1 - r0;
   if (rows <= 0) return;
   std::vector<double> s1(C, 0.0), s2(C, 0.0);
@@ -563,11 +572,11 @@ void rows_moments_range(const T* x, int64_t C, int64_t r0, int64_t r1, double* m
   // K is a rough estimate in T: the sums hold about any K, and the check
   // below catches one too far off.
   const int64_t k = std::min(rows, kShiftRows);
-  for (int64_t i = 0; i < k; ++i) add_row(K, x + (r0 + i * rows / k) * C, C);
+  for (int64_t i = 0; i < k; ++i) add_row(K, x + (r0 + i * rows / k) * ld, C);
   const T inv_k = T(1) / static_cast<T>(k);
 #pragma omp simd
   for (int64_t c = 0; c < C; ++c) K[c] *= inv_k;
-  shifted_sums(x + r0 * C, rows, C, K, a.data(), b.data(), s1.data(), s2.data());
+  shifted_sums(x + r0 * ld, rows, C, ld, K, a.data(), b.data(), s1.data(), s2.data());
   const double inv_n = 1.0 / static_cast<double>(rows);
   int64_t cancelled = 0;
 #pragma omp simd reduction(+ : cancelled)
@@ -578,15 +587,56 @@ void rows_moments_range(const T* x, int64_t C, int64_t r0, int64_t r1, double* m
     cancelled += 4.0 * d < s2[c] ? 1 : 0;
   }
   if (cancelled == 0) return;
-  const int64_t tile = tile_rows(C);
+  // Tiles sized by the row length, not C, so that a panel's channels fall
+  // back to the tiles they would have in whole rows.
+  const int64_t tile = tile_rows(ld);
   std::vector<double> sum(C), tm(C), tm2(C);
   std::vector<T> m(C);
   double n = 0;
   for (int64_t r = r0; r < r1; r += tile) {
     const int64_t len = std::min(tile, r1 - r);
-    tile_moments(x + r * C, len, C, sum, m, s1, s2, a, b, tm.data(), tm2.data());
+    tile_moments(x + r * ld, len, C, ld, sum, m, s1, s2, a, b, tm.data(), tm2.data());
     merge_channels(n, mean, m2, static_cast<double>(len), tm.data(), tm2.data(), 0, C);
   }
+}
+
+// Rows are split between threads in one of two ways. Row ranges: each
+// thread reduces its rows, the threads' sums are merged, then each thread
+// normalizes its rows. Panels: a thread takes whole panels of channels over
+// all rows, reduces one and normalizes it while it is still in cache, with
+// no merge and no waiting for the other threads. Panels read a row's channels
+// in pieces, which the hardware prefetchers follow worse than whole rows (at
+// 256x1024, in cache, panels ran 0.7-0.8x of row ranges), so they are taken
+// only where row ranges do badly (bench/NOTES.md 21):
+// - too few rows to give every thread a tile (at most 64 rows for C >= 512:
+//   32x16384 ran on one thread, 4.9x slower than in panels);
+// - x beyond the cache, so that row ranges read it from memory twice, and
+//   few enough rows (at most 256) that a panel of a few thousand channels
+//   stays in the cache between its passes (256x32768: 1.4x, 128x65536: 2.1x;
+//   1024x8192 was 0.8x).
+// Channels per panel: panels of at most a thread's share of a quarter of
+// L3, a multiple of nt of them, each a multiple of 16 channels; 0 when row
+// ranges are taken. The split moves only roundings: panels sum a channel
+// over all rows in one range, row ranges per thread and then merged.
+template <typename T>
+int64_t panel_width(const BatchShape& s, int nt) {
+  const int64_t rows = s.n * s.inner, C = s.c, bytes = s.numel() * static_cast<int64_t>(sizeof(T));
+  if (!s.rows() || rows == 0) return 0;
+  const int64_t tile = tile_rows(C);
+  const bool few = (rows + tile - 1) / tile < nt;
+  const bool beyond = bytes > stream_bytes() && rows <= 256;
+  if (!few && !beyond) return 0;
+  const int64_t fit = std::max<int64_t>(16, stream_bytes() / nt / (rows * static_cast<int64_t>(sizeof(T))));
+  const int64_t per = nt * ((C + fit * nt - 1) / (fit * nt));
+  const int64_t width = ((C + per - 1) / per + 15) / 16 * 16;
+  return width < C ? width : 0;
+}
+
+// body(c0, c1) for every panel [c0, c1) of w channels, the panels split
+// statically over nt threads (as parallel_writes).
+template <typename Body>
+void for_panels(int nt, int64_t C, int64_t w, bool stream, Body body) {
+  parallel_writes(nt, (C + w - 1) / w, stream, [&](int64_t p) { body(p * w, std::min(C, p * w + w)); });
 }
 
 // Each thread's share of the channels, for the per-channel work after the
@@ -614,7 +664,7 @@ void thread_rows_moments(const T* x, int64_t C, int64_t rows, int nt, int t, std
                          std::vector<double>& count, int64_t& r0, int64_t& r1) {
   row_range(rows, tile_rows(C), nt, t, r0, r1);
   double* p = &part[static_cast<size_t>(t) * 2 * C];
-  rows_moments_range(x, C, r0, r1, p, p + C);
+  rows_moments_range(x, C, C, r0, r1, p, p + C);
   count[static_cast<size_t>(t)] = static_cast<double>(std::max<int64_t>(0, r1 - r0));
 }
 
@@ -623,12 +673,18 @@ void rows_moments(const T* x, const BatchShape& s, std::vector<Moments>& out) {
   const int64_t C = s.c, rows = s.n * s.inner;
   const int nt = threads_for(s.numel());
   std::vector<double> part(static_cast<size_t>(nt) * 2 * C), count(nt);
+  if (const int64_t w = panel_width<T>(s, nt)) {
+    for_panels(nt, C, w, false, [&](int64_t c0, int64_t c1) {
+      rows_moments_range(x + c0, c1 - c0, C, 0, rows, part.data() + c0, part.data() + C + c0);
+    });
+  } else {
 #pragma omp parallel num_threads(nt)
-  {
-    int64_t r0, r1;
-    thread_rows_moments(x, C, rows, nt, omp_get_thread_num(), part, count, r0, r1);
+    {
+      int64_t r0, r1;
+      thread_rows_moments(x, C, rows, nt, omp_get_thread_num(), part, count, r0, r1);
+    }
+    merge_parts(part, count, nt, C, 0, C);
   }
-  merge_parts(part, count, nt, C, 0, C);
   out.resize(C);
   for (int64_t c = 0; c < C; ++c) out[c] = Moments{static_cast<double>(rows), part[c], part[C + c]};
 }
@@ -667,70 +723,90 @@ void stream_rows(const float* out, int64_t C, int64_t i, int64_t end, One one, E
   for (; i < end; ++i, step(1)) one(i, c);
 }
 
-// y = (x - m) * a + b over rows [r0, r1); when `blocked`, four rows per load
-// of the per-channel parameters.
+// y = (x - m) * a + b over rows [r0, r1) of C channels, ld apart (m, a, b:
+// C entries each); when `blocked`, four rows per load of the parameters.
 template <typename T>
-void rows_affine_range(const T* x, T* y, int64_t C, int64_t r0, int64_t r1, const Affine<T>& f, bool stream, bool blocked) {
+void rows_affine_range(const T* x, T* y, int64_t C, int64_t ld, int64_t r0, int64_t r1, const T* m, const T* a,
+                       const T* b, bool stream, bool blocked) {
   (void)stream;  // used only where AVX streaming stores exist
-  const T* m = f.shift.data();
-  const T* a = f.scale.data();
-  const T* b = f.offset.data();
   int64_t r = r0;
 #if defined(__AVX__)
   if constexpr (std::is_same_v<T, float>) {
     if (stream && C >= 8) {
-      const std::vector<float> w = cyclic_params(C, {m, a, b});
-      const float *wm = w.data(), *wa = wm + C + 8, *wb = wa + C + 8;
-      stream_rows(
-          y, C, r0 * C, r1 * C, [=](int64_t i, int64_t c) { y[i] = (x[i] - m[c]) * a[c] + b[c]; },
-          [=](int64_t i, int64_t c) {
-            const __m256 v = _mm256_sub_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(wm + c));
-            _mm256_stream_ps(y + i, _mm256_add_ps(_mm256_mul_ps(v, _mm256_loadu_ps(wa + c)), _mm256_loadu_ps(wb + c)));
-          });
+      const auto one = [=](const float* xr, float* yr, const float* mr, const float* ar, const float* br) {
+        return [=](int64_t i, int64_t c) { yr[i] = (xr[i] - mr[c]) * ar[c] + br[c]; };
+      };
+      const auto eight = [=](const float* xr, float* yr, const float* mr, const float* ar, const float* br) {
+        return [=](int64_t i, int64_t c) {
+          const __m256 v = _mm256_sub_ps(_mm256_loadu_ps(xr + i), _mm256_loadu_ps(mr + c));
+          _mm256_stream_ps(yr + i, _mm256_add_ps(_mm256_mul_ps(v, _mm256_loadu_ps(ar + c)), _mm256_loadu_ps(br + c)));
+        };
+      };
+      if (ld == C) {
+        const std::vector<float> w = cyclic_params(C, {m, a, b});
+        const float *wm = w.data(), *wa = wm + C + 8, *wb = wa + C + 8;
+        stream_rows(y, C, r0 * C, r1 * C, one(x, y, m, a, b), eight(x, y, wm, wa, wb));
+      } else {
+        // A panel's row is a run of its own: its channel never wraps.
+        for (; r < r1; ++r) {
+          const float* xr = x + r * ld;
+          float* yr = y + r * ld;
+          stream_rows(yr, C, 0, C, one(xr, yr, m, a, b), eight(xr, yr, m, a, b));
+        }
+      }
       return;
     }
   }
 #endif
   for (; blocked && r + 4 <= r1; r += 4) {
-    const T* p = x + r * C;
-    T* q = y + r * C;
+    const T* p = x + r * ld;
+    T* q = y + r * ld;
 #pragma omp simd
     for (int64_t c = 0; c < C; ++c) {
       const T mc = m[c], ac = a[c], bc = b[c];
       q[c] = (p[c] - mc) * ac + bc;
-      q[C + c] = (p[C + c] - mc) * ac + bc;
-      q[2 * C + c] = (p[2 * C + c] - mc) * ac + bc;
-      q[3 * C + c] = (p[3 * C + c] - mc) * ac + bc;
+      q[ld + c] = (p[ld + c] - mc) * ac + bc;
+      q[2 * ld + c] = (p[2 * ld + c] - mc) * ac + bc;
+      q[3 * ld + c] = (p[3 * ld + c] - mc) * ac + bc;
     }
   }
   for (; r < r1; ++r) {
-    const T* p = x + r * C;
-    T* q = y + r * C;
+    const T* p = x + r * ld;
+    T* q = y + r * ld;
 #pragma omp simd
     for (int64_t c = 0; c < C; ++c) q[c] = (p[c] - m[c]) * a[c] + b[c];
   }
 }
 
-// Threads take the same row ranges in every pass over rows, so a thread
-// normalizes the rows whose statistics it just computed (still in its cache).
+// Threads take the same row ranges or panels in every pass over rows, so a
+// thread normalizes the values whose statistics it just computed (still in
+// its cache).
 template <typename T>
 void rows_affine(const T* x, T* y, const BatchShape& s, const Affine<T>& f, bool stream) {
   const int64_t C = s.c, rows = s.n * s.inner;
   const int nt = threads_for(s.numel());
+  if (const int64_t w = panel_width<T>(s, nt)) {
+    for_panels(nt, C, w, stream, [&](int64_t c0, int64_t c1) {
+      rows_affine_range(x + c0, y + c0, c1 - c0, C, 0, rows, f.shift.data() + c0, f.scale.data() + c0,
+                        f.offset.data() + c0, stream, rows_blocked<T>(s));
+    });
+    return;
+  }
 #pragma omp parallel num_threads(nt)
   {
     int64_t r0, r1;
     row_range(rows, tile_rows(C), nt, omp_get_thread_num(), r0, r1);
-    rows_affine_range(x, y, C, r0, r1, f, stream, rows_blocked<T>(s));
+    rows_affine_range(x, y, C, C, r0, r1, f.shift.data(), f.scale.data(), f.offset.data(), stream, rows_blocked<T>(s));
     if (stream) SYNCBN_STORE_FENCE();
   }
 }
 
-// One thread's rows [r0, r1): sums of dy and dy * (x - mean) into acc[0, C)
-// and acc[C, 2C); when `blocked`, four rows per accumulator load and store.
+// Rows [r0, r1) of C channels, ld apart: sums of dy and dy * (x - mean)
+// into acc[0, C) and acc[C, 2C); when `blocked`, four rows per accumulator
+// load and store.
 template <typename T>
-void rows_grad_sums_range(const T* dy, const T* x, int64_t C, int64_t r0, int64_t r1, const T* mean, bool blocked,
-                          double* acc) {
+void rows_grad_sums_range(const T* dy, const T* x, int64_t C, int64_t ld, int64_t r0, int64_t r1, const T* mean,
+                          bool blocked, double* acc) {
   std::vector<T> a(C), b(C);
   T* ap = a.data();
   T* bp = b.data();
@@ -740,19 +816,19 @@ void rows_grad_sums_range(const T* dy, const T* x, int64_t C, int64_t r0, int64_
     std::fill(b.begin(), b.end(), T(0));
     int64_t r = q0;
     for (; blocked && r + 4 <= q1; r += 4) {
-      const T* g = dy + r * C;
-      const T* p = x + r * C;
+      const T* g = dy + r * ld;
+      const T* p = x + r * ld;
 #pragma omp simd
       for (int64_t c = 0; c < C; ++c) {
         const T mc = mean[c];
-        ap[c] += (g[c] + g[C + c]) + (g[2 * C + c] + g[3 * C + c]);
-        bp[c] += (g[c] * (p[c] - mc) + g[C + c] * (p[C + c] - mc)) +
-                 (g[2 * C + c] * (p[2 * C + c] - mc) + g[3 * C + c] * (p[3 * C + c] - mc));
+        ap[c] += (g[c] + g[ld + c]) + (g[2 * ld + c] + g[3 * ld + c]);
+        bp[c] += (g[c] * (p[c] - mc) + g[ld + c] * (p[ld + c] - mc)) +
+                 (g[2 * ld + c] * (p[2 * ld + c] - mc) + g[3 * ld + c] * (p[3 * ld + c] - mc));
       }
     }
     for (; r < q1; ++r) {
-      const T* g = dy + r * C;
-      const T* p = x + r * C;
+      const T* g = dy + r * ld;
+      const T* p = x + r * ld;
 #pragma omp simd
       for (int64_t c = 0; c < C; ++c) {
         ap[c] += g[c];
@@ -764,6 +840,17 @@ void rows_grad_sums_range(const T* dy, const T* x, int64_t C, int64_t r0, int64_
       acc[C + c] += static_cast<double>(b[c]);
     }
   }
+}
+
+// The grad sums of panel [c0, c1) over all rows into sg and sgx.
+template <typename T>
+void panel_grad_sums(const T* dy, const T* x, int64_t C, int64_t rows, int64_t c0, int64_t c1, const T* mean,
+                     bool blocked, double* sg, double* sgx) {
+  const int64_t w = c1 - c0;
+  std::vector<double> acc(2 * w, 0.0);
+  rows_grad_sums_range(dy + c0, x + c0, w, C, 0, rows, mean + c0, blocked, acc.data());
+  std::copy(acc.begin(), acc.begin() + w, sg + c0);
+  std::copy(acc.begin() + w, acc.end(), sgx + c0);
 }
 
 // The threads' grad sums (part: nt x [sum dy C, sum dy (x - mean) C]) of
@@ -784,77 +871,109 @@ void rows_grad_sums(const T* dy, const T* x, const BatchShape& s, const T* mean,
                     std::vector<double>& sgx) {
   const int64_t C = s.c, rows = s.n * s.inner, tile = tile_rows(C);
   const int nt = threads_for(s.numel());
+  sg.assign(C, 0.0);
+  sgx.assign(C, 0.0);
+  if (const int64_t w = panel_width<T>(s, nt)) {
+    for_panels(nt, C, w, false, [&](int64_t c0, int64_t c1) {
+      panel_grad_sums(dy, x, C, rows, c0, c1, mean, rows_blocked<T>(s), sg.data(), sgx.data());
+    });
+    return;
+  }
   std::vector<double> part(static_cast<size_t>(nt) * 2 * C, 0.0);
 #pragma omp parallel num_threads(nt)
   {
     const int t = omp_get_thread_num();
     int64_t r0, r1;
     row_range(rows, tile, nt, t, r0, r1);
-    rows_grad_sums_range(dy, x, C, r0, r1, mean, rows_blocked<T>(s), &part[static_cast<size_t>(t) * 2 * C]);
+    rows_grad_sums_range(dy, x, C, C, r0, r1, mean, rows_blocked<T>(s), &part[static_cast<size_t>(t) * 2 * C]);
   }
-  sg.assign(C, 0.0);
-  sgx.assign(C, 0.0);
   sum_parts(part, nt, C, 0, C, sg.data(), sgx.data());
 }
 
-// dx over rows [r0, r1); when `blocked`, four rows per load of the
-// per-channel coefficients.
+// dx over rows [r0, r1) of C channels, ld apart (m, md, k, a: C entries
+// each); when `blocked`, four rows per load of the coefficients.
 template <typename T>
-void rows_grad_input_range(const T* dy, const T* x, T* dx, int64_t C, int64_t r0, int64_t r1, const GradCoef<T>& g,
-                           bool stream, bool blocked) {
+void rows_grad_input_range(const T* dy, const T* x, T* dx, int64_t C, int64_t ld, int64_t r0, int64_t r1, const T* m,
+                           const T* md, const T* k, const T* a, bool stream, bool blocked) {
   (void)stream;  // used only where AVX streaming stores exist
-  const T* m = g.mean.data();
-  const T* md = g.mean_dy.data();
-  const T* k = g.proj.data();
-  const T* a = g.scale.data();
   int64_t r = r0;
 #if defined(__AVX__)
   if constexpr (std::is_same_v<T, float>) {
     if (stream && C >= 8) {
-      const std::vector<float> w = cyclic_params(C, {m, md, k, a});
-      const float *wm = w.data(), *wmd = wm + C + 8, *wk = wmd + C + 8, *wa = wk + C + 8;
-      stream_rows(
-          dx, C, r0 * C, r1 * C, [=](int64_t i, int64_t c) { dx[i] = (dy[i] - md[c] - (x[i] - m[c]) * k[c]) * a[c]; },
-          [=](int64_t i, int64_t c) {
-            const __m256 xm = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(wm + c)), _mm256_loadu_ps(wk + c));
-            const __m256 d = _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(dy + i), _mm256_loadu_ps(wmd + c)), xm);
-            _mm256_stream_ps(dx + i, _mm256_mul_ps(d, _mm256_loadu_ps(wa + c)));
-          });
+      const auto one = [=](const float* gr, const float* xr, float* qr, const float* mr, const float* mdr,
+                           const float* kr, const float* ar) {
+        return [=](int64_t i, int64_t c) { qr[i] = (gr[i] - mdr[c] - (xr[i] - mr[c]) * kr[c]) * ar[c]; };
+      };
+      const auto eight = [=](const float* gr, const float* xr, float* qr, const float* mr, const float* mdr,
+                             const float* kr, const float* ar) {
+        return [=](int64_t i, int64_t c) {
+          const __m256 xm = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xr + i), _mm256_loadu_ps(mr + c)), _mm256_loadu_ps(kr + c));
+          const __m256 d = _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(gr + i), _mm256_loadu_ps(mdr + c)), xm);
+          _mm256_stream_ps(qr + i, _mm256_mul_ps(d, _mm256_loadu_ps(ar + c)));
+        };
+      };
+      if (ld == C) {
+        const std::vector<float> w = cyclic_params(C, {m, md, k, a});
+        const float *wm = w.data(), *wmd = wm + C + 8, *wk = wmd + C + 8, *wa = wk + C + 8;
+        stream_rows(dx, C, r0 * C, r1 * C, one(dy, x, dx, m, md, k, a), eight(dy, x, dx, wm, wmd, wk, wa));
+      } else {
+        // A panel's row is a run of its own: its channel never wraps.
+        for (; r < r1; ++r) {
+          const float *gr = dy + r * ld, *xr = x + r * ld;
+          float* qr = dx + r * ld;
+          stream_rows(qr, C, 0, C, one(gr, xr, qr, m, md, k, a), eight(gr, xr, qr, m, md, k, a));
+        }
+      }
       return;
     }
   }
 #endif
   for (; blocked && r + 4 <= r1; r += 4) {
-    const T* gp = dy + r * C;
-    const T* p = x + r * C;
-    T* q = dx + r * C;
+    const T* gp = dy + r * ld;
+    const T* p = x + r * ld;
+    T* q = dx + r * ld;
 #pragma omp simd
     for (int64_t c = 0; c < C; ++c) {
       const T mc = m[c], mdc = md[c], kc = k[c], ac = a[c];
       q[c] = (gp[c] - mdc - (p[c] - mc) * kc) * ac;
-      q[C + c] = (gp[C + c] - mdc - (p[C + c] - mc) * kc) * ac;
-      q[2 * C + c] = (gp[2 * C + c] - mdc - (p[2 * C + c] - mc) * kc) * ac;
-      q[3 * C + c] = (gp[3 * C + c] - mdc - (p[3 * C + c] - mc) * kc) * ac;
+      q[ld + c] = (gp[ld + c] - mdc - (p[ld + c] - mc) * kc) * ac;
+      q[2 * ld + c] = (gp[2 * ld + c] - mdc - (p[2 * ld + c] - mc) * kc) * ac;
+      q[3 * ld + c] = (gp[3 * ld + c] - mdc - (p[3 * ld + c] - mc) * kc) * ac;
     }
   }
   for (; r < r1; ++r) {
-    const T* gp = dy + r * C;
-    const T* p = x + r * C;
-    T* q = dx + r * C;
+    const T* gp = dy + r * ld;
+    const T* p = x + r * ld;
+    T* q = dx + r * ld;
 #pragma omp simd
     for (int64_t c = 0; c < C; ++c) q[c] = (gp[c] - md[c] - (p[c] - m[c]) * k[c]) * a[c];
   }
+}
+
+// dx over panel [c0, c1) of all rows.
+template <typename T>
+void panel_grad_input(const T* dy, const T* x, T* dx, int64_t C, int64_t rows, int64_t c0, int64_t c1,
+                      const GradCoef<T>& g, bool stream, bool blocked) {
+  rows_grad_input_range(dy + c0, x + c0, dx + c0, c1 - c0, C, 0, rows, g.mean.data() + c0, g.mean_dy.data() + c0,
+                        g.proj.data() + c0, g.scale.data() + c0, stream, blocked);
 }
 
 template <typename T>
 void rows_grad_input(const T* dy, const T* x, T* dx, const BatchShape& s, const GradCoef<T>& g, bool stream) {
   const int64_t C = s.c, rows = s.n * s.inner;
   const int nt = threads_for(s.numel());
+  if (const int64_t w = panel_width<T>(s, nt)) {
+    for_panels(nt, C, w, stream, [&](int64_t c0, int64_t c1) {
+      panel_grad_input(dy, x, dx, C, rows, c0, c1, g, stream, rows_blocked<T>(s));
+    });
+    return;
+  }
 #pragma omp parallel num_threads(nt)
   {
     int64_t r0, r1;
     row_range(rows, tile_rows(C), nt, omp_get_thread_num(), r0, r1);
-    rows_grad_input_range(dy, x, dx, C, r0, r1, g, stream, rows_blocked<T>(s));
+    rows_grad_input_range(dy, x, dx, C, C, r0, r1, g.mean.data(), g.mean_dy.data(), g.proj.data(), g.scale.data(),
+                          stream, rows_blocked<T>(s));
     if (stream) SYNCBN_STORE_FENCE();
   }
 }
@@ -1031,7 +1150,17 @@ void forward_training(const T* x, const BatchShape& s, const T* weight, const T*
   }
   const int nt = threads_for(s.numel());
   const bool stream = s.numel() * static_cast<int64_t>(sizeof(T)) > stream_bytes();
-  if (s.rows()) {
+  if (const int64_t w = panel_width<T>(s, nt)) {
+    // Each panel's statistics, then its normalization while it is in cache.
+    const int64_t rows = s.n * s.inner;
+    std::vector<double> mean(C), m2(C);
+    for_panels(nt, C, w, stream, [&](int64_t c0, int64_t c1) {
+      rows_moments_range(x + c0, c1 - c0, C, 0, rows, mean.data() + c0, m2.data() + c0);
+      finish(c0, c1, mean.data(), m2.data());
+      rows_affine_range(x + c0, y + c0, c1 - c0, C, 0, rows, f.shift.data() + c0, f.scale.data() + c0,
+                        f.offset.data() + c0, stream, rows_blocked<T>(s));
+    });
+  } else if (s.rows()) {
     // One parallel region: each thread's rows' statistics, its share of the
     // per-channel merge, then the same rows' normalization while they are
     // in its cache.
@@ -1047,7 +1176,8 @@ void forward_training(const T* x, const BatchShape& s, const T* weight, const T*
       merge_parts(part, counts, nt, C, c0, c1);
       finish(c0, c1, part.data(), part.data() + C);
 #pragma omp barrier
-      rows_affine_range(x, y, C, r0, r1, f, stream, rows_blocked<T>(s));
+      rows_affine_range(x, y, C, C, r0, r1, f.shift.data(), f.scale.data(), f.offset.data(), stream,
+                        rows_blocked<T>(s));
       if (stream) SYNCBN_STORE_FENCE();
     }
   } else if (C >= nt) {
@@ -1130,7 +1260,16 @@ void backward(const T* dy, const T* x, const BatchShape& s, const T* weight, con
   const bool need_sums = training || grad_weight || grad_bias;
   const int nt = threads_for(s.numel());
   const bool stream = s.numel() * static_cast<int64_t>(sizeof(T)) > stream_bytes();
-  if (dx && need_sums && s.rows() && s.numel() > 0) {
+  const int64_t w = dx && need_sums && s.numel() > 0 ? panel_width<T>(s, nt) : 0;
+  if (w > 0) {
+    // Each panel's sums, coefficients, then grad input while it is in cache.
+    const int64_t rows = s.n * s.inner;
+    for_panels(nt, C, w, stream, [&](int64_t c0, int64_t c1) {
+      panel_grad_sums(dy, x, C, rows, c0, c1, mean, rows_blocked<T>(s), sg.data(), sgx.data());
+      coefficients(c0, c1);
+      panel_grad_input(dy, x, dx, C, rows, c0, c1, g, stream, rows_blocked<T>(s));
+    });
+  } else if (dx && need_sums && s.rows() && s.numel() > 0) {
     // One parallel region: each thread's rows' sums, the per-channel
     // coefficients, then the same rows' grad input while they are in cache.
     const int64_t rows = s.n * s.inner;
@@ -1140,14 +1279,15 @@ void backward(const T* dy, const T* x, const BatchShape& s, const T* weight, con
       const int t = omp_get_thread_num();
       int64_t r0, r1;
       row_range(rows, tile_rows(C), nt, t, r0, r1);
-      rows_grad_sums_range(dy, x, C, r0, r1, mean, rows_blocked<T>(s), &part[static_cast<size_t>(t) * 2 * C]);
+      rows_grad_sums_range(dy, x, C, C, r0, r1, mean, rows_blocked<T>(s), &part[static_cast<size_t>(t) * 2 * C]);
 #pragma omp barrier
       int64_t c0, c1;
       channel_range(C, nt, t, c0, c1);
       sum_parts(part, nt, C, c0, c1, sg.data(), sgx.data());
       coefficients(c0, c1);
 #pragma omp barrier
-      rows_grad_input_range(dy, x, dx, C, r0, r1, g, stream, rows_blocked<T>(s));
+      rows_grad_input_range(dy, x, dx, C, C, r0, r1, g.mean.data(), g.mean_dy.data(), g.proj.data(), g.scale.data(),
+                            stream, rows_blocked<T>(s));
       if (stream) SYNCBN_STORE_FENCE();
     }
   } else if (dx && need_sums && C >= nt && s.numel() > 0) {
