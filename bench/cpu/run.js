@@ -7,7 +7,8 @@
 //   npm run bench                    all cases, writes bench/results/cpu-<date>.{json,svg}
 //   npm run bench -- --quick         one tiny shape, few repetitions (the smoke test)
 //   npm run bench -- --threads 2 --rounds 3 --out DIR
-//   npm run bench -- --case 256x1024 --peers syncbn,pytorch   a subset (while tuning)
+//   npm run bench -- --case 256x1024 --peers syncbn,pytorch   a subset (while tuning;
+//                                    writes cpu-<date>-subset.{json,svg})
 'use strict';
 
 const fs = require('node:fs');
@@ -164,7 +165,9 @@ async function main() {
   const table = markdownTable(result);
   process.stdout.write(`\n${table}\n\nratio (x) = peer time / syncbn time: above 1, syncbn is faster.\n`);
   fs.mkdirSync(outDir, { recursive: true });
-  const base = path.join(outDir, `cpu-${date}${quick ? '-quick' : ''}`);
+  // A subset names its files apart, so tuning runs leave the full run's alone.
+  const subset = process.argv.includes('--case') || process.argv.includes('--peers');
+  const base = path.join(outDir, `cpu-${date}${quick ? '-quick' : subset ? '-subset' : ''}`);
   fs.writeFileSync(`${base}.json`, JSON.stringify(result, null, 1));
   fs.writeFileSync(`${base}.svg`, svgChart(result));
   process.stderr.write(`wrote ${path.relative(process.cwd(), base)}.json and .svg\n`);
