@@ -199,6 +199,33 @@ describe('CPU kernels on large shapes', () => {
     }
   });
 
+  // SyncBatchNorm's ops one by one (statistics, normalization, grad sums,
+  // grad input) take the same panels as the fused ones.
+  test('SyncBatchNorm ops in panels [40, 1000]', () => {
+    const shape = [40, 1000];
+    const C = shape[1];
+    manualSeed(41);
+    const x64 = randn(shape, { dtype: 'float64' }).toArray().map((v) => 300 + 3 * v);
+    const dy64 = randn(shape, { dtype: 'float64' }).toArray();
+    const w64 = randn([C], { dtype: 'float64' }).toArray();
+    const ref = reference(x64, shape, dy64, w64, 1e-5);
+    const x = tensor(x64, shape, { dtype: 'float32' });
+    const dy = tensor(dy64, shape, { dtype: 'float32' });
+    const weight = tensor(w64, [C], { dtype: 'float32' });
+    const tol = { rtol: 1e-4, atol: 1e-4 };
+    for (const t of [1, 2]) {
+      setNumThreads(t);
+      const { mean, invstd } = F.batchNormStats(x, 1e-5);
+      assertClose(mean, ref.mean, { rtol: 1e-6, atol: 0 }, `${t} threads mean`);
+      assertClose(F.batchNormElemt(x, weight, null, mean, invstd), ref.y, tol, `${t} threads output`);
+      const r = F.batchNormBackwardReduce(dy, x, mean, invstd, weight, { inputG: true, weightG: true, biasG: true });
+      assertClose(r.gradWeight as Tensor, ref.gw, { rtol: 1e-4, atol: 1e-3 }, `${t} threads grad weight`);
+      assertClose(r.gradBias as Tensor, ref.gb, { rtol: 1e-5, atol: 1e-3 }, `${t} threads grad bias`);
+      const dx = F.batchNormBackwardElemt(dy, x, mean, invstd, weight, r.sumDy as Tensor, r.sumDyXmu as Tensor, shape[0]);
+      assertClose(dx, ref.dx, tol, `${t} threads grad input`);
+    }
+  });
+
   // (N, C) rows beyond a quarter of L3 with at most 256 rows go in panels
   // of channels, each reduced and then normalized while it is in cache, with
   // streaming stores that start wherever a panel's piece of a row does. The
