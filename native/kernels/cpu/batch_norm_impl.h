@@ -685,6 +685,13 @@ void thread_rows_moments(const T* x, int64_t C, int64_t rows, int nt, int t, dou
   count[static_cast<size_t>(t)] = static_cast<double>(std::max<int64_t>(0, r1 - r0));
 }
 
+// The moments of panel [c0, c1) over all rows into mean and m2 (C entries
+// each).
+template <typename T>
+void panel_moments(const T* x, int64_t C, int64_t rows, int64_t c0, int64_t c1, double* mean, double* m2) {
+  rows_moments_range(x + c0, c1 - c0, C, 0, rows, mean + c0, m2 + c0);
+}
+
 template <typename T>
 void rows_moments(const T* x, const BatchShape& s, std::vector<Moments>& out) {
   const int64_t C = s.c, rows = s.n * s.inner;
@@ -692,7 +699,7 @@ void rows_moments(const T* x, const BatchShape& s, std::vector<Moments>& out) {
   std::vector<double> part(static_cast<size_t>(nt) * 2 * C), count(nt);
   if (const int64_t w = panel_width<T>(s, nt)) {
     for_panels(nt, C, w, false, [&](int64_t c0, int64_t c1) {
-      rows_moments_range(x + c0, c1 - c0, C, 0, rows, part.data() + c0, part.data() + C + c0);
+      panel_moments(x, C, rows, c0, c1, part.data(), part.data() + C);
     });
   } else {
 #pragma omp parallel num_threads(nt)
@@ -795,6 +802,14 @@ void rows_affine_range(const T* x, T* y, int64_t C, int64_t ld, int64_t r0, int6
   }
 }
 
+// y over panel [c0, c1) of all rows.
+template <typename T>
+void panel_affine(const T* x, T* y, int64_t C, int64_t rows, int64_t c0, int64_t c1, const Affine<T>& f, bool stream,
+                  bool blocked) {
+  rows_affine_range(x + c0, y + c0, c1 - c0, C, 0, rows, f.shift.data() + c0, f.scale.data() + c0,
+                    f.offset.data() + c0, stream, blocked);
+}
+
 // Threads take the same row ranges or panels in every pass over rows, so a
 // thread normalizes the values whose statistics it just computed (still in
 // its cache).
@@ -803,10 +818,8 @@ void rows_affine(const T* x, T* y, const BatchShape& s, const Affine<T>& f, bool
   const int64_t C = s.c, rows = s.n * s.inner;
   const int nt = threads_for(s.numel());
   if (const int64_t w = panel_width<T>(s, nt)) {
-    for_panels(nt, C, w, stream, [&](int64_t c0, int64_t c1) {
-      rows_affine_range(x + c0, y + c0, c1 - c0, C, 0, rows, f.shift.data() + c0, f.scale.data() + c0,
-                        f.offset.data() + c0, stream, rows_blocked<T>(s));
-    });
+    for_panels(nt, C, w, stream,
+               [&](int64_t c0, int64_t c1) { panel_affine(x, y, C, rows, c0, c1, f, stream, rows_blocked<T>(s)); });
     return;
   }
 #pragma omp parallel num_threads(nt)
@@ -1170,12 +1183,11 @@ void forward_training(const T* x, const BatchShape& s, const T* weight, const T*
   if (const int64_t w = panel_width<T>(s, nt)) {
     // Each panel's statistics, then its normalization while it is in cache.
     const int64_t rows = s.n * s.inner;
-    std::vector<double> mean(C), m2(C);
+    Buffer<double> mean(C), m2(C);
     for_panels(nt, C, w, stream, [&](int64_t c0, int64_t c1) {
-      rows_moments_range(x + c0, c1 - c0, C, 0, rows, mean.data() + c0, m2.data() + c0);
+      panel_moments(x, C, rows, c0, c1, mean.data(), m2.data());
       finish(c0, c1, mean.data(), m2.data());
-      rows_affine_range(x + c0, y + c0, c1 - c0, C, 0, rows, f.shift.data() + c0, f.scale.data() + c0,
-                        f.offset.data() + c0, stream, rows_blocked<T>(s));
+      panel_affine(x, y, C, rows, c0, c1, f, stream, rows_blocked<T>(s));
     });
   } else if (s.rows()) {
     // One parallel region: each thread's rows' statistics, its share of the
