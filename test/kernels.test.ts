@@ -199,6 +199,34 @@ describe('CPU kernels on large shapes', () => {
     }
   });
 
+  // Contiguous batches: a thread normalizes one channel while it takes the
+  // next one's sums in the same loop, in one pass about a shift, the mean
+  // of the first 16 values of 16 planes spread over the batch (planes
+  // floor(j * N / 16)). Outliers at exactly those values put the shift 30
+  // standard deviations off: the sums cancel, and the kernel must notice
+  // and take that channel's statistics in two passes instead.
+  test('planar statistics when the shift values are outliers', () => {
+    const shape = [64, 4, 64, 64];
+    const [N, C] = shape;
+    const inner = 64 * 64;
+    manualSeed(8);
+    const noise = randn(shape, { dtype: 'float64' }).toArray();
+    const x64 = Array.from(noise, (v) => 300 + 0.01 * v);
+    for (let j = 0; j < 16; j++) {
+      const n = Math.floor((j * N) / 16);
+      for (let c = 0; c < C; c++) for (let i = 0; i < 16; i++) x64[(n * C + c) * inner + i] = 3e4 + c;
+    }
+    const ref = reference(x64, shape, new Float64Array(x64.length), new Float64Array(C).fill(1), 1e-5);
+    for (const t of [1, 2]) {
+      setNumThreads(t);
+      const rm = tensor(new Float32Array(C), [C]);
+      const rv = tensor(new Float32Array(C).fill(1), [C]);
+      F.nativeBatchNorm(tensor(x64, shape), null, null, rm, rv, true, 1, 1e-5);
+      assertClose(rm, ref.mean, { rtol: 1e-6, atol: 0 }, `${t} threads running mean`);
+      assertClose(rv, ref.varU, { rtol: 1e-5, atol: 0 }, `${t} threads running var`);
+    }
+  });
+
   // SyncBatchNorm's ops one by one (statistics, normalization, grad sums,
   // grad input) take the same panels as the fused ones.
   test('SyncBatchNorm ops in panels [40, 1000]', () => {

@@ -6,7 +6,9 @@
 // - Contiguous (N, C, inner) data is cut into chunks of one channel that fit
 //   in L2. With at least as many channels as threads, a thread takes whole
 //   channels: their statistics, then their normalization (or grad input)
-//   while the channel is still in cache, so x is read from memory once.
+//   while the channel is still in cache, so x is read from memory once. The
+//   training forward takes the next channel's sums in the loop that
+//   normalizes this one, so loads and stores overlap.
 // - Channels-last rows (and any inner == 1): each thread's rows in one pass
 //   of sums shifted by an estimate of the mean (below), merged across
 //   threads; then the same rows normalized. Where the rows are too few for
@@ -16,10 +18,12 @@
 // Statistics are stable: per chunk, the corrected two-pass algorithm
 // (mean, then sums of d = x - mean and d^2, with M2 = sum d^2 - (sum d)^2 / n),
 // short float blocks accumulated into double, chunks merged with Chan's
-// formula in a fixed order. Rows use the same sums about the mean of 16
-// sampled rows instead of the exact mean, in one pass, and fall back to the
-// two-pass tiles wherever that shift would cost precision (rows_moments_range).
-// The thread count changes only the rounding of partial sums.
+// formula in a fixed order. Rows, and in the training forward every
+// channel of a thread after its first, use the same sums about a sampled
+// estimate of the mean instead of the exact mean, in one pass, and fall back
+// to two passes wherever that shift would cost precision (rows_moments_range,
+// planar_affine_then_moments). The thread count changes only the rounding
+// of partial sums.
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #define SYNCBN_STORE_FENCE() _mm_sfence()
@@ -210,18 +214,23 @@ void reduce_runs(int64_t n0, int64_t n1, int64_t len, Op op, double (&total)[K])
   flush();
 }
 
+// Asks for a run of len values ahead of its use: runs of a channel are
+// short and far apart, so the hardware prefetcher starts late on each.
+template <typename T>
+inline void prefetch_run(const T* p, int64_t len) {
+  const char* b = reinterpret_cast<const char*>(p);
+  for (int64_t k = 0; k < len * static_cast<int64_t>(sizeof(T)); k += 64) __builtin_prefetch(b + k);
+}
+
 template <typename T>
 struct SumOp {
   const T* base;  // run n at base + n * stride
   int64_t stride, len, n_end;
   const T* p = nullptr;
-  // The first pass over a channel reads its runs from memory; runs are
-  // short and far apart, so the hardware prefetcher starts late on each.
+  // The first pass over a channel reads its runs from memory.
   void at(int64_t n) {
     p = base + n * stride;
-    if (n + 2 >= n_end) return;
-    const char* next = reinterpret_cast<const char*>(p + 2 * stride);
-    for (int64_t b = 0; b < len * static_cast<int64_t>(sizeof(T)); b += 64) __builtin_prefetch(next + b);
+    if (n + 2 < n_end) prefetch_run(p + 2 * stride, len);
   }
   void add(vec<T>* acc, int64_t i) const { acc[0] += vload(p + i); }
   void one(T* acc, int64_t i) const { acc[0] += p[i]; }
@@ -234,6 +243,7 @@ struct DevOp {
   T m;
   const T* p = nullptr;
   void at(int64_t n) { p = base + n * stride; }
+  void prefetch(int64_t n, int64_t len) const { prefetch_run(base + n * stride, len); }
   void add(vec<T>* acc, int64_t i) const {
     const vec<T> d = vload(p + i) - m;
     acc[0] += d;
@@ -454,6 +464,131 @@ void planar_grad_input_channel(const T* dy, const T* x, T* dx, const BatchShape&
     const int64_t off = (n * s.c + c) * s.inner;
     run_grad_input(dy + off, x + off, dx + off, s.inner, g.mean[c], g.mean_dy[c], g.proj[c], g.scale[c], stream);
   }
+}
+
+// ---- planar channels, pipelined ---------------------------------------------
+//
+// A thread that normalizes channel c from its cache would otherwise wait on
+// its output stores (to memory when streamed) and then, with no stores in
+// flight, on the first read of channel c + 1 from L3 or memory: the two
+// phases took turns. Writing c's runs and summing c + 1's at the same
+// offsets in one loop keeps both going at once (bench/NOTES.md 23). The
+// sums of c + 1 are one pass over it, about a shift K (its mean is not
+// known yet), checked as rows_moments_range checks its shift. The backward
+// in the same shape (grad input of c, grad sums of c + 1) gained nothing
+// and is not done so.
+
+constexpr int64_t kPrefetchBytes = 1024;
+
+// Stores v at p: non-temporal when nt (float with AVX only; p 32-byte aligned).
+template <typename T>
+inline void store_vec(T* p, vec<T> v, bool nt) {
+  (void)nt;
+#if defined(__AVX__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (nt) {
+      _mm256_stream_ps(p, reinterpret_cast<__m256>(v));
+      return;
+    }
+  }
+#endif
+  std::memcpy(p, &v, sizeof v);
+}
+
+// y = (x - m) * a + b over channel c's runs.
+template <typename T>
+struct AffineRuns {
+  const T* base;  // run n at base + n * stride
+  int64_t stride;
+  T m, a, b;
+  const T* p = nullptr;
+  void at(int64_t n) { p = base + n * stride; }
+  vec<T> vec_at(int64_t i) const { return (vload(p + i) - m) * a + b; }
+  T one(int64_t i) const { return (p[i] - m) * a + b; }
+};
+
+// Writes channel c's runs of out (run n at out + (n * C + c) * inner) from
+// `write` and, in the same loop, sums the two quantities of `sum` (a DevOp
+// over another channel's runs, prefetched two runs ahead) into total, with
+// reduce_runs' blocking: float lanes flushed to double before any holds
+// kFlush values. Streams as run_affine does.
+template <typename T, typename Write, typename Sum>
+void write_runs_summing(const BatchShape& s, int64_t c, T* out, bool stream, Write write, Sum sum,
+                        double (&total)[2]) {
+  constexpr int64_t W = kWidth<T>;
+  const int64_t len = s.inner;
+  const bool nt = stream && std::is_same_v<T, float> && len >= kStreamRun;
+  // A short run is prefetched whole (64x256x14x14's 784-byte runs ran 1.5x
+  // slower without); a long run only at its start, before the hardware
+  // prefetcher catches on (prefetching whole 12-16 KiB runs ran 1.13-1.16x
+  // slower than none).
+  const int64_t ahead = std::min<int64_t>(len, kPrefetchBytes / static_cast<int64_t>(sizeof(T)));
+  vec<T> a0[2] = {}, a1[2] = {};
+  T tail[2] = {T(0), T(0)};
+  int64_t filled = 0, scalars = 0;  // the most values in a vector lane; in tail
+  total[0] = total[1] = 0;
+  const auto flush = [&] {
+    for (int k = 0; k < 2; ++k) {
+      total[k] += vsum<T>(a0[k] + a1[k]) + static_cast<double>(tail[k]);
+      a0[k] = a1[k] = vec<T>{};
+      tail[k] = T(0);
+    }
+    filled = scalars = 0;
+  };
+  const auto one = [&](T* o, int64_t i) {
+    o[i] = write.one(i);
+    sum.one(tail, i);
+  };
+  for (int64_t n = 0; n < s.n; ++n) {
+    write.at(n);
+    sum.at(n);
+    if (n + 2 < s.n) sum.prefetch(n + 2, ahead);
+    // At most 64 bytes of scalars before the vectors and 2W - 1 after.
+    if (scalars + 64 / static_cast<int64_t>(sizeof(T)) + 2 * W > kFlush) flush();
+    T* o = out + (n * s.c + c) * len;
+    int64_t i = 0;
+    if (nt)
+      for (; i < len && (reinterpret_cast<uintptr_t>(o + i) & 63); ++i, ++scalars) one(o, i);
+    for (; i + 2 * W <= len; i += 2 * W) {
+      if (filled >= kFlush) flush();
+      store_vec(o + i, write.vec_at(i), nt);
+      store_vec(o + i + W, write.vec_at(i + W), nt);
+      sum.add(a0, i);
+      sum.add(a1, i + W);
+      ++filled;
+    }
+    for (; i < len; ++i, ++scalars) one(o, i);
+  }
+  flush();
+}
+
+// A shift for channel c's one-pass sums: the mean of up to 16 values at
+// the start of each of up to 16 runs spread over the batch.
+template <typename T>
+T channel_shift(const T* x, const BatchShape& s, int64_t c) {
+  const int64_t k = std::min<int64_t>(s.n, 16), len = std::min<int64_t>(s.inner, 16);
+  T acc = T(0);
+  for (int64_t j = 0; j < k; ++j) {
+    const T* p = x + ((j * s.n / k) * s.c + c) * s.inner;
+    for (int64_t i = 0; i < len; ++i) acc += p[i];
+  }
+  return acc / static_cast<T>(k * len);
+}
+
+// y of channel c, and the moments of channel `next` from one pass of sums
+// about a shift; where the shift would cost precision (as in
+// rows_moments_range), next's moments come from channel_moments instead.
+template <typename T>
+Moments planar_affine_then_moments(const T* x, T* y, const BatchShape& s, int64_t c, const Affine<T>& f,
+                                   bool stream, int64_t next) {
+  const T K = channel_shift(x, s, next);
+  const int64_t stride = s.c * s.inner;
+  double t[2];
+  write_runs_summing(s, c, y, stream, AffineRuns<T>{x + c * s.inner, stride, f.shift[c], f.scale[c], f.offset[c]},
+                     DevOp<T>{x + next * s.inner, stride, K}, t);
+  const double n = static_cast<double>(s.count()), m2 = t[1] - t[0] * t[0] / n;
+  if (4.0 * m2 < t[1]) return channel_moments(x, s, next);
+  return Moments{n, static_cast<double>(K) + t[0] / n, m2 > 0.0 ? m2 : 0.0};
 }
 
 // ---- channels-last rows -----------------------------------------------------
@@ -1211,15 +1346,23 @@ void forward_training(const T* x, const BatchShape& s, const T* weight, const T*
       if (stream) SYNCBN_STORE_FENCE();
     }
   } else if (C >= nt) {
-    // Each channel's statistics, then its normalization while it is in cache.
-    std::vector<double> mean(C), m2(C);
-    parallel_writes(nt, C, stream, [&](int64_t c) {
-      const Moments m = channel_moments(x, s, c);
-      mean[c] = m.mean;
-      m2[c] = m.m2;
-      finish(c, c + 1, mean.data(), m2.data());
-      planar_affine_channel(x, y, s, c, f, stream);
-    });
+    // Each thread's channels in turn: a channel's statistics, then its
+    // normalization from cache while the next channel's sums are taken.
+    Buffer<double> mean(C), m2(C);
+#pragma omp parallel num_threads(nt)
+    {
+      int64_t c0, c1;
+      channel_range(C, nt, omp_get_thread_num(), c0, c1);
+      Moments m = c0 < c1 ? channel_moments(x, s, c0) : Moments{};
+      for (int64_t c = c0; c < c1; ++c) {
+        mean[c] = m.mean;
+        m2[c] = m.m2;
+        finish(c, c + 1, mean.data(), m2.data());
+        if (c + 1 < c1) m = planar_affine_then_moments(x, y, s, c, f, stream, c + 1);
+        else planar_affine_channel(x, y, s, c, f, stream);
+      }
+      if (stream) SYNCBN_STORE_FENCE();
+    }
   } else {
     std::vector<Moments> m;
     planar_moments(x, s, m);
