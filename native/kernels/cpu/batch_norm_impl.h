@@ -214,10 +214,14 @@ void reduce_runs(int64_t n0, int64_t n1, int64_t len, Op op, double (&total)[K])
   flush();
 }
 
+// The most of a run prefetched at once: see write_runs_summing.
+constexpr int64_t kPrefetchBytes = 1024;
+
 // Asks for a run of len values ahead of its use: runs of a channel are
 // short and far apart, so the hardware prefetcher starts late on each.
 template <typename T>
 inline void prefetch_run(const T* p, int64_t len) {
+
   const char* b = reinterpret_cast<const char*>(p);
   for (int64_t k = 0; k < len * static_cast<int64_t>(sizeof(T)); k += 64) __builtin_prefetch(b + k);
 }
@@ -262,11 +266,16 @@ struct GradOp {
   const T* xbase;
   int64_t stride;
   T m;
+  int64_t len = 0, n_end = 0;  // runs before n_end are prefetched two ahead
   const T* g = nullptr;
   const T* x = nullptr;
   void at(int64_t n) {
     g = gbase + n * stride;
     x = xbase + n * stride;
+    if (n + 2 < n_end) {
+      prefetch_run(g + 2 * stride, len);
+      prefetch_run(x + 2 * stride, len);
+    }
   }
   void add(vec<T>* acc, int64_t i) const {
     const vec<T> gv = vload(g + i);
@@ -453,7 +462,12 @@ void planar_affine_channel(const T* x, T* y, const BatchShape& s, int64_t c, con
 template <typename T>
 void planar_grad_sums(const T* dy, const T* x, const BatchShape& s, int64_t c, T mean, double& sg, double& sgx) {
   double t[2];
-  reduce_runs<T, 2>(0, s.n, s.inner, GradOp<T>{dy + c * s.inner, x + c * s.inner, s.c * s.inner, mean}, t);
+  // Short runs are prefetched two ahead (64x256x14x14's backward 1.05-1.28x);
+  // long ones, which the hardware prefetcher follows, are not (8x32x16^3's
+  // 16 KiB runs lost 6-9% with their first KiB prefetched).
+  const bool short_runs = s.inner * static_cast<int64_t>(sizeof(T)) <= kPrefetchBytes;
+  reduce_runs<T, 2>(0, s.n, s.inner,
+                    GradOp<T>{dy + c * s.inner, x + c * s.inner, s.c * s.inner, mean, s.inner, short_runs ? s.n : 0}, t);
   sg += t[0];
   sgx += t[1];
 }
@@ -477,8 +491,6 @@ void planar_grad_input_channel(const T* dy, const T* x, T* dx, const BatchShape&
 // known yet), checked as rows_moments_range checks its shift. The backward
 // in the same shape (grad input of c, grad sums of c + 1) gained nothing
 // and is not done so.
-
-constexpr int64_t kPrefetchBytes = 1024;
 
 // Stores v at p: non-temporal when nt (float with AVX only; p 32-byte aligned).
 template <typename T>
