@@ -67,4 +67,25 @@ function bandwidth(quick) {
   return { copyGBs: copy, triadGBs: triad, roofGBs: Math.max(copy, triad), arrayMiB: (4 * n) / 2 ** 20 };
 }
 
-module.exports = { describe, bandwidth };
+/**
+ * The machine's own copy of one shape's bytes, x to y, with the kernels'
+ * threads: the least a pass that reads x once and writes y once can cost at
+ * this size, in cache or not (the main-memory roofline above says nothing
+ * about a 1 MiB tensor that lives in L2 and L3). Warm arrays, the median of
+ * samples of back-to-back copies lasting at least 2 ms, in ms per copy.
+ */
+function copyFloor(numel, quick) {
+  const x = new Float32Array(numel).fill(1);
+  const y = new Float32Array(numel).fill(2);
+  const time = (k) => {
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < k; i++) native.streamCopy(x, y);
+    return Number(process.hrtime.bigint() - t0) / 1e6;
+  };
+  const once = Math.max(time(quick ? 1 : 10) / (quick ? 1 : 10), 1e-4);
+  const k = quick ? 1 : Math.max(1, Math.min(1000, Math.ceil(2 / once)));
+  const samples = Array.from({ length: quick ? 3 : 15 }, () => time(k) / k).sort((a, b) => a - b);
+  return samples[samples.length >> 1];
+}
+
+module.exports = { describe, bandwidth, copyFloor };

@@ -13,7 +13,7 @@ function ratio(peer, base) {
 /** Markdown table: every case, every peer's median ms and its ratio to syncbn (>1: syncbn is faster). */
 function markdownTable(result) {
   const peers = result.peers.filter((p) => p.available).map((p) => p.name);
-  const head = ['case', ...peers.map((p) => (p === 'syncbn' ? 'syncbn ms' : `${p} ms (x)`)), 'syncbn GB/s', 'roofline (effective / minimal)'];
+  const head = ['case', ...peers.map((p) => (p === 'syncbn' ? 'syncbn ms' : `${p} ms (x)`)), 'syncbn GB/s', 'roofline (effective / minimal)', 'copy floor ms (syncbn / floor)'];
   const rows = [head, head.map(() => '---')];
   for (const r of result.rows) {
     const base = r.ms.syncbn;
@@ -25,13 +25,20 @@ function markdownTable(result) {
     }
     cells.push(r.gbs.effective.toFixed(1));
     cells.push(`${(100 * r.roofline.effective).toFixed(0)}% / ${(100 * r.roofline.minimal).toFixed(0)}%`);
+    cells.push(r.floorMs === undefined ? '-' : `${fmt(r.floorMs)} (${(base / r.floorMs).toFixed(2)})`);
     rows.push(cells);
   }
   return rows.map((r) => `| ${r.join(' | ')} |`).join('\n');
 }
 
-function enrich(rows, roofGBs) {
+// copyMs: the machine's copy of each shape's x to y (machine.js copyFloor).
+// A mode's floor is that copy scaled to its least traffic (MINIMAL_PASSES;
+// a copy is two passes): what syncbn would take if it ran at the machine's
+// copy speed for this size, in cache or not.
+function enrich(rows, roofGBs, copyMs = {}) {
   for (const r of rows) {
+    const copy = copyMs[r.shape.join('x')];
+    if (copy !== undefined) r.floorMs = (copy * MINIMAL_PASSES[r.mode]) / 2;
     const ms = r.ms.syncbn;
     const eff = bytes(r, EFFECTIVE_PASSES) / (ms / 1e3) / 1e9;
     const min = bytes(r, MINIMAL_PASSES) / (ms / 1e3) / 1e9;

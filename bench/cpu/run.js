@@ -14,8 +14,8 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { makeCases } = require('./cases');
-const { describe, bandwidth } = require('./machine');
+const { makeCases, numel } = require('./cases');
+const { describe, bandwidth, copyFloor } = require('./machine');
 const { markdownTable, enrich, svgChart } = require('./report');
 
 function option(name, fallback) {
@@ -121,6 +121,12 @@ async function main() {
   const only = option('peers', null)?.split(',');
   const live = peers.filter((p) => p.available && (!only || only.includes(p.name)));
   const cases = makeCases(quick).filter((c) => c.id.includes(option('case', '')));
+  const copyMs = {};
+  for (const c of cases) {
+    const key = c.shape.join('x');
+    if (!(key in copyMs)) copyMs[key] = copyFloor(numel(c.shape), quick);
+  }
+  process.stderr.write(`  copy of x to y per shape: ${Object.entries(copyMs).map(([k, ms]) => `${k} ${ms.toFixed(3)} ms`).join(', ')}\n`);
   const samples = new Map(cases.map((c) => [c.id, Object.fromEntries(live.map((p) => [p.name, []]))]));
   const skipped = new Map(cases.map((c) => [c.id, {}]));
   for (let round = 0; round < rounds; round++) {
@@ -150,7 +156,7 @@ async function main() {
     samples: samples.get(c.id),
     skipped: skipped.get(c.id),
   }));
-  enrich(rows, bw.roofGBs);
+  enrich(rows, bw.roofGBs, copyMs);
   const result = {
     date,
     quick,
@@ -159,6 +165,7 @@ async function main() {
     reps,
     machine,
     bandwidth: bw,
+    copyMs,
     peers: peers.map(({ impl, ...info }) => info),
     rows,
   };
