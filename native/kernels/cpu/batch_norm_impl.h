@@ -221,7 +221,6 @@ constexpr int64_t kPrefetchBytes = 1024;
 // short and far apart, so the hardware prefetcher starts late on each.
 template <typename T>
 inline void prefetch_run(const T* p, int64_t len) {
-
   const char* b = reinterpret_cast<const char*>(p);
   for (int64_t k = 0; k < len * static_cast<int64_t>(sizeof(T)); k += 64) __builtin_prefetch(b + k);
 }
