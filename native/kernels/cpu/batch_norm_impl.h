@@ -214,7 +214,7 @@ void reduce_runs(int64_t n0, int64_t n1, int64_t len, Op op, double (&total)[K])
   flush();
 }
 
-// The most of a run prefetched at once: see write_runs_summing.
+// The most of a run prefetched at once: see planar_affine_then_moments.
 constexpr int64_t kPrefetchBytes = 1024;
 
 // Asks for a run of len values ahead of its use: runs of a channel are
@@ -244,9 +244,12 @@ struct DevOp {
   const T* base;
   int64_t stride;
   T m;
+  int64_t len = 0, n_end = 0;  // runs before n_end prefetch len values two runs ahead
   const T* p = nullptr;
-  void at(int64_t n) { p = base + n * stride; }
-  void prefetch(int64_t n, int64_t len) const { prefetch_run(base + n * stride, len); }
+  void at(int64_t n) {
+    p = base + n * stride;
+    if (n + 2 < n_end) prefetch_run(p + 2 * stride, len);
+  }
   void add(vec<T>* acc, int64_t i) const {
     const vec<T> d = vload(p + i) - m;
     acc[0] += d;
@@ -520,7 +523,7 @@ struct AffineRuns {
 
 // Writes channel c's runs of out (run n at out + (n * C + c) * inner) from
 // `write` and, in the same loop, sums the two quantities of `sum` (a DevOp
-// over another channel's runs, prefetched two runs ahead) into total, with
+// over another channel's runs, which its at() prefetches) into total, with
 // reduce_runs' blocking: float lanes flushed to double before any holds
 // kFlush values. Streams as run_affine does.
 template <typename T, typename Write, typename Sum>
@@ -529,11 +532,6 @@ void write_runs_summing(const BatchShape& s, int64_t c, T* out, bool stream, Wri
   constexpr int64_t W = kWidth<T>;
   const int64_t len = s.inner;
   const bool nt = stream && std::is_same_v<T, float> && len >= kStreamRun;
-  // A short run is prefetched whole (64x256x14x14's 784-byte runs ran 1.5x
-  // slower without); a long run only at its start, before the hardware
-  // prefetcher catches on (prefetching whole 12-16 KiB runs ran 1.13-1.16x
-  // slower than none).
-  const int64_t ahead = std::min<int64_t>(len, kPrefetchBytes / static_cast<int64_t>(sizeof(T)));
   vec<T> a0[2] = {}, a1[2] = {};
   T tail[2] = {T(0), T(0)};
   int64_t filled = 0, scalars = 0;  // the most values in a vector lane; in tail
@@ -553,7 +551,6 @@ void write_runs_summing(const BatchShape& s, int64_t c, T* out, bool stream, Wri
   for (int64_t n = 0; n < s.n; ++n) {
     write.at(n);
     sum.at(n);
-    if (n + 2 < s.n) sum.prefetch(n + 2, ahead);
     // At most 64 bytes of scalars before the vectors and 2W - 1 after.
     if (scalars + 64 / static_cast<int64_t>(sizeof(T)) + 2 * W > kFlush) flush();
     T* o = out + (n * s.c + c) * len;
@@ -594,9 +591,14 @@ Moments planar_affine_then_moments(const T* x, T* y, const BatchShape& s, int64_
                                    bool stream, int64_t next) {
   const T K = channel_shift(x, s, next);
   const int64_t stride = s.c * s.inner;
+  // A short run is prefetched whole (64x256x14x14's 784-byte runs ran 1.5x
+  // slower without); a long run only at its start, before the hardware
+  // prefetcher catches on (prefetching whole 12-16 KiB runs ran 1.13-1.16x
+  // slower than none).
+  const int64_t ahead = std::min<int64_t>(s.inner, kPrefetchBytes / static_cast<int64_t>(sizeof(T)));
   double t[2];
   write_runs_summing(s, c, y, stream, AffineRuns<T>{x + c * s.inner, stride, f.shift[c], f.scale[c], f.offset[c]},
-                     DevOp<T>{x + next * s.inner, stride, K}, t);
+                     DevOp<T>{x + next * s.inner, stride, K, ahead, s.n}, t);
   const double n = static_cast<double>(s.count()), m2 = t[1] - t[0] * t[0] / n;
   if (4.0 * m2 < t[1]) return channel_moments(x, s, next);
   return Moments{n, static_cast<double>(K) + t[0] / n, m2 > 0.0 ? m2 : 0.0};
