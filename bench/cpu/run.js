@@ -18,6 +18,14 @@ const { makeCases, numel } = require('./cases');
 const { describe, bandwidth, copyFloor } = require('./machine');
 const { markdownTable, enrich, svgChart } = require('./report');
 
+// A full garbage collection before each measurement, so that no peer pays
+// for the garbage of the one before it: TensorFlow.js leaves hundreds of MB
+// per case, and a major collection inside a 0.1 ms peer's samples showed as
+// 4-13 ms samples (bench/NOTES.md 27). The flag is set before the first
+// context exists, so the `gc` it exposes is taken from a fresh context.
+require('node:v8').setFlagsFromString('--expose-gc');
+const collect = process.env.SYNCBN_BENCH_NO_GC ? () => {} : require('node:vm').runInNewContext('gc');
+
 function option(name, fallback) {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1] : fallback;
@@ -141,6 +149,7 @@ async function main() {
         }
         const got = samples.get(c.id)[p.name];
         if (round > 0 && median(got) >= SLOW_MS) continue;
+        collect();
         got.push(...(await measure(p, c)));
       }
       process.stderr.write(`\r  round ${round + 1}/${rounds}: ${c.id.padEnd(36)}`);
