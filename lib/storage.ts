@@ -12,7 +12,9 @@ const POOLED_BYTES = 1 << 16;
 // Cached arrays beyond this are left to the garbage collector.
 const MAX_CACHED_BYTES = 1 << 30;
 
-const free = new Map<string, FloatStorage[]>();
+// Free arrays by length, one map per dtype: a string key per lookup cost
+// more than the rest of taking an array (bench/NOTES.md 29).
+const free = { float32: new Map<number, FloatStorage[]>(), float64: new Map<number, FloatStorage[]>() };
 let cachedBytes = 0;
 // Arrays from outputArray() not yet wrapped by a tensor, and those wrapped by
 // exactly one: only the latter's tensor may recycle them.
@@ -21,19 +23,16 @@ const owned = new WeakSet<object>();
 
 const stats = { hits: 0, misses: 0 };
 
-function key(dtype: FloatDtype, length: number): string {
-  return `${dtype}:${length}`;
-}
-
+// Only arrays made by outputArray() are recycled, all in this realm.
 function dtypeOf(array: FloatStorage): FloatDtype {
-  return Object.prototype.toString.call(array) === '[object Float64Array]' ? 'float64' : 'float32';
+  return array instanceof Float64Array ? 'float64' : 'float32';
 }
 
 /** An array for an op to fill completely; recycled when one of this length is free. */
 export function outputArray(dtype: FloatDtype, length: number): FloatStorage {
   const bytes = length * (dtype === 'float64' ? 8 : 4);
   if (bytes < POOLED_BYTES) return dtype === 'float64' ? new Float64Array(length) : new Float32Array(length);
-  let array = free.get(key(dtype, length))?.pop();
+  let array = free[dtype].get(length)?.pop();
   if (array) {
     cachedBytes -= bytes;
     stats.hits++;
@@ -65,10 +64,10 @@ export function recycle(array: FloatStorage): boolean {
   owned.delete(array);
   const bytes = array.byteLength;
   if (cachedBytes + bytes > MAX_CACHED_BYTES) return true;
-  const k = key(dtypeOf(array), array.length);
-  const list = free.get(k) ?? [];
-  list.push(array);
-  free.set(k, list);
+  const lists = free[dtypeOf(array)];
+  const list = lists.get(array.length);
+  if (list) list.push(array);
+  else lists.set(array.length, [array]);
   cachedBytes += bytes;
   return true;
 }

@@ -106,6 +106,13 @@ export interface CudaStorage {
  * null for any other value.
  */
 export function storageDtype(a: unknown): DType | null {
+  // This realm's arrays, the usual case, skip the tag: reading it costs
+  // about 85 ns, which every tensor an op returns paid (bench/NOTES.md 29).
+  // isView rules out objects that merely inherit from the prototypes.
+  if (ArrayBuffer.isView(a)) {
+    if (a instanceof Float32Array) return 'float32';
+    if (a instanceof Float64Array) return 'float64';
+  }
   switch (Object.prototype.toString.call(a)) {
     case '[object Float32Array]':
       return 'float32';
@@ -209,8 +216,7 @@ export class Tensor {
   constructor(data: Storage, shape: readonly number[], memoryFormat: MemoryFormat = 'contiguous', dtype?: DType, cuda?: CudaStorage) {
     checkShape(shape, 'Tensor');
     const kind = storageDtype(data);
-    const isBits = Object.prototype.toString.call(data) === '[object Uint16Array]';
-    if (kind === null && !(isBits && dtype !== undefined && isHalf(dtype))) {
+    if (kind === null && !(Object.prototype.toString.call(data) === '[object Uint16Array]' && dtype !== undefined && isHalf(dtype))) {
       throw new TypeError('Tensor: data must be a Float32Array, Float64Array or BigInt64Array (or a Uint16Array with dtype float16/bfloat16)');
     }
     const n = product(shape);

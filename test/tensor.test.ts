@@ -142,6 +142,24 @@ describe('recycled outputs and dispose()', () => {
     y2.dispose();
   });
 
+  test('a recycled array goes only to an output of its own dtype and length', () => {
+    const shape = [32, 8, 16, 16];
+    const y32 = F.batchNorm(randn(shape), null, null, { training: true });
+    const y64 = F.batchNorm(randn(shape, { dtype: 'float64' }), null, null, { training: true });
+    const [a32, a64] = [y32.data, y64.data];
+    y32.dispose();
+    y64.dispose();
+    // float64 went back last: a free list keyed by length alone hands it out first.
+    const next32 = F.batchNorm(randn(shape), null, null, { training: true });
+    const next64 = F.batchNorm(randn(shape, { dtype: 'float64' }), null, null, { training: true });
+    expect(next64.data).toBe(a64);
+    expect(next32.data).toBe(a32);
+    expect(next64.data).toBeInstanceOf(Float64Array);
+    const shorter = F.batchNorm(randn([32, 8, 16, 8]), null, null, { training: true });
+    expect(shorter.data).not.toBe(a32);
+    expect(shorter.data.length).toBe(32 * 8 * 16 * 8);
+  });
+
   test('storage shared with a second tensor is never recycled', () => {
     const y = F.batchNorm(randn([64, 16, 32, 32]), null, null, { training: true });
     const view = new Tensor(y.data, y.shape);

@@ -203,17 +203,19 @@ void transpose_batches(const E* src, E* dst, int64_t n, int64_t rows, int64_t co
   const int64_t col_tiles = (cols + kTile - 1) / kTile;
   const int64_t tiles = n * row_tiles * col_tiles;
   const int nt = threads_for(n * rows * cols);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t t = 0; t < tiles; ++t) {
-    const int64_t b = t / (row_tiles * col_tiles);
-    const int64_t r0 = (t / col_tiles) % row_tiles * kTile;
-    const int64_t c0 = t % col_tiles * kTile;
-    const E* s = src + b * rows * cols;
-    E* d = dst + b * rows * cols;
-    const int64_t r1 = std::min(rows, r0 + kTile), c1 = std::min(cols, c0 + kTile);
-    for (int64_t r = r0; r < r1; ++r)
-      for (int64_t c = c0; c < c1; ++c) d[c * rows + r] = s[r * cols + c];
-  }
+  parallel_region(nt, [&] {
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < tiles; ++t) {
+      const int64_t b = t / (row_tiles * col_tiles);
+      const int64_t r0 = (t / col_tiles) % row_tiles * kTile;
+      const int64_t c0 = t % col_tiles * kTile;
+      const E* s = src + b * rows * cols;
+      E* d = dst + b * rows * cols;
+      const int64_t r1 = std::min(rows, r0 + kTile), c1 = std::min(cols, c0 + kTile);
+      for (int64_t r = r0; r < r1; ++r)
+        for (int64_t c = c0; c < c1; ++c) d[c * rows + r] = s[r * cols + c];
+    }
+  });
 }
 
 }  // namespace

@@ -295,12 +295,11 @@ struct GradOp {
 // is complete for whoever reads it next.
 template <typename Body>
 void parallel_writes(int nt, int64_t count, bool stream, Body body) {
-#pragma omp parallel num_threads(nt)
-  {
+  parallel_region(nt, [&] {
 #pragma omp for schedule(static) nowait
     for (int64_t i = 0; i < count; ++i) body(i);
     if (stream) SYNCBN_STORE_FENCE();
-  }
+  });
 }
 
 // y = (x - m) * a + b over a run; non-temporal when `stream` (float only).
@@ -441,15 +440,19 @@ void planar_moments(const T* x, const BatchShape& s, std::vector<Moments>& out) 
   out.assign(s.c, Moments{});
   const int nt = threads_for(s.numel());
   if (s.c >= nt) {
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t c = 0; c < s.c; ++c) out[c] = channel_moments(x, s, c);
+    parallel_region(nt, [&] {
+#pragma omp for schedule(static)
+      for (int64_t c = 0; c < s.c; ++c) out[c] = channel_moments(x, s, c);
+    });
     return;
   }
   std::vector<Chunk> chunks;
   for (int64_t c = 0; c < s.c; ++c) channel_chunks(s, c, chunks);
   std::vector<Moments> part(chunks.size());
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (size_t k = 0; k < chunks.size(); ++k) part[k] = chunk_moments(x, s, chunks[k]);
+  parallel_region(nt, [&] {
+#pragma omp for schedule(static)
+    for (size_t k = 0; k < chunks.size(); ++k) part[k] = chunk_moments(x, s, chunks[k]);
+  });
   for (size_t k = 0; k < chunks.size(); ++k) merge(out[chunks[k].c], part[k]);
 }
 
@@ -850,11 +853,10 @@ void rows_moments(const T* x, const BatchShape& s, std::vector<Moments>& out) {
       panel_moments(x, C, rows, c0, c1, part.data(), part.data() + C);
     });
   } else {
-#pragma omp parallel num_threads(nt)
-    {
+    parallel_region(nt, [&] {
       int64_t r0, r1;
       thread_rows_moments(x, C, rows, nt, omp_get_thread_num(), part.data(), count, r0, r1);
-    }
+    });
     merge_parts(part.data(), count, nt, C, 0, C);
   }
   out.resize(C);
@@ -970,13 +972,12 @@ void rows_affine(const T* x, T* y, const BatchShape& s, const Affine<T>& f, bool
                [&](int64_t c0, int64_t c1) { panel_affine(x, y, C, rows, c0, c1, f, stream, rows_blocked<T>(s)); });
     return;
   }
-#pragma omp parallel num_threads(nt)
-  {
+  parallel_region(nt, [&] {
     int64_t r0, r1;
     row_range(rows, tile_rows(C), nt, omp_get_thread_num(), r0, r1);
     rows_affine_range(x, y, C, C, r0, r1, f.shift.data(), f.scale.data(), f.offset.data(), stream, rows_blocked<T>(s));
     if (stream) SYNCBN_STORE_FENCE();
-  }
+  });
 }
 
 // Rows [r0, r1) of C channels, ld apart: sums of dy and dy * (x - mean)
@@ -1058,13 +1059,12 @@ void rows_grad_sums(const T* dy, const T* x, const BatchShape& s, const T* mean,
     return;
   }
   std::vector<double> part(static_cast<size_t>(nt) * 2 * C, 0.0);
-#pragma omp parallel num_threads(nt)
-  {
+  parallel_region(nt, [&] {
     const int t = omp_get_thread_num();
     int64_t r0, r1;
     row_range(rows, tile, nt, t, r0, r1);
     rows_grad_sums_range(dy, x, C, C, r0, r1, mean, rows_blocked<T>(s), &part[static_cast<size_t>(t) * 2 * C]);
-  }
+  });
   sum_parts(part, nt, C, 0, C, sg.data(), sgx.data());
 }
 
@@ -1146,14 +1146,13 @@ void rows_grad_input(const T* dy, const T* x, T* dx, const BatchShape& s, const 
     });
     return;
   }
-#pragma omp parallel num_threads(nt)
-  {
+  parallel_region(nt, [&] {
     int64_t r0, r1;
     row_range(rows, tile_rows(C), nt, omp_get_thread_num(), r0, r1);
     rows_grad_input_range(dy, x, dx, C, C, r0, r1, g.mean.data(), g.mean_dy.data(), g.proj.data(), g.scale.data(),
                           stream, rows_blocked<T>(s));
     if (stream) SYNCBN_STORE_FENCE();
-  }
+  });
 }
 
 // ---- layout-generic passes --------------------------------------------------
@@ -1196,8 +1195,10 @@ void grad_sums(const T* dy, const T* x, const BatchShape& s, const T* mean, std:
     return;
   }
   const int nt = threads_for(s.numel());
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t c = 0; c < s.c; ++c) planar_grad_sums(dy, x, s, c, mean[c], sg[c], sgx[c]);
+  parallel_region(nt, [&] {
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < s.c; ++c) planar_grad_sums(dy, x, s, c, mean[c], sg[c], sgx[c]);
+  });
 }
 
 template <typename T>
@@ -1344,8 +1345,7 @@ void forward_training(const T* x, const BatchShape& s, const T* weight, const T*
     const int64_t rows = s.n * s.inner;
     Buffer<double> part(nt * 2 * C);  // a thread with no rows leaves its part unread
     std::vector<double> counts(nt);
-#pragma omp parallel num_threads(nt)
-    {
+    parallel_region(nt, [&] {
       const int t = omp_get_thread_num();
       int64_t r0, r1, c0, c1;
       thread_rows_moments(x, C, rows, nt, t, part.data(), counts, r0, r1);
@@ -1357,13 +1357,12 @@ void forward_training(const T* x, const BatchShape& s, const T* weight, const T*
       rows_affine_range(x, y, C, C, r0, r1, f.shift.data(), f.scale.data(), f.offset.data(), stream,
                         rows_blocked<T>(s));
       if (stream) SYNCBN_STORE_FENCE();
-    }
+    });
   } else if (C >= nt) {
     // Each thread's channels in turn: a channel's statistics, then its
     // normalization from cache while the next channel's sums are taken.
     Buffer<double> mean(C), m2(C);
-#pragma omp parallel num_threads(nt)
-    {
+    parallel_region(nt, [&] {
       int64_t c0, c1;
       channel_range(C, nt, omp_get_thread_num(), c0, c1);
       Moments m = c0 < c1 ? channel_moments(x, s, c0) : Moments{};
@@ -1375,7 +1374,7 @@ void forward_training(const T* x, const BatchShape& s, const T* weight, const T*
         else planar_affine_channel(x, y, s, c, f, stream);
       }
       if (stream) SYNCBN_STORE_FENCE();
-    }
+    });
   } else {
     std::vector<Moments> m;
     planar_moments(x, s, m);
@@ -1460,8 +1459,7 @@ void backward(const T* dy, const T* x, const BatchShape& s, const T* weight, con
     // coefficients, then the same rows' grad input while they are in cache.
     const int64_t rows = s.n * s.inner;
     std::vector<double> part(static_cast<size_t>(nt) * 2 * C, 0.0);
-#pragma omp parallel num_threads(nt)
-    {
+    parallel_region(nt, [&] {
       const int t = omp_get_thread_num();
       int64_t r0, r1;
       row_range(rows, tile_rows(C), nt, t, r0, r1);
@@ -1475,7 +1473,7 @@ void backward(const T* dy, const T* x, const BatchShape& s, const T* weight, con
       rows_grad_input_range(dy, x, dx, C, C, r0, r1, g.mean.data(), g.mean_dy.data(), g.proj.data(), g.scale.data(),
                             stream, rows_blocked<T>(s));
       if (stream) SYNCBN_STORE_FENCE();
-    }
+    });
   } else if (dx && need_sums && C >= nt && s.numel() > 0) {
     // Each channel's sums, then its grad input while x and dy are in cache.
     parallel_writes(nt, C, stream, [&](int64_t c) {

@@ -18,5 +18,22 @@ int get_num_threads();
 // Below this many elements a parallel region costs more than it saves.
 inline int threads_for(int64_t work) { return work < (int64_t(1) << 15) ? 1 : get_num_threads(); }
 
+// body() on nt threads, as `#pragma omp parallel num_threads(nt)` would run
+// it, but called directly for one thread: libgomp still sets up a team of
+// one (0.4 us, with futex calls), a tenth of a small op (bench/NOTES.md 29).
+// Serially, omp_get_thread_num() is 0, and an `omp for` or `omp barrier`
+// inside body binds to no team: the one thread runs every iteration.
+template <typename Body>
+inline void parallel_region(int nt, Body&& body) {
+#ifdef _OPENMP
+  if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+    body();
+    return;
+  }
+#endif
+  body();
+}
+
 }  // namespace cpu
 }  // namespace syncbn
