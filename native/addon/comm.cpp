@@ -172,30 +172,38 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
     throw a.type_error(i, "dtype", "'float32', 'float64' or 'int64'", v);
   }
 
+  struct DeviceSpan {
+    void* data;
+    size_t count;
+    ElemType type;
+  };
+
+  // The (buffer: DeviceBuffer, count, dtype) that both device collectives take first.
+  static DeviceSpan device_span(const Args& a) {
+    const size_t count = static_cast<size_t>(a.integer(1, "count", 0));
+    const ElemType type = elem_type_arg(a, 2);
+    int device = 0;
+    return {device_memory(a, 0, "buffer", count * comm::elem_size(type), &device), count, type};
+  }
+
   // allReduceDevice(buffer: DeviceBuffer, count, dtype, op): in place on the device.
   Napi::Value AllReduceDevice(const Napi::CallbackInfo& info) {
     Args a(info, "allReduceDevice", 4);
     Communicator& c = live(info.Env(), "allReduceDevice");
-    const size_t count = static_cast<size_t>(a.integer(1, "count", 0));
-    const ElemType type = elem_type_arg(a, 2);
-    int device = 0;
-    void* data = device_memory(a, 0, "buffer", count * comm::elem_size(type), &device);
+    const DeviceSpan d = device_span(a);
     bool avg = false;
-    const ReduceOp op = parse_reduce(a, 3, type, &avg, "dtype");
-    return collective(info, [&] { c.all_reduce_device(data, count, type, op, avg); });
+    const ReduceOp op = parse_reduce(a, 3, d.type, &avg, "dtype");
+    return collective(info, [&] { c.all_reduce_device(d.data, d.count, d.type, op, avg); });
   }
 
   // broadcastDevice(buffer: DeviceBuffer, count, dtype, root)
   Napi::Value BroadcastDevice(const Napi::CallbackInfo& info) {
     Args a(info, "broadcastDevice", 4);
     Communicator& c = live(info.Env(), "broadcastDevice");
-    const size_t count = static_cast<size_t>(a.integer(1, "count", 0));
-    const ElemType type = elem_type_arg(a, 2);
-    int device = 0;
-    void* data = device_memory(a, 0, "buffer", count * comm::elem_size(type), &device);
+    const DeviceSpan d = device_span(a);
     const int64_t root = a.integer(3, "root", 0);
     if (root >= c.size()) throw a.range_error(3, "root", "a rank below the group size " + std::to_string(c.size()));
-    return collective(info, [&] { c.broadcast_device(data, count, type, static_cast<int>(root)); });
+    return collective(info, [&] { c.broadcast_device(d.data, d.count, d.type, static_cast<int>(root)); });
   }
 
   Napi::Value Barrier(const Napi::CallbackInfo& info) {
