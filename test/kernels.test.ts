@@ -64,6 +64,21 @@ const SHAPES: Array<[string, number[]]> = [
   ['long runs', [2, 2, 200, 200]],
 ];
 
+// A training forward at `threads` threads into fresh running stats (mean 0,
+// var 1) with momentum 1, so that they end up as the batch's own.
+function trainAt(threads: number, x: Tensor, weight: Tensor | null, bias: Tensor | null) {
+  setNumThreads(threads);
+  const C = x.shape[1];
+  const rm = tensor(new Float32Array(C), [C]);
+  const rv = tensor(new Float32Array(C).fill(1), [C]);
+  return { ...F.nativeBatchNorm(x, weight, bias, rm, rv, true, 1, 1e-5), rm, rv };
+}
+
+function expectRunningStats(rm: Tensor, rv: Tensor, ref: { mean: ArrayLike<number>; varU: ArrayLike<number> }, t: number) {
+  assertClose(rm, ref.mean, { rtol: 1e-6, atol: 0 }, `${t} threads running mean`);
+  assertClose(rv, ref.varU, { rtol: 1e-5, atol: 0 }, `${t} threads running var`);
+}
+
 describe('CPU kernels on large shapes', () => {
   const threads = getNumThreads();
   afterAll(() => setNumThreads(threads));
@@ -81,13 +96,10 @@ describe('CPU kernels on large shapes', () => {
         const ref = reference(x64, shape, dy64, w64, 1e-5);
         const results: Float32Array[] = [];
         for (const t of [1, 2]) {
-          setNumThreads(t);
           const x = tensor(x64, shape, { dtype: 'float32', memoryFormat: fmt });
           const dy = tensor(dy64, shape, { dtype: 'float32', memoryFormat: fmt });
           const weight = tensor(w64, [C], { dtype: 'float32' });
-          const rm = tensor(new Float32Array(C), [C]);
-          const rv = tensor(new Float32Array(C).fill(1), [C]);
-          const fwd = F.nativeBatchNorm(x, weight, null, rm, rv, true, 1, 1e-5);
+          const fwd = trainAt(t, x, weight, null);
           const g = F.batchNormBackward(dy, x, { weight, saveMean: fwd.saveMean, saveInvstd: fwd.saveInvstd, training: true });
           // float32 inputs: the output carries the input's rounding (|x| ~ 300, 2^-24 relative).
           const tol = { rtol: 1e-4, atol: 1e-4 };
@@ -95,8 +107,7 @@ describe('CPU kernels on large shapes', () => {
           assertClose(g.gradInput as Tensor, ref.dx, tol, `${t} threads grad input`);
           assertClose(g.gradWeight as Tensor, ref.gw, { rtol: 1e-4, atol: 1e-3 }, `${t} threads grad weight`);
           assertClose(g.gradBias as Tensor, ref.gb, { rtol: 1e-5, atol: 1e-3 }, `${t} threads grad bias`);
-          assertClose(rm, ref.mean, { rtol: 1e-6, atol: 0 }, `${t} threads running mean`);
-          assertClose(rv, ref.varU, { rtol: 1e-5, atol: 0 }, `${t} threads running var`);
+          expectRunningStats(fwd.rm, fwd.rv, ref, t);
           results.push(fwd.output.toArray() as Float32Array);
         }
         // Thread count changes only the order of double-precision partial sums.
@@ -152,10 +163,8 @@ describe('CPU kernels on large shapes', () => {
         const weight = tensor(w64, [C], { dtype: 'float32' });
         const bias = tensor(b64, [C], { dtype: 'float32' });
         for (const t of [1, 2]) {
-          setNumThreads(t);
-          const rm = tensor(new Float32Array(C), [C]);
-          const rv = tensor(new Float32Array(C).fill(1), [C]);
-          const fwd = F.nativeBatchNorm(x, weight, bias, rm, rv, true, 1, 1e-5);
+          const fwd = trainAt(t, x, weight, bias);
+          const { rm, rv } = fwd;
           const g = F.batchNormBackward(dy, x, { weight, saveMean: fwd.saveMean, saveInvstd: fwd.saveInvstd, training: true });
           assertClose(fwd.output, yRef, { rtol: 1e-4, atol: 1e-4 }, `${t} threads output`);
           assertClose(g.gradInput as Tensor, ref.dx, { rtol: 1e-4, atol: 1e-4 }, `${t} threads grad input`);
@@ -190,12 +199,8 @@ describe('CPU kernels on large shapes', () => {
     }
     const ref = reference(x64, [R, C], new Float64Array(R * C), new Float64Array(C).fill(1), 1e-5);
     for (const t of [1, 2]) {
-      setNumThreads(t);
-      const rm = tensor(new Float32Array(C), [C]);
-      const rv = tensor(new Float32Array(C).fill(1), [C]);
-      F.nativeBatchNorm(tensor(x64, [R, C]), null, null, rm, rv, true, 1, 1e-5);
-      assertClose(rm, ref.mean, { rtol: 1e-6, atol: 0 }, `${t} threads running mean`);
-      assertClose(rv, ref.varU, { rtol: 1e-5, atol: 0 }, `${t} threads running var`);
+      const { rm, rv } = trainAt(t, tensor(x64, [R, C]), null, null);
+      expectRunningStats(rm, rv, ref, t);
     }
   });
 
@@ -218,12 +223,8 @@ describe('CPU kernels on large shapes', () => {
     }
     const ref = reference(x64, shape, new Float64Array(x64.length), new Float64Array(C).fill(1), 1e-5);
     for (const t of [1, 2]) {
-      setNumThreads(t);
-      const rm = tensor(new Float32Array(C), [C]);
-      const rv = tensor(new Float32Array(C).fill(1), [C]);
-      F.nativeBatchNorm(tensor(x64, shape), null, null, rm, rv, true, 1, 1e-5);
-      assertClose(rm, ref.mean, { rtol: 1e-6, atol: 0 }, `${t} threads running mean`);
-      assertClose(rv, ref.varU, { rtol: 1e-5, atol: 0 }, `${t} threads running var`);
+      const { rm, rv } = trainAt(t, tensor(x64, shape), null, null);
+      expectRunningStats(rm, rv, ref, t);
     }
   });
 
@@ -281,16 +282,12 @@ describe('CPU kernels on large shapes', () => {
     const dy = tensor(dy64, [R, C], { dtype: 'float32' });
     const weight = tensor(w64, [C], { dtype: 'float32' });
     for (const t of [1, 2]) {
-      setNumThreads(t);
-      const rm = tensor(new Float32Array(C), [C]);
-      const rv = tensor(new Float32Array(C).fill(1), [C]);
-      const fwd = F.nativeBatchNorm(x, weight, null, rm, rv, true, 1, 1e-5);
+      const fwd = trainAt(t, x, weight, null);
       const g = F.batchNormBackward(dy, x, { weight, saveMean: fwd.saveMean, saveInvstd: fwd.saveInvstd, training: true });
       assertClose(fwd.output, ref.y, { rtol: 1e-4, atol: 1e-4 }, `${t} threads output`);
       assertClose(g.gradInput as Tensor, ref.dx, { rtol: 1e-4, atol: 1e-4 }, `${t} threads grad input`);
       assertClose(g.gradWeight as Tensor, ref.gw, { rtol: 1e-4, atol: 1e-3 }, `${t} threads grad weight`);
-      assertClose(rm, ref.mean, { rtol: 1e-6, atol: 0 }, `${t} threads running mean`);
-      assertClose(rv, ref.varU, { rtol: 1e-5, atol: 0 }, `${t} threads running var`);
+      expectRunningStats(fwd.rm, fwd.rv, ref, t);
     }
   });
 
