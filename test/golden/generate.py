@@ -123,86 +123,104 @@ def channel_dims(x):
     return [0] + list(range(2, x.dim()))
 
 
+def ops_case(name, dtype_name, shape, splits, eps, momentum, with_eval=False):
+    """One ATen-level ops case: stats, gather over uneven workers, elemt,
+    backward reduce/elemt; with_eval adds F.batch_norm in eval (running stats)
+    with its autograd grads."""
+    dtype = DTYPES[dtype_name]
+    (x, dy), = batch_inputs(shape, dtype, 1)
+    c = shape[1]
+    w = torch.rand(c, dtype=dtype).add(0.5)
+    b = torch.randn(c, dtype=dtype)
+    rm0 = torch.randn(c, dtype=dtype)
+    rv0 = torch.rand(c, dtype=dtype).add(0.5)
+
+    # Reference: the module path, autograd for the grads.
+    xg = x.clone().requires_grad_(True)
+    wg = w.clone().requires_grad_(True)
+    bg = b.clone().requires_grad_(True)
+    rm, rv = rm0.clone(), rv0.clone()
+    y = F.batch_norm(xg, rm, rv, wg, bg, training=True, momentum=momentum, eps=eps)
+    y.backward(dy)
+
+    # Definitions, in float64.
+    xd, dyd = x.double(), dy.double()
+    dims = channel_dims(xd)
+    view = [1, c] + [1] * (len(shape) - 2)
+    mean = xd.mean(dims)
+    invstd = (xd.var(dims, unbiased=False) + eps).rsqrt()
+    xmu = xd - mean.reshape(view)
+    sum_dy = dyd.sum(dims)
+    sum_dy_xmu = (dyd * xmu).sum(dims)
+    # What backward_elemt must reproduce: autograd's grad input.
+    dx_def = (dyd - sum_dy.reshape(view) / (xd.numel() / c)
+              - xmu * (sum_dy_xmu * invstd * invstd).reshape(view) / (xd.numel() / c)) \
+        * (invstd * w.double()).reshape(view)
+    assert torch.allclose(dx_def.to(dtype), xg.grad, rtol=1e-4, atol=1e-5), name
+
+    workers = []
+    start = 0
+    for n in splits:
+        part = xd[start:start + n]
+        start += n
+        if n == 0:
+            workers.append({"count": 0})
+            continue
+        workers.append({
+            "count": n * (xd.numel() // (shape[0] * c)),
+            "mean": values(part.mean(channel_dims(part)).to(dtype)),
+            "invstd": values((part.var(channel_dims(part), unbiased=False) + eps).rsqrt().to(dtype)),
+        })
+    case = {
+        "name": f"{name}-{dtype_name}",
+        "dtype": dtype_name,
+        "shape": list(shape),
+        "eps": eps,
+        "momentum": momentum,
+        "splits": splits,
+        "x": values(x),
+        "dy": values(dy),
+        "weight": values(w),
+        "bias": values(b),
+        "running_mean": values(rm0),
+        "running_var": values(rv0),
+        "expected": {
+            "mean": values(mean.to(dtype)),
+            "invstd": values(invstd.to(dtype)),
+            "workers": workers,
+            "running_mean": values(rm),
+            "running_var": values(rv),
+            "y": values(y),
+            "sum_dy": values(sum_dy.to(dtype)),
+            "sum_dy_xmu": values(sum_dy_xmu.to(dtype)),
+            "grad_weight": values(wg.grad),
+            "grad_bias": values(bg.grad),
+            "dx": values(xg.grad),
+        },
+    }
+    if with_eval:
+        # Eval: the running stats (rm0, rv0) and eps are constants.
+        xe = x.clone().requires_grad_(True)
+        we = w.clone().requires_grad_(True)
+        be = b.clone().requires_grad_(True)
+        ye = F.batch_norm(xe, rm0.clone(), rv0.clone(), we, be, training=False, momentum=momentum, eps=eps)
+        ye.backward(dy)
+        case["expected"]["eval"] = {
+            "y": values(ye), "dx": values(xe.grad), "grad_weight": values(we.grad), "grad_bias": values(be.grad),
+        }
+    return case
+
+
 def ops_cases():
     """ATen-level ops: stats, gather over uneven workers, elemt, backward reduce/elemt."""
     cases = []
-    eps, momentum = 1e-5, 0.1
-    for dtype_name, dtype in DTYPES.items():
+    for dtype_name in DTYPES:
         for name, shape, splits in (
             ("2D", (10, 6), [4, 0, 6]),
             ("4D", (5, 3, 4, 2), [2, 3]),
             ("5D", (4, 2, 3, 2, 2), [1, 3, 0]),
         ):
-            (x, dy), = batch_inputs(shape, dtype, 1)
-            c = shape[1]
-            w = torch.rand(c, dtype=dtype).add(0.5)
-            b = torch.randn(c, dtype=dtype)
-            rm0 = torch.randn(c, dtype=dtype)
-            rv0 = torch.rand(c, dtype=dtype).add(0.5)
-
-            # Reference: the module path, autograd for the grads.
-            xg = x.clone().requires_grad_(True)
-            wg = w.clone().requires_grad_(True)
-            bg = b.clone().requires_grad_(True)
-            rm, rv = rm0.clone(), rv0.clone()
-            y = F.batch_norm(xg, rm, rv, wg, bg, training=True, momentum=momentum, eps=eps)
-            y.backward(dy)
-
-            # Definitions, in float64.
-            xd, dyd = x.double(), dy.double()
-            dims = channel_dims(xd)
-            view = [1, c] + [1] * (len(shape) - 2)
-            mean = xd.mean(dims)
-            invstd = (xd.var(dims, unbiased=False) + eps).rsqrt()
-            xmu = xd - mean.reshape(view)
-            sum_dy = dyd.sum(dims)
-            sum_dy_xmu = (dyd * xmu).sum(dims)
-            # What backward_elemt must reproduce: autograd's grad input.
-            dx_def = (dyd - sum_dy.reshape(view) / (xd.numel() / c)
-                      - xmu * (sum_dy_xmu * invstd * invstd).reshape(view) / (xd.numel() / c)) \
-                * (invstd * w.double()).reshape(view)
-            assert torch.allclose(dx_def.to(dtype), xg.grad, rtol=1e-4, atol=1e-5), name
-
-            workers = []
-            start = 0
-            for n in splits:
-                part = xd[start:start + n]
-                start += n
-                if n == 0:
-                    workers.append({"count": 0})
-                    continue
-                workers.append({
-                    "count": n * (xd.numel() // (shape[0] * c)),
-                    "mean": values(part.mean(channel_dims(part)).to(dtype)),
-                    "invstd": values((part.var(channel_dims(part), unbiased=False) + eps).rsqrt().to(dtype)),
-                })
-            cases.append({
-                "name": f"{name}-{dtype_name}",
-                "dtype": dtype_name,
-                "shape": list(shape),
-                "eps": eps,
-                "momentum": momentum,
-                "splits": splits,
-                "x": values(x),
-                "dy": values(dy),
-                "weight": values(w),
-                "bias": values(b),
-                "running_mean": values(rm0),
-                "running_var": values(rv0),
-                "expected": {
-                    "mean": values(mean.to(dtype)),
-                    "invstd": values(invstd.to(dtype)),
-                    "workers": workers,
-                    "running_mean": values(rm),
-                    "running_var": values(rv),
-                    "y": values(y),
-                    "sum_dy": values(sum_dy.to(dtype)),
-                    "sum_dy_xmu": values(sum_dy_xmu.to(dtype)),
-                    "grad_weight": values(wg.grad),
-                    "grad_bias": values(bg.grad),
-                    "dx": values(xg.grad),
-                },
-            })
+            cases.append(ops_case(name, dtype_name, shape, splits, 1e-5, 0.1))
     return {"torch": torch.__version__, "cases": cases}
 
 
@@ -329,6 +347,74 @@ def half_cases():
     return {"torch": torch.__version__, "cases": cases}
 
 
+# What users vary, one module case each, in both dtypes: eps (1e-3, 0.1 and 0,
+# which PyTorch accepts), momentum (0.3, 1.0, None), affine and tracking,
+# batch size 2 (the smallest that trains), channel counts that are not
+# multiples of a vector width. (module class, shape, eps, momentum, affine, track)
+VARIED_MODULES = (
+    (nn.BatchNorm1d, (2, 7), 1e-3, 0.3, True, True),
+    (nn.BatchNorm2d, (2, 5, 2, 2), 0.0, 1.0, False, True),
+    (nn.BatchNorm3d, (2, 3, 2, 1, 2), 1e-3, None, True, False),
+    (nn.BatchNorm1d, (2, 9, 2), 0.1, 0.3, False, False),
+    (nn.BatchNorm2d, (2, 17, 2, 1), 1e-3, None, True, True),
+    (nn.BatchNorm1d, (2, 33), 0.1, 1.0, True, True),
+)
+# ATen-level ops with the same kind of variation: (name, shape, splits, eps, momentum).
+VARIED_OPS = (
+    ("2D-batch2", (2, 7), [1, 1], 1e-3, 0.3),
+    ("4D-eps0", (2, 5, 3, 1), [2, 0], 0.0, 1.0),
+    ("3D-eps0.1", (3, 9, 2), [1, 2], 0.1, 0.3),
+)
+
+
+def varied_module_case(cls, shape, dtype_name, eps, momentum, affine, track):
+    """Three training forwards with backward, then one in eval."""
+    dtype = DTYPES[dtype_name]
+    steps, w0, b0, record = input_set(shape, dtype, 4)
+    bn = cls(shape[1], eps=eps, momentum=momentum, affine=affine, track_running_stats=track, dtype=dtype)
+    if affine:
+        with torch.no_grad():
+            bn.weight.copy_(w0)
+            bn.bias.copy_(b0)
+    records = []
+    for i, (x, dy) in enumerate(steps):
+        bn.train(i < 3)
+        xi = x.clone().requires_grad_(True)
+        y = bn(xi)
+        y.backward(dy)
+        rec = {"training": i < 3, "y": values(y), "dx": values(xi.grad)}
+        if affine:
+            rec["grad_weight"] = values(bn.weight.grad)
+            rec["grad_bias"] = values(bn.bias.grad)
+        if track:
+            rec["running_mean"] = values(bn.running_mean)
+            rec["running_var"] = values(bn.running_var)
+            rec["num_batches_tracked"] = int(bn.num_batches_tracked)
+        records.append(rec)
+    return {
+        "module": cls.__name__,
+        "dtype": dtype_name,
+        "eps": eps,
+        "momentum": momentum,
+        "affine": affine,
+        "track_running_stats": track,
+        "repr": repr(bn),
+        **record,
+        "steps": records,
+    }
+
+
+def varied_cases():
+    modules = []
+    ops = []
+    for dtype_name in DTYPES:
+        for cls, shape, eps, momentum, affine, track in VARIED_MODULES:
+            modules.append(varied_module_case(cls, shape, dtype_name, eps, momentum, affine, track))
+        for name, shape, splits, eps, momentum in VARIED_OPS:
+            ops.append(ops_case(name, dtype_name, shape, splits, eps, momentum, with_eval=True))
+    return {"torch": torch.__version__, "modules": modules, "ops": ops}
+
+
 def write(name, data):
     path = os.path.join(OUT, name)
     with open(path, "w") as f:
@@ -346,6 +432,7 @@ def main():
     write("ops.json", ops_cases())
     write("momentum.json", momentum_cases())
     write("half.json", half_cases())
+    write("varied.json", varied_cases())
 
 
 if __name__ == "__main__":
