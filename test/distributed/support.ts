@@ -1,13 +1,14 @@
 // Runs distributed scenarios (worker threads or processes under syncbn-run)
-// and the single-process reference they must match.
+// and the float64 reference (reference.ts) every rank must match.
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { nn, randn, tensor, manualSeed, FloatDType, MemoryFormat } from '../../lib';
+import { randn, manualSeed, FloatDType, MemoryFormat } from '../../lib';
 import { assertClose, Tolerance } from '../support/assert_close';
+import { referenceBatchNorm } from './reference';
 
 export const ROOT = path.resolve(__dirname, '../..');
 export const WORKER = path.join(__dirname, 'workers', 'syncbn_worker.js');
@@ -30,6 +31,8 @@ export interface Scenario {
   dtype: FloatDType;
   memoryFormat?: MemoryFormat;
   momentum: number | null;
+  /** The layer's eps; default 1e-5. */
+  eps?: number;
   weight?: number[];
   bias?: number[];
   steps: StepData[];
@@ -152,38 +155,29 @@ function rows(values: number[], total: number, start: number, n: number): number
 }
 
 /**
- * Single-process BatchNorm (SyncBatchNorm without a process group falls back
- * to it) over the concatenated batch of `ranks`, step by step.
+ * The float64 reference (reference.ts, not the library) over the
+ * concatenated batch of `ranks`, step by step.
  */
 export function reference(cfg: Scenario, ranks: number[] = cfg.sizes.map((_, r) => r)): RankStep[] {
-  const bn = new nn.SyncBatchNorm(cfg.channels, { momentum: cfg.momentum, dtype: cfg.dtype });
-  bn.weight!.copy_(tensor(cfg.weight!, [cfg.channels], { dtype: cfg.dtype }));
-  bn.bias!.copy_(tensor(cfg.bias!, [cfg.channels], { dtype: cfg.dtype }));
   const total = cfg.shape[0];
   const starts = cfg.sizes.map((_, r) => cfg.sizes.slice(0, r).reduce((a, b) => a + b, 0));
   const n = ranks.reduce((a, r) => a + cfg.sizes[r], 0);
-  const shape = [n, ...cfg.shape.slice(1)];
   const pick = (v: number[]) => ranks.flatMap((r) => rows(v, total, starts[r], cfg.sizes[r]));
-  return cfg.steps.map((s) => {
-    bn.train(s.training);
-    const y = bn.forward(tensor(pick(s.x), shape, { dtype: cfg.dtype }));
-    const dx = bn.backward(tensor(pick(s.dy), shape, { dtype: cfg.dtype }));
-    return {
-      y: Array.from(y.toArray()),
-      dx: Array.from(dx.toArray()),
-      gradWeight: Array.from(bn.weight!.grad!.toArray()),
-      gradBias: Array.from(bn.bias!.grad!.toArray()),
-      runningMean: Array.from(bn.runningMean!.toArray()),
-      runningVar: Array.from(bn.runningVar!.toArray()),
-      counter: bn.numBatchesTracked!.item(),
-    };
+  return referenceBatchNorm({
+    shape: [n, ...cfg.shape.slice(1)],
+    eps: cfg.eps ?? 1e-5,
+    momentum: cfg.momentum,
+    weight: cfg.weight!,
+    bias: cfg.bias!,
+    dtype: cfg.dtype,
+    steps: cfg.steps.map((s) => ({ training: s.training, x: pick(s.x), dy: pick(s.dy) })),
   });
 }
 
 /**
- * Every rank of `ranks` against the reference over their concatenated batch:
- * output and grad input row slices, running stats and counter equal, grad
- * weight and bias summed over the ranks.
+ * Every rank of `ranks` at every step against the reference over their
+ * concatenated batch: output and grad input row slices, running stats and
+ * counter equal, grad weight and bias summed over the ranks.
  */
 export function expectMatchesReference(cfg: Scenario, results: RankResult[], tol: Tolerance, ranks: number[] = cfg.sizes.map((_, r) => r)): void {
   const ref = reference(cfg, ranks);

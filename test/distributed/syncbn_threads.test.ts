@@ -15,6 +15,16 @@ describe('SyncBatchNorm on worker threads', () => {
     expectMatchesReference(cfg, await runThreads(cfg), F64);
   });
 
+  test('the eps and momentum users set: eps 1e-3, momentum 0.3, 7 channels', async () => {
+    const cfg = scenario({ backend: 'threads', timeoutMs: 20000, sizes: [2, 1, 3, 2], tail: [3], channels: 7, dtype: 'float64', eps: 1e-3, momentum: 0.3, train: 3, evalSteps: 1, seed: 13 });
+    expectMatchesReference(cfg, await runThreads(cfg), F64);
+  });
+
+  test('eps 0.1, momentum 1.0, float32 channels last, a batch of 2 in 1 + 1', async () => {
+    const cfg = scenario({ backend: 'threads', timeoutMs: 20000, sizes: [1, 0, 1, 0], tail: [2, 2], channels: 5, dtype: 'float32', memoryFormat: 'channelsLast', eps: 0.1, momentum: 1.0, train: 2, evalSteps: 1, seed: 14 });
+    expectMatchesReference(cfg, await runThreads(cfg), { rtol: 1e-5, atol: 1e-5 });
+  });
+
   test('stays exact when the mean is 1e4 times the spread', async () => {
     const cfg = scenario({ backend: 'threads', timeoutMs: 20000, sizes: [5, 3, 6, 2], tail: [], channels: 6, dtype: 'float64', momentum: 0.1, train: 2, evalSteps: 0, offset: 1e4, spread: 1, seed: 3 });
     const results = await runThreads(cfg);

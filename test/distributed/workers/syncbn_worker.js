@@ -30,7 +30,7 @@ async function run(cfg, rankOverride) {
         members = ranks;
       }
     }
-    const layerOpts = { momentum: cfg.momentum, dtype: cfg.dtype, processGroup: group, checkDivergence: cfg.checkDivergence ?? true };
+    const layerOpts = { eps: cfg.eps, momentum: cfg.momentum, dtype: cfg.dtype, processGroup: group, checkDivergence: cfg.checkDivergence ?? true };
     const Layer = cfg.layer ? nn[cfg.layer] : nn.SyncBatchNorm;
     const bn = new Layer(cfg.channels, layerOpts);
     const other = new Layer(cfg.otherChannels || cfg.channels, layerOpts);
