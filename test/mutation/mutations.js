@@ -1,0 +1,126 @@
+// Bugs users would hit, each as one search/replace on a lib/ file, and the
+// test files that must fail with it (every one of them, by an assertion, not
+// a compile error). test/mutation/run.js applies each to a copy of the
+// package. A pattern that no longer matches exactly once fails the check,
+// naming it: update the pattern with the code, never drop the mutation.
+'use strict';
+
+const GOLDEN_VARIED = 'test/golden/varied.test.ts';
+const GOLDEN_MODULES = 'test/golden/modules.test.ts';
+const THREADS = 'test/distributed/syncbn_threads.test.ts';
+const COLLECTIVES = 'test/distributed/collectives.test.ts';
+
+module.exports = [
+  {
+    name: "BatchNorm's forward ignores eps (always 1e-5)",
+    file: 'lib/nn/batchnorm.ts',
+    find: 'useBatchStats, factor, this.eps);',
+    replace: 'useBatchStats, factor, 1e-5);',
+    tests: [GOLDEN_VARIED],
+  },
+  {
+    name: "BatchNorm's eval backward ignores eps",
+    file: 'lib/nn/batchnorm.ts',
+    find: '      eps: this.eps,\n      outputMask:',
+    replace: '      eps: s.training ? this.eps : 1e-5,\n      outputMask:',
+    tests: [GOLDEN_VARIED],
+  },
+  {
+    name: "the user's momentum replaced by 0.1",
+    file: 'lib/nn/batchnorm.ts',
+    find: '1 / batches : (this.momentum ?? 0) }',
+    replace: '1 / batches : 0.1 }',
+    tests: [GOLDEN_VARIED, THREADS],
+  },
+  {
+    name: 'momentum applied as 1 - m',
+    file: 'lib/nn/batchnorm.ts',
+    find: '1 / batches : (this.momentum ?? 0) }',
+    replace: '1 / batches : 1 - (this.momentum ?? 0) }',
+    tests: [GOLDEN_MODULES, GOLDEN_VARIED, THREADS],
+  },
+  {
+    name: 'num_batches_tracked never incremented',
+    file: 'lib/nn/batchnorm.ts',
+    find: '(this.numBatchesTracked!.data as BigInt64Array)[0] += 1n;',
+    replace: '(this.numBatchesTracked!.data as BigInt64Array)[0] += 0n;',
+    tests: [GOLDEN_MODULES, GOLDEN_VARIED, THREADS],
+  },
+  {
+    name: 'eval normalizes with batch statistics',
+    file: 'lib/nn/batchnorm.ts',
+    find: 'const useBatchStats = this.training || (this.runningMean === null && this.runningVar === null);',
+    replace: 'const useBatchStats = true;',
+    tests: [GOLDEN_MODULES, GOLDEN_VARIED],
+  },
+  {
+    name: "SyncBatchNorm's synced forward ignores eps",
+    file: 'lib/nn/sync_batchnorm.ts',
+    find: 'eps: this.eps, momentum: factor,',
+    replace: 'eps: 1e-5, momentum: factor,',
+    tests: [THREADS],
+  },
+  {
+    name: "SyncBatchNorm's synced forward does not count the batch",
+    file: 'lib/nn/sync_batchnorm.ts',
+    find: 'if (tracking) this.countBatch();\n    this.saved = null;',
+    replace: 'this.saved = null;',
+    tests: [THREADS],
+  },
+  {
+    name: "SyncBatchNorm's grad input divides by the local count",
+    file: 'lib/nn/sync_batchnorm.ts',
+    find: 'r.sumDy!, r.sumDyXmu!, s.count);',
+    replace: 'r.sumDy!, r.sumDyXmu!, s.input.numel() / C);',
+    tests: [THREADS],
+  },
+  {
+    name: "SyncBatchNorm's backward skips the all-reduce of the grad sums",
+    file: 'lib/nn/sync_batchnorm.ts',
+    find: "s.group.syncAllReduce([this.layerId * 2 + 1, C, s.group.nextSync()], sums, 'sum', {",
+    replace: "if (sums.length < 0) s.group.syncAllReduce([this.layerId * 2 + 1, C, s.group.nextSync()], sums, 'sum', {",
+    tests: [THREADS],
+  },
+  {
+    name: "SyncBatchNorm's weight and bias grads overwrite instead of accumulating",
+    file: 'lib/nn/sync_batchnorm.ts',
+    find: 'if (weight.requiresGrad) accumulate(weight, r.gradWeight!);',
+    replace: 'if (weight.requiresGrad) weight.grad = r.gradWeight!;',
+    tests: [THREADS],
+  },
+  {
+    name: 'convertSyncBatchnorm drops the momentum',
+    file: 'lib/nn/sync_batchnorm.ts',
+    find: 'eps: m.eps, momentum: m.momentum,',
+    replace: 'eps: m.eps, momentum: 0.1,',
+    tests: [COLLECTIVES],
+  },
+  {
+    name: 'F.batchNormStats ignores eps',
+    file: 'lib/functional.ts',
+    find: 'native.batchNormStats(host(input), shape, cl, eps,',
+    replace: 'native.batchNormStats(host(input), shape, cl, 1e-5,',
+    tests: [GOLDEN_VARIED],
+  },
+  {
+    name: 'F.batchNormGatherStatsWithCounts ignores momentum',
+    file: 'lib/functional.ts',
+    find: '    momentum, eps, outMean.data, outInvstd.data, rm, rv);',
+    replace: '    0.1, eps, outMean.data, outInvstd.data, rm, rv);',
+    tests: [GOLDEN_VARIED],
+  },
+  {
+    name: 'F.batchNormBackward in eval ignores eps',
+    file: 'lib/functional.ts',
+    find: 'native.batchNormBackward(host(dy), host(input), shape, cl, w, mean, second, training, eps,',
+    replace: 'native.batchNormBackward(host(dy), host(input), shape, cl, w, mean, second, training, training ? eps : 1e-5,',
+    tests: [GOLDEN_VARIED],
+  },
+  {
+    name: 'F.batchNormWelfordFinalize ignores eps',
+    file: 'lib/functional.ts',
+    find: 'native.batchNormWelfordFinalize(summary, C, eps, momentum,',
+    replace: 'native.batchNormWelfordFinalize(summary, C, 1e-5, momentum,',
+    tests: [GOLDEN_VARIED, THREADS],
+  },
+];
