@@ -1,21 +1,53 @@
 #!/usr/bin/env node
-// GPU correctness against the PyTorch fixtures, as a plain Node program (the
-// GPU machine has no npm tree): BatchNorm1d/2d/3d in float32 and float64,
-// both memory formats, three training steps then eval, forward and backward;
-// float16 / bfloat16 inputs with float32 parameters. Prints each failure and
-// closes with "N passed, N failed"; exits 1 on any failure or without a GPU.
+// The GPU suite, as a plain Node program (the GPU machine has no npm tree):
+// every golden fixture file on CUDA against PyTorch's numbers:
+//   modules_float32/64.json  BatchNorm1d/2d/3d, three training steps then eval,
+//                            grads, running stats and num_batches_tracked
+//   varied.json              the eps / momentum / flags users vary, modules and ops
+//   ops.json                 every F.* op (stats, gather, elemt, backward reduce
+//                            and elemt, nativeBatchNorm, batchNorm, batchNormBackward,
+//                            the Welford stats and finalize)
+//   momentum.json            MomentumBatchNorm1d/2d/3d with cur_iter and momentum
+//   half.json                float16 / bfloat16 inputs with float32 parameters
+// in both memory formats; then device checks and NCCL in a world of one
+// (rendezvous, collectives, the Welford merge, gradients, SyncBatchNorm).
+// A fixture file it does not know is reported and counted as skipped.
+//
+//   node test/gpu/check_cuda.js               on 'cuda'; exits 1 without a GPU
+//   node test/gpu/check_cuda.js --suites fixtures|nccl  one part only
+//   node test/gpu/check_cuda.js --device cpu  the same checks dispatched on the
+//     CPU (half inputs, device-only and NCCL checks are skipped, each counted):
+//     what `npm test` runs everywhere, so the suite's logic and fixture
+//     handling are tested without a GPU.
+// Closes with "N passed, N failed, N skipped"; exits 1 on any failure.
 'use strict';
 
 const fs = require('node:fs');
 const path = require('node:path');
 const net = require('node:net');
-const { cuda, nn, tensor, dist } = require(path.resolve(__dirname, '../../dist'));
+const { cuda, nn, F, tensor, distributed: dist } = require(path.resolve(__dirname, '../../dist'));
 
 const FIXTURES = path.join(__dirname, '..', 'golden', 'fixtures');
 const TOL = { float32: { rtol: 1e-5, atol: 1e-5 }, float64: { rtol: 1e-12, atol: 1e-12 }, float16: { rtol: 2e-3, atol: 2e-3 }, bfloat16: { rtol: 1.6e-2, atol: 1.6e-2 } };
+const argDevice = process.argv.indexOf('--device') >= 0 ? process.argv[process.argv.indexOf('--device') + 1] : 'cuda';
+if (argDevice !== 'cuda' && argDevice !== 'cpu') {
+  console.log(`check_cuda.js: --device must be 'cuda' or 'cpu', got ${argDevice}`);
+  process.exit(2);
+}
+const DEVICE = argDevice;
+const suitesArg = process.argv.indexOf('--suites') >= 0 ? process.argv[process.argv.indexOf('--suites') + 1] : 'fixtures,nccl';
+const SUITES = new Set(suitesArg.split(','));
+if ([...SUITES].some((x) => x !== 'fixtures' && x !== 'nccl')) {
+  console.log(`check_cuda.js: --suites takes fixtures and/or nccl, got ${suitesArg}`);
+  process.exit(2);
+}
+const ON_GPU = DEVICE === 'cuda';
+// Fixture files written by other generators, with no CUDA check of their own here.
+const HANDLED = new Set(['modules_float32.json', 'modules_float64.json', 'varied.json', 'ops.json', 'momentum.json', 'half.json']);
 
 let passed = 0;
 let failed = 0;
+let skipped = 0;
 
 function close(actual, expected, tol, label) {
   const a = actual.toArray ? actual.toArray() : actual;
@@ -24,6 +56,17 @@ function close(actual, expected, tol, label) {
     const e = expected[i];
     if (!(Math.abs(a[i] - e) <= tol.atol + tol.rtol * Math.abs(e))) throw new Error(`${label}: element ${i} is ${a[i]}, expected ${e}`);
   }
+}
+
+/** The op ran where it was asked to: a result on the host would mean a silent fallback. */
+function onDevice(t, label) {
+  const want = ON_GPU ? /^cuda/ : /^cpu$/;
+  if (!want.test(String(t.device))) throw new Error(`${label} is on ${t.device}, expected ${DEVICE}`);
+  return t;
+}
+
+function equal(actual, expected, label) {
+  if (actual !== expected) throw new Error(`${label}: ${actual}, expected ${expected}`);
 }
 
 function check(name, fn) {
@@ -36,82 +79,280 @@ function check(name, fn) {
   }
 }
 
-if (!cuda.isAvailable()) {
+function skip(name, why) {
+  skipped++;
+  console.log(`skip ${name}: ${why}`);
+}
+
+function formatsFor(shape) {
+  return shape.length >= 3 ? ['contiguous', 'channelsLast'] : ['contiguous'];
+}
+
+function load(file) {
+  return JSON.parse(fs.readFileSync(path.join(FIXTURES, file), 'utf8'));
+}
+
+if (ON_GPU && !cuda.isAvailable()) {
   console.log(`no usable GPU: ${cuda.unavailableReason()}`);
-  console.log('0 passed, 1 failed');
+  console.log('0 passed, 1 failed, 0 skipped');
   process.exit(1);
 }
-console.log(`GPU: ${cuda.getDeviceName(0)} (${cuda.deviceCount()} device(s))`);
+console.log(ON_GPU ? `GPU: ${cuda.getDeviceName(0)} (${cuda.deviceCount()} device(s))` : 'dry run on the CPU: the GPU suite\'s checks, dispatched on cpu');
 
-for (const dtype of ['float32', 'float64']) {
-  const fx = JSON.parse(fs.readFileSync(path.join(FIXTURES, `modules_${dtype}.json`), 'utf8'));
-  for (const c of fx.cases) {
-    const inp = fx.inputs[c.kind];
-    for (const fmt of inp.shape.length >= 3 ? ['contiguous', 'channelsLast'] : ['contiguous']) {
-      const name = `${dtype} ${c.kind} affine=${c.affine} track=${c.track_running_stats} momentum=${c.momentum} ${fmt}`;
-      check(name, () => {
-        const bn = new nn[inp.module](inp.shape[1], { momentum: c.momentum, affine: c.affine, trackRunningStats: c.track_running_stats, dtype });
-        if (c.affine) {
-          bn.weight.copy_(tensor(inp.weight, [inp.shape[1]], { dtype }));
-          bn.bias.copy_(tensor(inp.bias, [inp.shape[1]], { dtype }));
-        }
-        bn.to('cuda');
-        c.steps.forEach((s, i) => {
-          bn.train(s.training);
-          const y = bn.forward(tensor(inp.x[i], inp.shape, { dtype, memoryFormat: fmt, device: 'cuda' }));
-          close(y, s.y, TOL[dtype], `step ${i} output`);
-          close(bn.backward(tensor(inp.dy[i], inp.shape, { dtype, memoryFormat: fmt, device: 'cuda' })), s.dx, TOL[dtype], `step ${i} grad input`);
-          if (c.affine) {
-            close(bn.weight.grad, s.grad_weight, TOL[dtype], `step ${i} grad weight`);
-            close(bn.bias.grad, s.grad_bias, TOL[dtype], `step ${i} grad bias`);
-          }
-          if (c.track_running_stats) {
-            close(bn.runningMean, s.running_mean, TOL[dtype], `step ${i} running mean`);
-            close(bn.runningVar, s.running_var, TOL[dtype], `step ${i} running var`);
-          }
-        });
-      });
-    }
+/** A BatchNorm module through a fixture's steps on DEVICE, the counter included. */
+function moduleSteps(setup, inp, steps, fmt) {
+  const { dtype } = setup;
+  const C = inp.shape[1];
+  const opts = { momentum: setup.momentum, affine: setup.affine, trackRunningStats: setup.track_running_stats, dtype };
+  if (setup.eps !== undefined) opts.eps = setup.eps;
+  const bn = new nn[setup.module](C, opts);
+  equal(bn.toString(), setup.repr, 'repr');
+  if (setup.affine) {
+    bn.weight.copy_(tensor(inp.weight, [C], { dtype }));
+    bn.bias.copy_(tensor(inp.bias, [C], { dtype }));
   }
-}
-
-const half = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'half.json'), 'utf8'));
-for (const c of half.cases) {
-  check(`${c.dtype} input ${c.kind}`, () => {
-    const C = c.shape[1];
-    const bn = new nn[c.module](C);
-    bn.weight.copy_(tensor(c.weight, [C]));
-    bn.bias.copy_(tensor(c.bias, [C]));
-    bn.to('cuda');
-    c.steps.forEach((s, i) => {
-      bn.train(s.training);
-      const y = bn.forward(tensor(s.x, c.shape, { dtype: c.dtype, device: 'cuda' }));
-      if (y.dtype !== c.dtype) throw new Error(`output dtype ${y.dtype}`);
-      close(y, s.y, TOL[c.dtype], `step ${i} output`);
-      close(bn.backward(tensor(s.dy, c.shape, { dtype: c.dtype, device: 'cuda' })), s.dx, TOL[c.dtype], `step ${i} grad input`);
-      close(bn.runningMean, s.running_mean, TOL.float32, `step ${i} running mean`);
-      close(bn.runningVar, s.running_var, { rtol: 1e-4, atol: 1e-5 }, `step ${i} running var`);
-    });
+  bn.to(DEVICE);
+  steps.forEach((s, i) => {
+    bn.train(s.training);
+    const y = onDevice(bn.forward(tensor(inp.x[i], inp.shape, { dtype, memoryFormat: fmt, device: DEVICE })), `step ${i} output`);
+    equal(y.memoryFormat, fmt, `step ${i} output memory format`);
+    close(y, s.y, TOL[dtype], `step ${i} output`);
+    const dx = onDevice(bn.backward(tensor(inp.dy[i], inp.shape, { dtype, memoryFormat: fmt, device: DEVICE })), `step ${i} grad input`);
+    close(dx, s.dx, TOL[dtype], `step ${i} grad input`);
+    if (setup.affine) {
+      close(onDevice(bn.weight.grad, 'grad weight'), s.grad_weight, TOL[dtype], `step ${i} grad weight`);
+      close(bn.bias.grad, s.grad_bias, TOL[dtype], `step ${i} grad bias`);
+    }
+    if (setup.track_running_stats) {
+      close(onDevice(bn.runningMean, 'running mean'), s.running_mean, TOL[dtype], `step ${i} running mean`);
+      close(bn.runningVar, s.running_var, TOL[dtype], `step ${i} running var`);
+      equal(Number(bn.numBatchesTracked.item()), s.num_batches_tracked, `step ${i} num_batches_tracked`);
+    } else if (bn.runningMean !== null) {
+      throw new Error('running stats without tracking');
+    }
   });
 }
 
-check('mixing devices is an error', () => {
-  const bn = new nn.BatchNorm1d(3).to('cuda');
-  let message = '';
-  try {
-    bn.forward(tensor([1, 2, 3, 4, 5, 6], [2, 3]));
-  } catch (e) {
-    message = e.message;
-  }
-  if (!/Expected all tensors to be on the same device/.test(message)) throw new Error(`got: ${message}`);
-});
+/** Rows [start, start + n) of a logical-order batch. */
+function batchSlice(values, shape, start, n) {
+  const per = values.length / shape[0];
+  return values.slice(start * per, (start + n) * per);
+}
 
-check('an empty batch on the GPU', () => {
-  const bn = new nn.BatchNorm2d(3).to('cuda');
-  const y = bn.forward(tensor([], [0, 3, 2, 2], { device: 'cuda' }));
-  if (y.numel() !== 0) throw new Error('expected an empty output');
-  close(bn.runningMean, [0, 0, 0], TOL.float32, 'running mean unchanged');
-});
+/** Every F.* op of one ops fixture case on DEVICE (as test/golden/ops_case.ts does on the CPU). */
+function opsCase(c, fmt) {
+  const tol = TOL[c.dtype];
+  const dtype = c.dtype;
+  const C = c.shape[1];
+  const on = { dtype, device: DEVICE };
+  const vec = (v) => tensor(v, [C], on);
+  const x = tensor(c.x, c.shape, { ...on, memoryFormat: fmt });
+  const dy = tensor(c.dy, c.shape, { ...on, memoryFormat: fmt });
+  const weight = vec(c.weight);
+  const bias = vec(c.bias);
+  const e = c.expected;
+
+  const { mean, invstd } = F.batchNormStats(x, c.eps);
+  close(onDevice(mean, 'stats mean'), e.mean, tol, 'stats mean');
+  close(onDevice(invstd, 'stats invstd'), e.invstd, tol, 'stats invstd');
+  const means = [];
+  const invstds = [];
+  let start = 0;
+  c.splits.forEach((n, w) => {
+    const part = tensor(batchSlice(c.x, c.shape, start, n), [n, ...c.shape.slice(1)], { ...on, memoryFormat: fmt });
+    start += n;
+    const local = F.batchNormStats(part, c.eps);
+    if (n > 0) {
+      close(local.mean, e.workers[w].mean, tol, `worker ${w} mean`);
+      close(local.invstd, e.workers[w].invstd, tol, `worker ${w} invstd`);
+    }
+    means.push(...local.mean.toArray());
+    invstds.push(...local.invstd.toArray());
+  });
+  const world = c.splits.length;
+  const rm = vec(c.running_mean);
+  const rv = vec(c.running_var);
+  const g = F.batchNormGatherStatsWithCounts(tensor(means, [world, C], on), tensor(invstds, [world, C], on), rm, rv, {
+    momentum: c.momentum, eps: c.eps, counts: e.workers.map((w) => w.count),
+  });
+  close(onDevice(g.mean, 'gathered mean'), e.mean, tol, 'gathered mean');
+  close(g.invstd, e.invstd, tol, 'gathered invstd');
+  close(onDevice(rm, 'gathered running mean'), e.running_mean, tol, 'gathered running mean');
+  close(rv, e.running_var, tol, 'gathered running var');
+
+  const y = onDevice(F.batchNormElemt(x, weight, bias, mean, invstd), 'elemt');
+  equal(y.memoryFormat, fmt, 'elemt memory format');
+  close(y, e.y, tol, 'elemt');
+  const r = F.batchNormBackwardReduce(dy, x, mean, invstd, weight);
+  close(onDevice(r.sumDy, 'sum_dy'), e.sum_dy, tol, 'sum_dy');
+  close(r.sumDyXmu, e.sum_dy_xmu, tol, 'sum_dy_xmu');
+  close(r.gradWeight, e.grad_weight, tol, 'grad weight');
+  close(r.gradBias, e.grad_bias, tol, 'grad bias');
+  const dx = onDevice(F.batchNormBackwardElemt(dy, x, mean, invstd, weight, r.sumDy, r.sumDyXmu, x.numel() / C), 'backward elemt');
+  close(dx, e.dx, tol, 'backward elemt');
+
+  const frm = vec(c.running_mean);
+  const frv = vec(c.running_var);
+  const fwd = F.nativeBatchNorm(x, weight, bias, frm, frv, true, c.momentum, c.eps);
+  close(onDevice(fwd.output, 'nativeBatchNorm output'), e.y, tol, 'nativeBatchNorm output');
+  close(frm, e.running_mean, tol, 'nativeBatchNorm running mean');
+  close(frv, e.running_var, tol, 'nativeBatchNorm running var');
+  const brm = vec(c.running_mean);
+  const brv = vec(c.running_var);
+  close(F.batchNorm(x, brm, brv, { weight, bias, training: true, momentum: c.momentum, eps: c.eps }), e.y, tol, 'F.batchNorm output');
+  close(brm, e.running_mean, tol, 'F.batchNorm running mean');
+  close(brv, e.running_var, tol, 'F.batchNorm running var');
+  const gt = F.batchNormBackward(dy, x, { weight, saveMean: fwd.saveMean, saveInvstd: fwd.saveInvstd, training: true, eps: c.eps });
+  close(onDevice(gt.gradInput, 'batchNormBackward grad input'), e.dx, tol, 'batchNormBackward grad input');
+  close(gt.gradWeight, e.grad_weight, tol, 'batchNormBackward grad weight');
+  close(gt.gradBias, e.grad_bias, tol, 'batchNormBackward grad bias');
+
+  const wrm = vec(c.running_mean);
+  const wrv = vec(c.running_var);
+  const wf = F.batchNormWelfordFinalize(F.batchNormWelfordStats(x), wrm, wrv, { eps: c.eps, momentum: c.momentum, dtype, device: x.device });
+  close(onDevice(wf.mean, 'welford mean'), e.mean, tol, 'welford mean');
+  close(wf.invstd, e.invstd, tol, 'welford invstd');
+  close(wrm, e.running_mean, tol, 'welford running mean');
+  close(wrv, e.running_var, tol, 'welford running var');
+
+  if (e.eval) {
+    const erm = vec(c.running_mean);
+    const erv = vec(c.running_var);
+    close(onDevice(F.batchNorm(x, erm, erv, { weight, bias, training: false, momentum: c.momentum, eps: c.eps }), 'eval output'), e.eval.y, tol, 'eval output');
+    close(erm, c.running_mean, tol, 'eval leaves the running mean');
+    const ge = F.batchNormBackward(dy, x, { weight, runningMean: erm, runningVar: erv, training: false, eps: c.eps });
+    close(onDevice(ge.gradInput, 'eval grad input'), e.eval.dx, tol, 'eval grad input');
+    close(ge.gradWeight, e.eval.grad_weight, tol, 'eval grad weight');
+    close(ge.gradBias, e.eval.grad_bias, tol, 'eval grad bias');
+  }
+}
+
+/** MomentumBatchNorm through six steps, its schedule (cur_iter, momentum) included. */
+function momentumCase(c, inp, fmt) {
+  const tol = TOL[c.dtype];
+  const dtype = c.dtype;
+  const C = inp.shape[1];
+  const bn = new nn[c.module](C, { affine: c.affine, momentum: c.momentum, totalIters: c.total_iters, dtype });
+  if (c.affine) {
+    bn.weight.copy_(tensor(inp.weight, [C], { dtype }));
+    bn.bias.copy_(tensor(inp.bias, [C], { dtype }));
+  }
+  bn.to(DEVICE);
+  c.steps.forEach((s, i) => {
+    bn.train(s.training);
+    close(onDevice(bn.forward(tensor(inp.x[i], inp.shape, { dtype, memoryFormat: fmt, device: DEVICE })), 'output'), s.y, tol, `step ${i} output`);
+    close(onDevice(bn.backward(tensor(inp.dy[i], inp.shape, { dtype, memoryFormat: fmt, device: DEVICE })), 'grad input'), s.dx, tol, `step ${i} grad input`);
+    close(onDevice(bn.runningMean, 'running mean'), s.running_mean, tol, `step ${i} running mean`);
+    close(bn.runningVar, s.running_var, tol, `step ${i} running var`);
+    equal(bn.curIter, s.cur_iter, `step ${i} cur_iter`);
+    if (!(Math.abs(bn.momentum - s.momentum) < 1e-14)) throw new Error(`step ${i} momentum ${bn.momentum}, expected ${s.momentum}`);
+    if (c.affine) {
+      close(bn.weight.grad, s.grad_weight, tol, `step ${i} grad weight`);
+      close(bn.bias.grad, s.grad_bias, tol, `step ${i} grad bias`);
+    }
+  });
+}
+
+/** float16 / bfloat16 inputs, float32 parameters and statistics; CUDA only. */
+function halfCase(c) {
+  const C = c.shape[1];
+  const bn = new nn[c.module](C);
+  bn.weight.copy_(tensor(c.weight, [C]));
+  bn.bias.copy_(tensor(c.bias, [C]));
+  bn.to(DEVICE);
+  c.steps.forEach((s, i) => {
+    bn.train(s.training);
+    const y = onDevice(bn.forward(tensor(s.x, c.shape, { dtype: c.dtype, device: DEVICE })), 'output');
+    equal(y.dtype, c.dtype, 'output dtype');
+    close(y, s.y, TOL[c.dtype], `step ${i} output`);
+    close(bn.backward(tensor(s.dy, c.shape, { dtype: c.dtype, device: DEVICE })), s.dx, TOL[c.dtype], `step ${i} grad input`);
+    close(bn.weight.grad, s.grad_weight, { rtol: 1e-4, atol: 1e-4 }, `step ${i} grad weight`);
+    close(bn.bias.grad, s.grad_bias, { rtol: 1e-4, atol: 1e-4 }, `step ${i} grad bias`);
+    close(bn.runningMean, s.running_mean, TOL.float32, `step ${i} running mean`);
+    close(bn.runningVar, s.running_var, { rtol: 1e-4, atol: 1e-5 }, `step ${i} running var`);
+  });
+}
+
+const ran = [];
+
+function fixtureSuite() {
+  for (const dtype of ['float32', 'float64']) {
+    const file = `modules_${dtype}.json`;
+    const fx = load(file);
+    for (const c of fx.cases) {
+      const inp = fx.inputs[c.kind];
+      for (const fmt of formatsFor(inp.shape)) {
+        check(`${file} ${c.kind} affine=${c.affine} track=${c.track_running_stats} momentum=${c.momentum} ${fmt}`, () =>
+          moduleSteps({ ...c, module: inp.module, dtype }, inp, c.steps, fmt));
+      }
+    }
+    ran.push(file);
+  }
+
+  const varied = load('varied.json');
+  for (const c of varied.modules) {
+    for (const fmt of formatsFor(c.shape)) {
+      check(`varied.json ${c.module} [${c.shape}] ${c.dtype} eps=${c.eps} momentum=${c.momentum} affine=${c.affine} track=${c.track_running_stats} ${fmt}`, () =>
+        moduleSteps(c, c, c.steps, fmt));
+    }
+  }
+  for (const c of varied.ops) {
+    for (const fmt of formatsFor(c.shape)) check(`varied.json ops ${c.name} ${fmt}`, () => opsCase(c, fmt));
+  }
+  ran.push('varied.json');
+
+  for (const c of load('ops.json').cases) {
+    for (const fmt of formatsFor(c.shape)) check(`ops.json ${c.name} ${fmt}`, () => opsCase(c, fmt));
+  }
+  ran.push('ops.json');
+
+  const momentum = load('momentum.json');
+  for (const c of momentum.cases) {
+    const inp = momentum.inputs[c.inputs];
+    for (const fmt of formatsFor(inp.shape)) {
+      check(`momentum.json ${c.module} ${c.kind} ${c.dtype} affine=${c.affine} momentum=${c.momentum} totalIters=${c.total_iters} ${fmt}`, () => momentumCase(c, inp, fmt));
+    }
+  }
+  ran.push('momentum.json');
+
+  for (const c of load('half.json').cases) {
+    const name = `half.json ${c.dtype} input ${c.module} [${c.shape}]`;
+    if (ON_GPU) check(name, () => halfCase(c));
+    else {
+      // The fixture still loads into half tensors on the host; only the dispatch needs CUDA.
+      check(`${name} loads`, () => c.steps.forEach((s) => equal(tensor(s.x, c.shape, { dtype: c.dtype }).dtype, c.dtype, 'input dtype')));
+      skip(name, 'float16 / bfloat16 batch norm runs on CUDA only');
+    }
+  }
+  ran.push('half.json');
+
+  for (const f of fs.readdirSync(FIXTURES).filter((f) => f.endsWith('.json') && !HANDLED.has(f)).sort()) {
+    skip(`fixtures/${f}`, 'this suite has no CUDA check for it');
+  }
+
+  if (ON_GPU) {
+    check('mixing devices is an error', () => {
+      const bn = new nn.BatchNorm1d(3).to('cuda');
+      let message = '';
+      try {
+        bn.forward(tensor([1, 2, 3, 4, 5, 6], [2, 3]));
+      } catch (e) {
+        message = e.message;
+      }
+      if (!/Expected all tensors to be on the same device/.test(message)) throw new Error(`got: ${message}`);
+    });
+  } else {
+    skip('mixing devices is an error', 'needs a CUDA device');
+  }
+
+  check(`an empty batch on ${DEVICE}`, () => {
+    const bn = new nn.BatchNorm2d(3).to(DEVICE);
+    const y = bn.forward(tensor([], [0, 3, 2, 2], { device: DEVICE }));
+    if (y.numel() !== 0) throw new Error('expected an empty output');
+    close(bn.runningMean, [0, 0, 0], TOL.float32, 'running mean unchanged');
+  });
+
+}
 
 async function checkAsync(name, fn) {
   try {
@@ -138,13 +379,12 @@ function freePort() {
 // has one): the rendezvous through the store, every collective on device
 // memory and through the host staging, the Welford merge, gradients.
 async function ncclSuite() {
-  const lib = process.env.SYNCBN_NCCL_LIBRARY;
-  if (!lib) {
-    failed++;
-    console.log('FAIL nccl: SYNCBN_NCCL_LIBRARY is not set (bench/gpu/run.sh looks for libnccl.so.2 next to PyTorch)');
+  if (!ON_GPU) {
+    skip('nccl world of one', 'NCCL reduces CUDA tensors');
     return;
   }
-  console.log(`NCCL: ${lib}`);
+  // Without SYNCBN_NCCL_LIBRARY the loader's path is searched (bench/gpu/run.sh sets it to PyTorch's copy).
+  console.log(`NCCL: ${process.env.SYNCBN_NCCL_LIBRARY || 'libnccl.so.2 on the loader path'}`);
   const port = await freePort();
   await checkAsync('nccl world of one: rendezvous and collectives', async () => {
     const world = await dist.initProcessGroup({ backend: 'nccl', rank: 0, worldSize: 1, initMethod: `tcp://127.0.0.1:${port}`, timeoutMs: 60000, device: 0 });
@@ -183,16 +423,20 @@ async function ncclSuite() {
       const before = bn.bias.grad.toArray().slice();
       dist.allReduceGradients(bn);
       close(bn.bias.grad, Array.from(before), TOL.float32, 'averaged gradients');
-      // SyncBatchNorm in a world of one falls back to BatchNorm's kernels.
+      // SyncBatchNorm in a world of one falls back to BatchNorm's kernels, counter included.
       const sbn = new nn.SyncBatchNorm(2).to('cuda');
       close(sbn.forward(x), bn.forward(x).toArray(), TOL.float32, 'SyncBatchNorm world of one');
+      equal(Number(sbn.numBatchesTracked.item()), 1, 'SyncBatchNorm num_batches_tracked');
+      close(sbn.runningMean, bn.runningMean.toArray(), TOL.float32, 'SyncBatchNorm running mean');
     } finally {
       await dist.destroyProcessGroup();
     }
   });
 }
 
-ncclSuite().then(() => {
-  console.log(`${passed} passed, ${failed} failed`);
+if (SUITES.has('fixtures')) fixtureSuite();
+(SUITES.has('nccl') ? ncclSuite() : Promise.resolve()).then(() => {
+  if (SUITES.has('fixtures')) console.log(`fixture files run: ${ran.join(', ')}`);
+  console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
   process.exit(failed === 0 ? 0 : 1);
 });
