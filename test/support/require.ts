@@ -1,9 +1,26 @@
 // Suites that need something this machine may lack (Gloo, a GPU, NCCL).
 // Without it the suite is skipped, saying why; SYNCBN_REQUIRE=gloo,cuda,nccl
-// (any subset) turns that skip into a failure.
-const required = new Set((process.env.SYNCBN_REQUIRE ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+// (any subset) turns that skip into a failure. Any other name in
+// SYNCBN_REQUIRE (a typo, 'CUDA') is an error, not a requirement silently dropped.
 
-export function requireOrSkip(feature: string, available: boolean, why: string): typeof describe {
+/** The features a suite can require. */
+export const FEATURES = ['gloo', 'cuda', 'nccl'] as const;
+export type Feature = (typeof FEATURES)[number];
+
+/** The names in a SYNCBN_REQUIRE value; throws on an unknown one. */
+export function parseRequire(value: string | undefined): Set<Feature> {
+  const names = (value ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const unknown = names.filter((n) => !(FEATURES as readonly string[]).includes(n));
+  if (unknown.length > 0) {
+    throw new Error(`SYNCBN_REQUIRE=${value}: unknown ${unknown.length === 1 ? 'name' : 'names'} ${unknown.map((n) => `'${n}'`).join(', ')}; ` +
+      `expected a comma-separated subset of ${FEATURES.join(', ')} (lower case)`);
+  }
+  return new Set(names as Feature[]);
+}
+
+const required = parseRequire(process.env.SYNCBN_REQUIRE);
+
+export function requireOrSkip(feature: Feature, available: boolean, why: string): typeof describe {
   if (available) return describe;
   if (required.has(feature)) {
     return ((name: string) =>
