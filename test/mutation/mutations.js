@@ -9,6 +9,8 @@ const GOLDEN_VARIED = 'test/golden/varied.test.ts';
 const GOLDEN_MODULES = 'test/golden/modules.test.ts';
 const THREADS = 'test/distributed/syncbn_threads.test.ts';
 const COLLECTIVES = 'test/distributed/collectives.test.ts';
+// The GPU suite's checks dispatched on the CPU (check_cuda.js --device cpu).
+const GPU_DRY = 'test/gpu/golden_cuda.test.ts';
 
 module.exports = [
   {
@@ -16,7 +18,7 @@ module.exports = [
     file: 'lib/nn/batchnorm.ts',
     find: 'useBatchStats, factor, this.eps);',
     replace: 'useBatchStats, factor, 1e-5);',
-    tests: [GOLDEN_VARIED],
+    tests: [GOLDEN_VARIED, GPU_DRY],
   },
   {
     name: "BatchNorm's eval backward ignores eps",
@@ -44,7 +46,7 @@ module.exports = [
     file: 'lib/nn/batchnorm.ts',
     find: '(this.numBatchesTracked!.data as BigInt64Array)[0] += 1n;',
     replace: '(this.numBatchesTracked!.data as BigInt64Array)[0] += 0n;',
-    tests: [GOLDEN_MODULES, GOLDEN_VARIED, THREADS],
+    tests: [GOLDEN_MODULES, GOLDEN_VARIED, THREADS, GPU_DRY],
   },
   {
     name: 'eval normalizes with batch statistics',
@@ -100,7 +102,7 @@ module.exports = [
     file: 'lib/functional.ts',
     find: 'native.batchNormStats(host(input), shape, cl, eps,',
     replace: 'native.batchNormStats(host(input), shape, cl, 1e-5,',
-    tests: [GOLDEN_VARIED],
+    tests: [GOLDEN_VARIED, GPU_DRY],
   },
   {
     name: 'F.batchNormGatherStatsWithCounts ignores momentum',
@@ -114,7 +116,7 @@ module.exports = [
     file: 'lib/functional.ts',
     find: 'native.batchNormBackward(host(dy), host(input), shape, cl, w, mean, second, training, eps,',
     replace: 'native.batchNormBackward(host(dy), host(input), shape, cl, w, mean, second, training, training ? eps : 1e-5,',
-    tests: [GOLDEN_VARIED],
+    tests: [GOLDEN_VARIED, GPU_DRY],
   },
   {
     name: 'F.batchNormWelfordFinalize ignores eps',
