@@ -29,3 +29,4 @@ export * as F from './functional';
 export * as distributed from './distributed';
 export * as cuda from './cuda';
 export { setNumThreads, getNumThreads } from './threads';
+export { load, save, SaveOptions, StateDict, StateDictMetadata } from './serialization';

@@ -70,6 +70,8 @@ function checkOptions(numFeatures: number, opts: BatchNormOptions, where: string
  * Subclasses only check the input's rank.
  */
 export abstract class BatchNorm extends Module {
+  /** 2 since PyTorch 0.4.1 added num_batches_tracked. */
+  static override readonly stateDictVersion: number = 2;
   numFeatures: number;
   eps: number;
   momentum: number | null;
@@ -259,18 +261,20 @@ export abstract class BatchNorm extends Module {
     return r.gradInput!;
   }
 
-  protected override loadFromStateDict(stateDict: Record<string, Tensor>, prefix: string, load: StateDictLoad): void {
+  protected override loadFromStateDict(stateDict: Record<string, Tensor>, prefix: string, load: StateDictLoad, localMetadata: Record<string, unknown> = {}): void {
     if (this.uninitialized) {
       const source = [stateDict[`${prefix}weight`], stateDict[`${prefix}running_mean`]].find((t) => t instanceof Tensor);
       if (source) this.materialize(source.numel());
     }
     const key = `${prefix}num_batches_tracked`;
-    if (this.numBatchesTracked !== null && !Object.prototype.hasOwnProperty.call(stateDict, key)) {
-      // Checkpoints older than the counter (PyTorch < 0.4.1) load with it at 0.
-      super.loadFromStateDict({ ...stateDict, [key]: zeros([], { dtype: 'int64' }) }, prefix, load);
+    const version = localMetadata.version;
+    const old = typeof version !== 'number' || version < 2;
+    if (old && this.numBatchesTracked !== null && !Object.prototype.hasOwnProperty.call(stateDict, key)) {
+      // PyTorch's rule: a dict older than version 2 (or without versions) predates the counter; it loads at 0.
+      super.loadFromStateDict({ ...stateDict, [key]: zeros([], { dtype: 'int64' }) }, prefix, load, localMetadata);
       return;
     }
-    super.loadFromStateDict(stateDict, prefix, load);
+    super.loadFromStateDict(stateDict, prefix, load, localMetadata);
   }
 
   override extraRepr(): string {

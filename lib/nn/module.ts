@@ -1,6 +1,7 @@
 // Module: the registries of parameters, buffers and children that state
 // dicts, `train()`/`eval()` and `toString()` walk. Cf. torch.nn.Module.
 import { Device, Parameter, Tensor } from '../tensor';
+import { StateDictMetadata, getMetadata, setMetadata } from '../state_dict_metadata';
 
 /** Result of `loadStateDict`: what the dict lacked and what it had too much of. */
 export interface LoadStateDictResult {
@@ -42,6 +43,11 @@ function indent(text: string, spaces: number): string {
  * }
  */
 export abstract class Module {
+  /**
+   * Version of this class's state-dict layout, saved in the state dict's
+   * `_metadata` so that loaders can accept older layouts. Cf. `Module._version`.
+   */
+  static readonly stateDictVersion: number = 1;
   /** True in training mode, false after `eval()`. */
   training = true;
   private readonly _parameters = new Map<string, Parameter | null>();
@@ -206,14 +212,17 @@ export abstract class Module {
    */
   stateDict(prefix = ''): Record<string, Tensor> {
     const out: Record<string, Tensor> = {};
-    this.collectState(out, prefix);
-    return out;
+    const metadata: StateDictMetadata = {};
+    this.collectState(out, prefix, metadata);
+    // Each module's version under its prefix, as PyTorch's `_metadata` (non-enumerable: not a key).
+    return setMetadata(out, metadata);
   }
 
-  private collectState(out: Record<string, Tensor>, prefix: string): void {
+  private collectState(out: Record<string, Tensor>, prefix: string, metadata: StateDictMetadata): void {
+    metadata[prefix.slice(0, -1)] = { version: (this.constructor as typeof Module).stateDictVersion };
     for (const [name, p] of this._parameters) if (p !== null) out[prefix + name] = p;
     for (const [name, b] of this._buffers) if (b !== null && !this._nonPersistent.has(name)) out[prefix + name] = b;
-    for (const [name, m] of this._modules) m.collectState(out, `${prefix}${name}.`);
+    for (const [name, m] of this._modules) m.collectState(out, `${prefix}${name}.`, metadata);
   }
 
   /**
@@ -227,9 +236,10 @@ export abstract class Module {
     if (stateDict === null || typeof stateDict !== 'object') throw new TypeError('loadStateDict: expected an object of tensors');
     const load: StateDictLoad = { copies: [], missingKeys: [], errors: [] };
     const expected = new Set<string>();
+    const metadata = getMetadata(stateDict);
     for (const [prefix, m] of this.namedModules()) {
       const p = prefix ? `${prefix}.` : '';
-      m.loadFromStateDict(stateDict, p, load);
+      m.loadFromStateDict(stateDict, p, load, metadata?.[prefix] ?? {});
       for (const key of m.localStateKeys()) expected.add(p + key);
     }
     const unexpectedKeys = Object.keys(stateDict).filter((k) => !expected.has(k));
@@ -253,9 +263,11 @@ export abstract class Module {
 
   /**
    * Checks this module's own entries of `stateDict` (keys under `prefix`)
-   * and queues their copies. Subclasses override to accept older layouts.
+   * and queues their copies. Subclasses override to accept older layouts,
+   * told apart by `localMetadata.version` (the saving class's `stateDictVersion`).
    */
-  protected loadFromStateDict(stateDict: Record<string, Tensor>, prefix: string, load: StateDictLoad): void {
+  protected loadFromStateDict(stateDict: Record<string, Tensor>, prefix: string, load: StateDictLoad, localMetadata: Record<string, unknown> = {}): void {
+    void localMetadata;
     const local: Array<[string, Tensor]> = [];
     for (const [name, p] of this._parameters) if (p !== null) local.push([name, p]);
     for (const [name, b] of this._buffers) if (b !== null && !this._nonPersistent.has(name)) local.push([name, b]);

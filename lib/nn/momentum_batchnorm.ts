@@ -93,8 +93,8 @@ export abstract class MomentumBatchNorm extends BatchNorm {
     return output;
   }
 
-  protected override loadFromStateDict(stateDict: Record<string, Tensor>, prefix: string, load: StateDictLoad): void {
-    super.loadFromStateDict(stateDict, prefix, load);
+  protected override loadFromStateDict(stateDict: Record<string, Tensor>, prefix: string, load: StateDictLoad, localMetadata: Record<string, unknown> = {}): void {
+    super.loadFromStateDict(stateDict, prefix, load, localMetadata);
     // Runs after the copies queued above: the field follows the loaded buffer.
     load.copies.push(() => {
       this.momentum = this.buffer('momentum')!.item();
