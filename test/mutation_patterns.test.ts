@@ -20,7 +20,12 @@ const ROOT = path.resolve(__dirname, '..');
 describe('mutation check patterns', () => {
   test.each(mutations.map((m) => [m.name, m] as const))('%s: pattern matches its lib/ file once; its tests exist', (_, m) => {
     const text = fs.readFileSync(path.join(ROOT, m.file), 'utf8');
-    expect(text.split(m.find).length - 1).toBe(1);
+    const n = text.split(m.find).length - 1;
+    if (n !== 1) {
+      throw new Error(`${m.file} holds the pattern of mutation "${m.name}" ${n} times, expected once. ` +
+        `If the code changed, update the pattern in test/mutation/mutations.js to the new code (keep the mutation) ` +
+        `and run npm run test:mutation. Pattern: ${JSON.stringify(m.find)}`);
+    }
     expect(m.replace).not.toBe(m.find);
     expect(m.tests.length).toBeGreaterThan(0);
     for (const t of m.tests) expect(fs.existsSync(path.join(ROOT, t))).toBe(true);
