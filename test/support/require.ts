@@ -1,10 +1,10 @@
-// Suites that need something this machine may lack (Gloo, a GPU, NCCL).
-// Without it the suite is skipped, saying why; SYNCBN_REQUIRE=gloo,cuda,nccl
+// Suites that need something this machine may lack (Gloo, a GPU, NCCL,
+// PyTorch for /usr/bin/python3). Without it the suite is skipped, saying why; SYNCBN_REQUIRE=gloo,cuda,nccl,torch
 // (any subset) turns that skip into a failure. Any other name in
 // SYNCBN_REQUIRE (a typo, 'CUDA') is an error, not a requirement silently dropped.
 
 /** The features a suite can require. */
-export const FEATURES = ['gloo', 'cuda', 'nccl'] as const;
+export const FEATURES = ['gloo', 'cuda', 'nccl', 'torch'] as const;
 export type Feature = (typeof FEATURES)[number];
 
 /** The names in a SYNCBN_REQUIRE value; throws on an unknown one. */
