@@ -4,6 +4,7 @@
       "target_name": "syncbn",
       "sources": [
         "native/addon/addon.cpp",
+        "native/addon/allocation.cpp",
         "native/addon/batch_norm.cpp",
         "native/addon/comm.cpp",
         "native/addon/cuda.cpp",

@@ -1,14 +1,30 @@
-// Recycled storage for op outputs. A fresh `new Float32Array(n)` is zeroed
-// (and page-faults on first touch): for a 25 MB batch-norm output that costs
-// as much as the op. Outputs that their owner disposes go back to a free list
-// keyed by length, and the next output of that length reuses the array
-// without zeroing: the ops write every element.
+// Storage for op outputs. A fresh `new Float32Array(n)` is zeroed (and
+// page-faults on first touch): for a 25 MB batch-norm output that costs as
+// much as the op. Two paths avoid it:
+// - Outputs nobody frees (`y = bn.forward(x)` in a loop, as users write it)
+//   are allocated uninitialized by Node's allocator, whose memory V8 frees
+//   when a collection finds the array dead; glibc is told to keep freed
+//   blocks of these sizes in the heap, so the next output reuses warm pages
+//   instead of faulting fresh ones in (bench/NOTES.md 30).
+// - Outputs that their owner disposes go back to a free list keyed by
+//   length, and the next output of that length takes the array at once.
+// Either way the ops write every element, and no output ever shares memory
+// with a tensor that is still reachable.
+import { native } from './native';
 import type { FloatStorage } from './tensor';
 
 type FloatDtype = 'float32' | 'float64';
 
 // Below this many bytes zeroing is cheap and pooling not worth it.
 const POOLED_BYTES = 1 << 16;
+// glibc's largest mmap threshold (32 MiB on 64-bit): blocks up to this come
+// from the heap and can be reused; larger ones are mapped and unmapped per
+// output, as PyTorch's are.
+const HEAP_BLOCK_BYTES = 32 << 20;
+// Freed heap kept in the process before glibc returns it to the system: room
+// for a training loop's outputs in flight between collections (a 300-step
+// loop at 32x64x56x56 peaks near 250 MB, bench/NOTES.md 30).
+const KEPT_FREE_BYTES = 256 << 20;
 // Cached arrays beyond this are left to the garbage collector.
 const MAX_CACHED_BYTES = 1 << 30;
 
@@ -28,6 +44,18 @@ function dtypeOf(array: FloatStorage): FloatDtype {
   return array instanceof Float64Array ? 'float64' : 'float32';
 }
 
+let allocatorSet = false;
+
+/** A new array whose elements are whatever the memory held: the op overwrites them all. */
+function uninitialized(dtype: FloatDtype, length: number, bytes: number): FloatStorage {
+  if (!allocatorSet) {
+    allocatorSet = true;
+    native.keepFreedMemory(HEAP_BLOCK_BYTES, KEPT_FREE_BYTES);
+  }
+  const b = Buffer.allocUnsafeSlow(bytes);
+  return dtype === 'float64' ? new Float64Array(b.buffer, b.byteOffset, length) : new Float32Array(b.buffer, b.byteOffset, length);
+}
+
 /** An array for an op to fill completely; recycled when one of this length is free. */
 export function outputArray(dtype: FloatDtype, length: number): FloatStorage {
   const bytes = length * (dtype === 'float64' ? 8 : 4);
@@ -37,7 +65,7 @@ export function outputArray(dtype: FloatDtype, length: number): FloatStorage {
     cachedBytes -= bytes;
     stats.hits++;
   } else {
-    array = dtype === 'float64' ? new Float64Array(length) : new Float32Array(length);
+    array = uninitialized(dtype, length, bytes);
     stats.misses++;
   }
   handedOut.add(array);

@@ -241,8 +241,20 @@ export class Tensor {
     return this.#cuda !== null;
   }
 
+  /**
+   * Throws when this tensor was disposed: its storage may already hold a
+   * later output, so reading or writing it would touch someone else's values.
+   */
+  #live(where: string, role = 'tensor'): void {
+    if (this.#disposed) {
+      throw new Error(`${where}: the ${role} (shape [${this.shape.join(', ')}], ${this.dtype}) was disposed; ` +
+        'dispose() handed its storage to later outputs, so it can no longer be read or written');
+    }
+  }
+
   /** The storage in memory order (N,...,C for channelsLast). Shared, not copied. CPU tensors only. */
   get data(): Storage {
+    this.#live('Tensor.data');
     if (this.#cuda) throw new Error(`Tensor.data: this tensor is on ${this.device}; use toArray() or cpu() to read it`);
     return this.#data;
   }
@@ -272,12 +284,14 @@ export class Tensor {
   }
 
   /**
-   * Hands an op output's storage back for the next output of its size,
-   * instead of leaving it to the garbage collector: a loop that disposes
-   * what it no longer needs skips zeroing and page-faulting fresh memory
-   * (as PyTorch's reference counting frees a tensor at once). The tensor is
-   * unusable afterwards. Tensors that are not unshared op outputs are left
-   * to the garbage collector. Cf. `tf.dispose`.
+   * Hands an op output's storage back for the next output of its size at
+   * once, instead of when the garbage collector finds it dead. Optional:
+   * outputs that are never disposed are not zeroed and their memory is
+   * reused after a collection; disposing keeps a loop's outputs warm in
+   * cache (as PyTorch's reference counting frees a tensor at once). Using
+   * the tensor afterwards is an error that names it. Tensors that are not
+   * unshared op outputs are left to the garbage collector (and stay
+   * usable). Cf. `tf.dispose`.
    *
    * @example
    * const y = bn.forward(x);
@@ -319,6 +333,7 @@ export class Tensor {
    * bfloat16 as a Float32Array. CUDA tensors are copied to the host.
    */
   toArray(): FloatStorage {
+    this.#live('Tensor.toArray');
     const stored = this.#hostStorage();
     const values = this.memoryFormat === 'contiguous' ? (this.#cuda ? stored : stored.slice()) : relayout(stored, this.shape, false);
     if (this.dtype === 'int64') return Float64Array.from(values as BigInt64Array, Number);
@@ -331,6 +346,7 @@ export class Tensor {
 
   /** The single value of a one-element tensor, as a number. */
   item(): number {
+    this.#live('Tensor.item');
     if (this.numel() !== 1) {
       throw new RangeError(`a Tensor with ${this.numel()} elements cannot be converted to a scalar`);
     }
@@ -338,6 +354,7 @@ export class Tensor {
   }
 
   clone(): Tensor {
+    this.#live('Tensor.clone');
     if (this.#cuda) {
       const buffer = newDeviceBuffer(this.#cuda.index, this.numel() * dtypeSize(this.dtype));
       if (this.numel() > 0) buffer.copyFrom(this.#cuda.buffer);
@@ -349,6 +366,7 @@ export class Tensor {
   /** This tensor if already in `memoryFormat`, else a re-laid copy. Cf. `Tensor.contiguous(memory_format=...)`. */
   contiguous(memoryFormat: MemoryFormat = 'contiguous'): Tensor {
     const fmt = checkFormat(memoryFormat, this.shape.length, 'Tensor.contiguous');
+    this.#live('Tensor.contiguous');
     if (fmt === this.memoryFormat) return this;
     // On CUDA the relayout goes through the host: batch norm never needs it on a hot path.
     if (this.#cuda) return this.cpu().contiguous(fmt).to(this.device);
@@ -363,6 +381,7 @@ export class Tensor {
    */
   to(device: Device | 'cuda'): Tensor {
     const target = checkDevice(device, 'Tensor.to');
+    this.#live('Tensor.to');
     if (target === this.device) return this;
     if (target === 'cpu') return new Tensor(this.#hostStorage(), this.shape, this.memoryFormat, this.dtype);
     const index = cudaIndex(target);
@@ -394,6 +413,7 @@ export class Tensor {
 
   /** Fills in place. */
   fill_(value: number): this {
+    this.#live('Tensor.fill_');
     if (this.#cuda) return this.copy_(full(this.shape, value, { dtype: this.dtype, memoryFormat: this.memoryFormat }));
     if (this.dtype === 'int64') (this.#data as BigInt64Array).fill(BigInt(Math.trunc(value)));
     else if (isHalf(this.dtype)) (this.#data as Uint16Array).fill(toHalfBits(value, this.dtype));
@@ -411,6 +431,8 @@ export class Tensor {
    */
   copy_(src: Tensor): this {
     if (!(src instanceof Tensor)) throw new TypeError('copy_: source must be a Tensor');
+    this.#live('copy_', 'destination tensor');
+    src.#live('copy_', 'source tensor');
     if (src.shape.length !== this.shape.length || src.shape.some((d, i) => d !== this.shape[i])) {
       throw new RangeError(`copy_: shape [${src.shape.join(', ')}] does not match [${this.shape.join(', ')}]`);
     }
@@ -438,6 +460,7 @@ export class Tensor {
   }
 
   toString(): string {
+    if (this.#disposed) return `tensor(<disposed>, shape=[${this.shape.join(', ')}], dtype=${this.dtype})`;
     const head = Array.from(this.toArray().subarray(0, 8), String).join(', ');
     const more = this.numel() > 8 ? ', ...' : '';
     const fmt = this.memoryFormat === 'channelsLast' ? ", memoryFormat='channelsLast'" : '';

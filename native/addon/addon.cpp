@@ -1,6 +1,7 @@
 // Module entry: each concern registers its own functions.
 #include <napi.h>
 
+#include "allocation.h"
 #include "batch_norm.h"
 #include "comm.h"
 #include "cuda.h"
@@ -9,6 +10,7 @@
 namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  syncbn::addon::RegisterAllocation(env, exports);
   syncbn::addon::RegisterBatchNorm(env, exports);
   syncbn::addon::RegisterComm(env, exports);
   syncbn::addon::RegisterCuda(env, exports);
