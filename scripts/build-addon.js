@@ -1,21 +1,28 @@
 #!/usr/bin/env node
-// Builds the native addon at install time.
+// The install script, and `npm run build:addon`: makes sure there is an addon
+// this Node can load.
 //
-//   prebuild present        -> nothing to do (node-gyp-build loads it)
-//   cmake on PATH           -> cmake-js over CMakeLists.txt (CPU + CUDA when found)
-//   otherwise               -> node-gyp over binding.gyp (CPU only)
+//   a prebuild or build/Release loads  -> nothing to do (node-gyp-build loads it)
+//   cmake on PATH                      -> cmake-js over CMakeLists.txt (CPU, bundled Gloo, CUDA when nvcc is found)
+//   otherwise                          -> node-gyp over binding.gyp (CPU, the system's Gloo when present)
 //
-// --force rebuilds even when an addon is present; --gyp forces node-gyp;
+// It compiles even when an addon loads when asked: --force (`npm run
+// build:addon`), `npm install --build-from-source` (npm_config_build_from_source)
+// or `npm rebuild syncbn` (npm_command=rebuild). --gyp forces node-gyp;
 // SYNCBN_BUILD=gyp|cmake picks the same way from the environment.
+// npm 11 runs a dependency's install script only when the user allows it, so
+// the package must work without this script: the prebuild in prebuilds/ does.
 'use strict';
 
 const { spawnSync } = require('node:child_process');
-const fs = require('node:fs');
 const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
 const args = process.argv.slice(2);
-const force = args.includes('--force');
+const fromSource =
+  args.includes('--force') ||
+  process.env.npm_config_build_from_source === 'true' ||
+  process.env.npm_command === 'rebuild';
 const choice = args.includes('--gyp') ? 'gyp' : process.env.SYNCBN_BUILD || '';
 
 function run(cmd, cmdArgs) {
@@ -30,18 +37,29 @@ function have(cmd) {
   return !r.error && r.status === 0;
 }
 
-function prebuilt() {
+/** The addon node-gyp-build would pick, if it loads here (a prebuild for another glibc may not). */
+function loadable() {
+  let file;
   try {
-    require('node-gyp-build').resolve(root);
-    return true;
+    file = require('node-gyp-build').resolve(root);
   } catch {
-    return false;
+    return null;
+  }
+  try {
+    require(file);
+    return file;
+  } catch (e) {
+    console.log(`[syncbn] ${path.relative(root, file)} does not load here (${e.message.split('\n')[0]}); building from source`);
+    return null;
   }
 }
 
-if (!force && !choice && prebuilt()) {
-  console.log('[syncbn] addon already built; `npm run build:addon` rebuilds it');
-  process.exit(0);
+if (!fromSource && !choice) {
+  const file = loadable();
+  if (file) {
+    console.log(`[syncbn] using ${path.relative(root, file)}; \`npm rebuild syncbn\` compiles from source`);
+    process.exit(0);
+  }
 }
 
 const jobs = String(Math.max(1, require('node:os').availableParallelism?.() ?? 2));
