@@ -1,6 +1,8 @@
 // Data-parallel training of a small MLP with SyncBatchNorm, one process per
 // rank over Gloo. Start it with `npm run demo` (2 ranks), or
 //   npx syncbn-run --nproc-per-node 4 examples/train_mlp.js
+// examples/demo.js also runs train() in worker threads (backend 'threads')
+// when the binary has no Gloo.
 'use strict';
 
 const { nn, distributed: dist, tensor, manualSeed, randn } = require('..');
@@ -32,8 +34,9 @@ function bar(fraction, width = 24) {
   return `[${'#'.repeat(full)}${'-'.repeat(width - full)}]`;
 }
 
-async function main() {
-  await dist.initProcessGroup({ backend: 'gloo', timeoutMs: 60000 });
+/** Trains on this rank; `init` goes to initProcessGroup (default: gloo, ranks from the environment). */
+async function train(init = { backend: 'gloo' }) {
+  await dist.initProcessGroup({ timeoutMs: 60000, ...init });
   const rank = dist.getRank();
   const world = dist.getWorldSize();
   manualSeed(1234);
@@ -41,7 +44,7 @@ async function main() {
     new nn.Sequential(new Linear(FEATURES, HIDDEN), new nn.BatchNorm1d(HIDDEN), new ReLU(), new Linear(HIDDEN, CLASSES)));
   // Every rank starts from rank 0's parameters, as DDP does.
   for (const p of net.parameters()) dist.broadcast(p, 0);
-  if (rank === 0) console.log(`training on ${world} ranks over gloo:\n${net}`);
+  if (rank === 0) console.log(`training on ${world} ranks over ${dist.getBackend()}:\n${net}`);
 
   const train = makeData(BATCH * STEPS_PER_EPOCH, 100 + rank);
   for (let epoch = 1; epoch <= EPOCHS; epoch++) {
@@ -91,7 +94,11 @@ async function main() {
   if (!identical) process.exitCode = 1;
 }
 
-main().catch((e) => {
-  console.error(e.stack || e.message);
-  process.exit(1);
-});
+module.exports = { train };
+
+if (require.main === module) {
+  train().catch((e) => {
+    console.error(e.stack || e.message);
+    process.exit(1);
+  });
+}

@@ -30,3 +30,4 @@ export * as distributed from './distributed';
 export * as cuda from './cuda';
 export { setNumThreads, getNumThreads } from './threads';
 export { load, save, SaveOptions, StateDict, StateDictMetadata } from './serialization';
+export { features } from './features';

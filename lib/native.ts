@@ -115,22 +115,52 @@ export interface NativeAddon {
   getNumThreads(): number;
   setNumThreads(n: number): void;
   cuda: NativeCuda;
-  features: { openmp: boolean; cuda: boolean; gloo: boolean; isa: string };
+  features: Readonly<NativeFeatures>;
 }
 
+/** What the loaded binary holds, and which file it is (see `features` in index.ts). */
+export interface NativeFeatures {
+  openmp: boolean;
+  cuda: boolean;
+  gloo: boolean;
+  /** The CPU kernel variant picked at run time on this machine: 'avx2' or 'baseline'. */
+  isa: string;
+  /** The .node file loaded. */
+  file: string;
+  /** 'prebuild': the binary shipped in prebuilds/; 'source': compiled on this machine (build/). */
+  build: 'prebuild' | 'source';
+}
+
+// lib/ (ts-jest) and dist/ (compiled) both sit one level below the package root.
+const root = path.resolve(__dirname, '..');
+
+/** How to get a binary, for errors that end with "no addon" or "no Gloo". */
+export const BUILD_HELP =
+  'The npm package carries a prebuilt binary for linux-x64 (glibc >= 2.34) with Gloo and CUDA inside; ' +
+  'elsewhere, or to compile anyway, run `npm rebuild syncbn` with cmake (or node-gyp), make and a C++17 compiler on the PATH ' +
+  '(the CMake build includes Gloo from syncbn\'s bundled source)';
+
 function load(): NativeAddon {
-  // lib/ (ts-jest) and dist/ (compiled) both sit one level below the package root.
-  const root = path.resolve(__dirname, '..');
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const gypBuild = require('node-gyp-build') as { resolve(dir: string): string };
+  let file: string;
+  try {
+    file = gypBuild.resolve(root);
+  } catch (err) {
+    const why = (err instanceof Error ? err.message : String(err)).trim().replace(/\s+/g, ' ');
+    throw new Error(`syncbn: no native addon fits this machine (${why}). ${BUILD_HELP}.`);
+  }
+  let addon: Omit<NativeAddon, 'features'> & { features: Omit<NativeFeatures, 'file' | 'build'> };
   try {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
-    return require('node-gyp-build')(root) as NativeAddon;
+    addon = require(file);
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
-    throw new Error(
-      `syncbn: the native addon could not be loaded from ${root} (${why}). ` +
-        'Build it with `npm run build:addon` (needs cmake or node-gyp and a C++17 compiler).',
-    );
+    throw new Error(`syncbn: the native addon ${file} could not be loaded (${why}). ${BUILD_HELP}.`);
   }
+  const build = path.relative(root, file).split(path.sep)[0] === 'prebuilds' ? 'prebuild' : 'source';
+  addon.features = Object.freeze({ ...addon.features, file, build });
+  return addon as NativeAddon;
 }
 
 export const native: NativeAddon = load();

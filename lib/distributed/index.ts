@@ -10,5 +10,6 @@ export {
   allReduceGradients,
   GroupOption,
 } from './collectives';
+export { isGlooAvailable, isNcclAvailable } from './availability';
 export { ProcessGroup, Backend, ReduceOp } from './process_group';
 export { Store, TCPStore, StoreServer, FileStore, StoreTimeoutError } from './store';

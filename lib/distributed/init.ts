@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import { isMainThread } from 'node:worker_threads';
 import { native, NativeComm } from '../native';
 import { Backend, ProcessGroup } from './process_group';
+import { glooUnavailableMessage } from './availability';
 import { FileStore, Store, StoreTimeoutError, TCPStore } from './store';
 
 export interface InitProcessGroupOptions {
@@ -136,7 +137,7 @@ export async function initProcessGroup(opts: InitProcessGroupOptions): Promise<P
     if (device >= count) throw new RangeError(`${where}: the nccl backend needs CUDA device ${device}, but ${count} ${count === 1 ? 'is' : 'are'} visible`);
   }
   if (backend === 'gloo' && !native.features.gloo) {
-    throw new Error(`${where}: the gloo backend is not available: syncbn was built without Gloo (install libgloo-dev and run \`npm run build:addon\`)`);
+    throw new Error(glooUnavailableMessage(where));
   }
   let store: Store;
   let connect: State['connect'];

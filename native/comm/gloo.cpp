@@ -170,8 +170,8 @@ namespace comm {
 bool gloo_available() { return false; }
 
 std::unique_ptr<Communicator> gloo_connect(const GlooOptions&) {
-  throw CommError("the gloo backend is not available: syncbn was built without Gloo "
-                  "(install libgloo-dev and rebuild with `npm run build:addon`)");
+  throw CommError("the gloo backend is not available: this build of syncbn has no Gloo "
+                  "(the prebuilt binary and the CMake build include it: `npm rebuild syncbn` with cmake on the PATH)");
 }
 
 }  // namespace comm

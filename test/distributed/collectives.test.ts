@@ -5,6 +5,8 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { nn, distributed as dist, randn, tensor } from '../../lib';
 import { native } from '../../lib/native';
+import { requireOrSkip } from '../support/require';
+import { glooUnavailableMessage } from '../../lib/distributed/availability';
 import { freePort } from './support';
 
 const WORKER = path.join(__dirname, 'workers', 'collectives_worker.js');
@@ -79,10 +81,28 @@ describe('initProcessGroup argument checks', () => {
   test('bad options are refused before any rendezvous', async () => {
     await expect(dist.initProcessGroup({ backend: 'mpi' as never })).rejects.toThrow(/backend must be 'gloo', 'nccl' or 'threads'/);
     await expect(dist.initProcessGroup({ backend: 'gloo', rank: 2, worldSize: 2, initMethod: 'tcp://127.0.0.1:1' })).rejects.toThrow(/rank 2 is outside the world of size 2/);
-    await expect(dist.initProcessGroup({ backend: 'gloo', rank: 0, worldSize: 1, initMethod: 'udp://x' })).rejects.toThrow(/unsupported initMethod 'udp:\/\/x'/);
     await expect(dist.initProcessGroup({ backend: 'threads', rank: 0, worldSize: 1, initMethod: 'env://' })).rejects.toThrow(/local:\/\/name/);
     expect(dist.isInitialized()).toBe(false);
     expect(() => dist.getRank()).toThrow(/not initialized/);
+  });
+
+  test('isGlooAvailable says what the binary holds; without Gloo the error names the file and fixes that work in a project', async () => {
+    expect(dist.isGlooAvailable()).toBe(native.features.gloo);
+    const message = glooUnavailableMessage('initProcessGroup');
+    expect(message).toContain(`${native.features.file} was built without Gloo`);
+    expect(message).toMatch(/backend 'threads'/);
+    expect(message).toMatch(/`npm rebuild syncbn` with cmake/);
+    expect(message).not.toMatch(/build:addon/);
+    if (!native.features.gloo) {
+      await expect(dist.initProcessGroup({ backend: 'gloo', rank: 0, worldSize: 1, initMethod: 'tcp://127.0.0.1:1' })).rejects.toThrow(message);
+    }
+  });
+});
+
+requireOrSkip('gloo', native.features.gloo, `${native.features.file} was built without Gloo`)('initProcessGroup over gloo', () => {
+  test('an unknown init method is refused before any rendezvous', async () => {
+    await expect(dist.initProcessGroup({ backend: 'gloo', rank: 0, worldSize: 1, initMethod: 'udp://x' })).rejects.toThrow(/unsupported initMethod 'udp:\/\/x'/);
+    expect(dist.isInitialized()).toBe(false);
   });
 
   test('a world of one over gloo (tcp://) reduces to itself', async () => {

@@ -7,7 +7,7 @@ import { native } from '../../lib/native';
 import { requireOrSkip } from '../support/require';
 
 const F64 = { rtol: 1e-9, atol: 1e-9 };
-const gloo = requireOrSkip('gloo', native.features.gloo, 'this addon was built without Gloo (install libgloo-dev, then npm run build:addon)');
+const gloo = requireOrSkip('gloo', native.features.gloo, `${native.features.file} was built without Gloo`);
 
 gloo('SyncBatchNorm over gloo processes', () => {
   test('2 processes (env://), uneven batches, eps 1e-3, momentum 0.3', async () => {
@@ -113,6 +113,6 @@ describe('syncbn-run', () => {
   test('bad arguments are refused with usage', async () => {
     const r = await runNode([LAUNCHER, '--nproc-per-node', 'x', 'a.js']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/--nproc-per-node must be a non-negative integer/);
+    expect(r.stderr).toMatch(/--nproc-per-node must be an integer >= 1, got 'x'/);
   });
 });
