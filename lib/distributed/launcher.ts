@@ -3,7 +3,9 @@
 // prefix, and when one rank fails stops the others and exits non-zero.
 // Cf. `torchrun` / `python -m torch.distributed.launch`.
 import { ChildProcess, spawn } from 'node:child_process';
+import * as path from 'node:path';
 import * as readline from 'node:readline';
+import { parseArgs as utilParseArgs, ParseArgsConfig } from 'node:util';
 
 export interface LaunchOptions {
   nprocPerNode: number;
@@ -17,49 +19,102 @@ export interface LaunchOptions {
 
 const USAGE = `usage: syncbn-run [--nproc-per-node N] [--nnodes N] [--node-rank R]
                   [--master-addr HOST] [--master-port PORT] script.js [args...]
+       syncbn-run -h | --help | --version
 
 Starts N processes of \`node script.js args...\` with RANK, LOCAL_RANK,
 WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR and MASTER_PORT set, prefixes their
-output with the rank, and stops every rank when one fails.`;
+output with the rank, and stops every rank when one fails. Options take
+torchrun's names (dashes or underscores); the script's own arguments follow it.
 
-/** Parses the launcher's own options; the script and its arguments follow them. */
-export function parseArgs(argv: string[]): LaunchOptions {
-  const o: LaunchOptions = { nprocPerNode: 1, nnodes: 1, nodeRank: 0, masterAddr: '127.0.0.1', masterPort: 29500, script: '', args: [] };
-  const ints: Record<string, keyof LaunchOptions> = {
-    '--nproc-per-node': 'nprocPerNode',
-    '--nproc_per_node': 'nprocPerNode',
-    '--nnodes': 'nnodes',
-    '--node-rank': 'nodeRank',
-    '--node_rank': 'nodeRank',
-    '--master-port': 'masterPort',
-    '--master_port': 'masterPort',
-  };
-  let i = 0;
-  for (; i < argv.length; i++) {
+  --nproc-per-node N   processes on this node (default 1)
+  --nnodes N           nodes in the job (default 1)
+  --node-rank R        this node's rank, 0..nnodes-1 (default 0)
+  --master-addr HOST   rank 0's address (default 127.0.0.1)
+  --master-port PORT   rank 0's TCP store port (default 29500)
+  -h, --help           print this and exit
+  --version            print syncbn's version and exit`;
+
+/** What the command line asks for: a launch, the usage or the version. */
+export type Command = { kind: 'launch'; options: LaunchOptions } | { kind: 'help'; text: string } | { kind: 'version'; text: string };
+
+const VALUE_OPTIONS = ['nproc-per-node', 'nnodes', 'node-rank', 'master-addr', 'master-port'] as const;
+type ValueOption = (typeof VALUE_OPTIONS)[number];
+
+/** util.parseArgs' option table: each value option under torchrun's two spellings. */
+const OPTIONS: ParseArgsConfig['options'] = {
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
+  ...Object.fromEntries(VALUE_OPTIONS.flatMap((o) => [[o, { type: 'string' }], [o.replace(/-/g, '_'), { type: 'string' }]])),
+};
+
+/** Index of the script in argv: the first argument that is neither an option nor an option's value (or the one after `--`). */
+function scriptIndex(argv: string[]): number {
+  for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (!a.startsWith('--')) break;
-    const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
-    if (flag === '--help') throw new Error(USAGE);
-    const value = inline ?? argv[++i];
-    if (value === undefined) throw new Error(`syncbn-run: ${flag} needs a value\n${USAGE}`);
-    if (flag === '--master-addr' || flag === '--master_addr') {
-      o.masterAddr = value;
-    } else if (flag in ints) {
-      const n = Number(value);
-      if (!Number.isSafeInteger(n) || n < 0) throw new Error(`syncbn-run: ${flag} must be a non-negative integer, got '${value}'`);
-      (o[ints[flag]] as number) = n;
-    } else {
-      throw new Error(`syncbn-run: unknown option ${flag}\n${USAGE}`);
-    }
+    if (a === '--') return i + 1;
+    if (!a.startsWith('-') || a === '-') return i;
+    const name = a.replace(/^--?/, '').split('=')[0];
+    const spec = OPTIONS![name];
+    if (spec?.type === 'string' && !a.includes('=')) i++;
   }
-  if (i >= argv.length) throw new Error(`syncbn-run: no script given\n${USAGE}`);
-  o.script = argv[i];
-  o.args = argv.slice(i + 1);
-  if (o.nprocPerNode < 1) throw new Error('syncbn-run: --nproc-per-node must be >= 1');
-  if (o.nnodes < 1) throw new Error('syncbn-run: --nnodes must be >= 1');
-  if (o.nodeRank >= o.nnodes) throw new Error(`syncbn-run: --node-rank ${o.nodeRank} is outside --nnodes ${o.nnodes}`);
-  if (o.masterPort < 1 || o.masterPort > 65535) throw new Error('syncbn-run: --master-port must be a TCP port');
-  return o;
+  return argv.length;
+}
+
+function usageError(message: string): Error {
+  return new Error(`syncbn-run: ${message}\n${USAGE}`);
+}
+
+/**
+ * Parses the command line with node:util's parseArgs (strict): the launcher's
+ * options, then the script and its arguments, which are the script's own.
+ * Throws an error carrying the usage for unknown options and bad values.
+ */
+export function parseCommand(argv: string[]): Command {
+  const at = scriptIndex(argv);
+  const own = argv.slice(0, at).filter((a, i, all) => !(a === '--' && i === all.length - 1));
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = utilParseArgs({ args: own, options: OPTIONS, strict: true, allowPositionals: false }));
+  } catch (e) {
+    throw usageError((e as Error).message.replace(/\. To specify a positional argument.*$/s, ''));
+  }
+  if (values.help) return { kind: 'help', text: USAGE };
+  if (values.version) return { kind: 'version', text: packageVersion() };
+  const value = (o: ValueOption): string | undefined => (values[o] ?? values[o.replace(/-/g, '_')]) as string | undefined;
+  const int = (o: ValueOption, fallback: number, min: number): number => {
+    const text = value(o);
+    if (text === undefined) return fallback;
+    const n = /^\d+$/.test(text) ? Number(text) : NaN;
+    if (!Number.isSafeInteger(n) || n < min) throw usageError(`--${o} must be an integer >= ${min}, got '${text}'`);
+    return n;
+  };
+  const o: LaunchOptions = {
+    nprocPerNode: int('nproc-per-node', 1, 1),
+    nnodes: int('nnodes', 1, 1),
+    nodeRank: int('node-rank', 0, 0),
+    masterAddr: value('master-addr') ?? '127.0.0.1',
+    masterPort: int('master-port', 29500, 1),
+    script: argv[at] ?? '',
+    args: argv.slice(at + 1),
+  };
+  if (o.masterAddr === '') throw usageError('--master-addr must not be empty');
+  if (o.masterPort > 65535) throw usageError(`--master-port must be a TCP port (1-65535), got ${o.masterPort}`);
+  if (o.nodeRank >= o.nnodes) throw usageError(`--node-rank ${o.nodeRank} is outside --nnodes ${o.nnodes}`);
+  if (at >= argv.length) throw usageError('no script given');
+  return { kind: 'launch', options: o };
+}
+
+/** Parses the launcher's options; the script and its arguments follow them. Throws with the usage for --help. */
+export function parseArgs(argv: string[]): LaunchOptions {
+  const c = parseCommand(argv);
+  if (c.kind !== 'launch') throw new Error(c.text);
+  return c.options;
+}
+
+function packageVersion(): string {
+  // dist/distributed/ and lib/distributed/ both sit two levels below the package root.
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  return `syncbn ${(require(path.join(__dirname, '..', '..', 'package.json')) as { version: string }).version}`;
 }
 
 /** Runs the ranks of this node; resolves with the exit code for the launcher. */
@@ -124,14 +179,18 @@ export function launch(o: LaunchOptions, out: NodeJS.WritableStream = process.st
   });
 }
 
-/** The command-line entry: parses, launches, exits with the result. */
+/** The command-line entry: parses, launches, exits with the result (usage errors: 2). */
 export async function main(argv: string[]): Promise<void> {
-  let opts: LaunchOptions;
+  let command: Command;
   try {
-    opts = parseArgs(argv);
+    command = parseCommand(argv);
   } catch (e) {
     process.stderr.write(`${(e as Error).message}\n`);
-    process.exit(argv.includes('--help') ? 0 : 2);
+    process.exit(2);
   }
-  process.exitCode = await launch(opts);
+  if (command.kind !== 'launch') {
+    process.stdout.write(`${command.text}\n`);
+    return;
+  }
+  process.exitCode = await launch(command.options);
 }
