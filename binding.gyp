@@ -1,4 +1,8 @@
 {
+  "variables": {
+    "gloo%": "<!(node scripts/find-system-gloo.js)",
+    "werror%": "<!(node -p \"process.env.SYNCBN_WERROR === '1' ? 1 : 0\")"
+  },
   "targets": [
     {
       "target_name": "syncbn",
@@ -21,22 +25,30 @@
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
-      "dependencies": ["syncbn_kernels_avx2"],
+      "dependencies": ["syncbn_kernels_isa"],
       "cflags_cc": ["-std=c++17", "-fexceptions", "-fopenmp", "-O3", "-fno-math-errno", "-Wall", "-Wextra"],
       "ldflags": ["-fopenmp"],
       "libraries": ["-ldl", "-lpthread"],
+      "conditions": [
+        ["gloo==1", {"defines": ["SYNCBN_HAVE_GLOO"], "libraries": ["-lgloo"]}],
+        ["werror==1", {"cflags_cc": ["-Werror"]}]
+      ],
       "xcode_settings": {
         "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
         "OTHER_CPLUSPLUSFLAGS": ["-std=c++17", "-Xpreprocessor", "-fopenmp"]
       }
     },
     {
-      "target_name": "syncbn_kernels_avx2",
+      "target_name": "syncbn_kernels_isa",
       "type": "static_library",
       "sources": ["native/kernels/cpu/batch_norm_avx2.cpp"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
-      "cflags_cc": ["-std=c++17", "-fopenmp", "-O3", "-fno-math-errno", "-mavx2", "-mfma", "-fPIC", "-Wall", "-Wextra"]
+      "cflags_cc": ["-std=c++17", "-fopenmp", "-O3", "-fno-math-errno", "-fPIC", "-Wall", "-Wextra"],
+      "conditions": [
+        ["target_arch=='x64'", {"cflags_cc": ["-mavx2", "-mfma"]}],
+        ["werror==1", {"cflags_cc": ["-Werror"]}]
+      ]
     }
   ]
 }
