@@ -2,11 +2,13 @@
 // Loads the addon built in <dir> (default: the package root) and checks one
 // training forward against a plain JavaScript reference. CI uses it to prove
 // the node-gyp build compiles, loads and computes, beside the cmake-js one.
+// --gloo: the addon must also have Gloo.
 'use strict';
 
 const path = require('node:path');
 
-const dir = path.resolve(process.argv[2] || path.join(__dirname, '..'));
+const args = process.argv.slice(2);
+const dir = path.resolve(args.find((a) => !a.startsWith('--')) || path.join(__dirname, '..'));
 const addon = require('node-gyp-build')(dir);
 
 const [n, c, inner] = [4, 3, 50];
@@ -35,4 +37,8 @@ if (!(worst < 1e-12)) {
   console.error(`addon in ${dir}: forward differs from the reference by ${worst}`);
   process.exit(1);
 }
-console.log(`addon in ${dir} loads and computes (openmp: ${addon.features.openmp}, threads: ${addon.getNumThreads()}, max error ${worst.toExponential(2)})`);
+if (args.includes('--gloo') && !addon.features.gloo) {
+  console.error(`addon in ${dir}: built without Gloo`);
+  process.exit(1);
+}
+console.log(`addon in ${dir} loads and computes (openmp: ${addon.features.openmp}, gloo: ${addon.features.gloo}, threads: ${addon.getNumThreads()}, max error ${worst.toExponential(2)})`);
