@@ -16,6 +16,7 @@
         "native/kernels/cpu/batch_norm_base.cpp",
         "native/kernels/cpu/stream.cpp",
         "native/comm/reduce.cpp",
+        "native/comm/checked.cpp",
         "native/comm/threads.cpp",
         "native/comm/store_client.cpp",
         "native/comm/gloo.cpp",

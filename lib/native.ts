@@ -54,9 +54,15 @@ export interface NativeComm {
   readonly rank: number;
   readonly size: number;
   readonly timeoutMs: number;
-  allReduce(data: CommArray, op: CommOp): void;
-  allGather(input: CommArray, output: CommArray): void;
-  broadcast(data: CommArray, root: number): void;
+  /**
+   * Every collective first agrees across ranks on what it is (kind, dtype,
+   * count, op, root and the optional `tag`: [source, ...fingerprint], up to 4
+   * integers); a disagreement throws on every rank an error whose `calls`
+   * holds each rank's call (CommMismatch in native/comm/checked.h).
+   */
+  allReduce(data: CommArray, op: CommOp, tag?: readonly number[]): void;
+  allGather(input: CommArray, output: CommArray, tag?: readonly number[]): void;
+  broadcast(data: CommArray, root: number, tag?: readonly number[]): void;
   barrier(): void;
   /** nccl only: in place on device memory. */
   allReduceDevice(buffer: DeviceBuffer, count: number, dtype: CommDtype, op: Exclude<CommOp, 'welford'>): void;
@@ -65,6 +71,15 @@ export interface NativeComm {
 }
 
 export type CommDtype = 'float32' | 'float64' | 'int64';
+
+/** One rank's call, as a CommMismatch error reports it. */
+export interface CommCall {
+  /** The native description: "all_reduce of 192 float64 (sum) ...". */
+  call: string;
+  kind: number;
+  count: number;
+  tag: number[];
+}
 
 export interface NativeAddon {
   batchNormStats(x: FloatArray, shape: NativeShape, channelsLast: boolean, eps: number,
@@ -114,6 +129,8 @@ export interface NativeAddon {
   keepFreedMemory(mmapThreshold: number, trimThreshold: number): boolean;
   getNumThreads(): number;
   setNumThreads(n: number): void;
+  /** The largest count setNumThreads accepts: 4x the cores, at least 64. */
+  maxNumThreads(): number;
   cuda: NativeCuda;
   features: Readonly<NativeFeatures>;
 }

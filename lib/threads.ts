@@ -6,10 +6,17 @@ import { native } from './native';
  * OMP_NUM_THREADS, else the number of cores; a worker thread that joins a
  * 'threads' process group of size W defaults to 1/W of that.
  *
+ * At most 4x the cores (at least 64): more threads only slow the kernels, and
+ * past some tens of thousands the OpenMP runtime fails to start them and ends
+ * the process.
+ *
  * @example setNumThreads(2);
  */
 export function setNumThreads(n: number): void {
-  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1) throw new RangeError(`setNumThreads: expected an integer >= 1, got ${String(n)}`);
+  const max = native.maxNumThreads();
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1 || n > max) {
+    throw new RangeError(`setNumThreads: expected an integer in [1, ${max}] (4x the cores, at least 64), got ${String(n)}`);
+  }
   native.setNumThreads(n);
 }
 

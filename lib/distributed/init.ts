@@ -1,6 +1,7 @@
 // initProcessGroup / newGroup / destroyProcessGroup: the default group and
 // its subgroups, as torch.distributed keeps them (one world per process, or
 // per worker thread for the threads backend).
+import * as dns from 'node:dns';
 import * as os from 'node:os';
 import { isMainThread } from 'node:worker_threads';
 import { native, NativeComm } from '../native';
@@ -58,11 +59,30 @@ function isLoopback(host: string): boolean {
   return host === 'localhost' || host.startsWith('127.') || host === '::1';
 }
 
-/** The address Gloo listens on: GLOO_SOCKET_IFNAME, SYNCBN_GLOO_HOSTNAME, loopback for a loopback master, else the host name. */
-function glooAddress(master: string): { hostname: string; iface: string } {
+/**
+ * The address Gloo listens on: GLOO_SOCKET_IFNAME, SYNCBN_GLOO_HOSTNAME,
+ * loopback for a loopback master, else the host name. Checked here (the
+ * native side checks again) so that a typo is an error naming the variable.
+ */
+async function glooAddress(master: string, where: string): Promise<{ hostname: string; iface: string }> {
   const iface = process.env.GLOO_SOCKET_IFNAME ?? '';
-  if (iface) return { hostname: '', iface };
-  const hostname = process.env.SYNCBN_GLOO_HOSTNAME || (isLoopback(master) ? '127.0.0.1' : os.hostname());
+  if (iface) {
+    if (!(iface in os.networkInterfaces())) {
+      throw new Error(`${where}: GLOO_SOCKET_IFNAME=${iface} is not a network interface of this machine (it has ${Object.keys(os.networkInterfaces()).join(', ')})`);
+    }
+    return { hostname: '', iface };
+  }
+  const fromEnv = process.env.SYNCBN_GLOO_HOSTNAME;
+  const hostname = fromEnv || (isLoopback(master) ? '127.0.0.1' : os.hostname());
+  const what = fromEnv ? `SYNCBN_GLOO_HOSTNAME=${fromEnv}` : `this machine's host name '${hostname}' (set SYNCBN_GLOO_HOSTNAME to an address of this machine)`;
+  if (hostname.length > 253 || !/^[A-Za-z0-9._:%-]+$/.test(hostname)) {
+    throw new TypeError(`${where}: ${what} is not a host name or IP address`);
+  }
+  try {
+    await dns.promises.lookup(hostname);
+  } catch (e) {
+    throw new Error(`${where}: cannot resolve ${what}: ${(e as Error).message}`);
+  }
   return { hostname, iface: '' };
 }
 
@@ -151,14 +171,14 @@ export async function initProcessGroup(opts: InitProcessGroupOptions): Promise<P
     if (!portText || !Number.isInteger(port) || port < 1 || port > 65535) {
       throw new RangeError(`${where}: MASTER_PORT must be a TCP port, got ${String(portText)}`);
     }
+    const addr = backend === 'gloo' ? await glooAddress(host, where) : { hostname: '', iface: '' };
     const tcpStore = await TCPStore.create({ host, port, isServer: rank === 0, timeoutMs });
     store = tcpStore;
-    const addr = glooAddress(host);
     connect = (prefix, r, size) => native.glooConnect(host, tcpStore.port, '', prefix, addr.hostname, addr.iface, r, size, timeoutMs);
   } else if (file) {
     const dir = `${file[1]}.syncbn`;
+    const addr = backend === 'gloo' ? await glooAddress('127.0.0.1', where) : { hostname: '', iface: '' };
     store = new FileStore(dir, timeoutMs);
-    const addr = glooAddress('127.0.0.1');
     connect = (prefix, r, size) => native.glooConnect('', 0, `${dir}/gloo`, prefix, addr.hostname, addr.iface, r, size, timeoutMs);
     (await import('node:fs')).mkdirSync(`${dir}/gloo`, { recursive: true });
   } else {

@@ -1,5 +1,5 @@
 // ProcessGroup: a set of ranks and the communicator they share.
-import { CommArray, CommDtype, DeviceBuffer, NativeComm } from '../native';
+import { CommArray, CommCall, CommDtype, DeviceBuffer, NativeComm } from '../native';
 
 export type Backend = 'gloo' | 'nccl' | 'threads';
 /** Cf. `torch.distributed.ReduceOp`: SUM, AVG, MIN, MAX. */
@@ -8,13 +8,14 @@ export type ReduceOp = 'sum' | 'avg' | 'min' | 'max';
 /** A fingerprint of one synchronization point: [layer id, channels, sequence]. */
 export type Fingerprint = readonly [number, number, number];
 
-// Values in the first collective of a checked sync, after the header: the
-// statistics of up to 512 channels forward (3 each), 768 backward (2 each).
-// Wider layers add one collective of the rest. A multiple of 3, so a Welford
-// triple is never split.
-const SYNC_CHUNK = 1536;
-// Fingerprint fields are compared modulo this, to stay exact in doubles.
-const FINGERPRINT_MODULUS = 2 ** 20;
+/** Describes a SyncBatchNorm fingerprint for errors; set by nn/sync_batchnorm. */
+let describeSync: (fp: Fingerprint) => string = (fp) => `a SyncBatchNorm sync [${fp.join(', ')}]`;
+export function setSyncDescriber(fn: (fp: Fingerprint) => string): void {
+  describeSync = fn;
+}
+
+// tag[0] of a collective: who called it (see CallTag in native/comm/checked.h).
+const SOURCE_SYNC = 1;
 
 /**
  * A group of ranks that run collectives together. Made by
@@ -78,111 +79,68 @@ export class ProcessGroup {
   }
 
   /**
-   * Gloo aborts the process when ranks pass buffers of different sizes, so
-   * on gloo every user-level collective first agrees on the byte count (one
-   * 2-value all-reduce). The threads backend checks sizes itself.
+   * Runs one collective. The communicator makes every rank agree on the call
+   * before any data moves (native/comm/checked.h); a disagreement becomes,
+   * on every rank, the same error naming what each rank called.
    */
-  private guardSize(comm: NativeComm, bytes: number, where: string): void {
-    if (this.backend === 'threads') return;
-    const n = bytes;
-    const header = new Float64Array([n, -n]);
-    comm.allReduce(header, 'min');
-    if (header[0] !== -header[1]) {
-      throw new Error(`${where}: ranks of ${this.label} passed tensors of different sizes (${header[0]} to ${-header[1]} bytes); every rank must pass the same shape and dtype`);
+  private run<T>(where: string, fn: (comm: NativeComm) => T): T {
+    const comm = this.communicator(where);
+    try {
+      return fn(comm);
+    } catch (e) {
+      const calls = (e as { calls?: CommCall[] }).calls;
+      if (Array.isArray(calls)) throw new Error(this.divergence(calls, where));
+      throw new Error(`${where}: ${(e as Error).message}`);
     }
   }
 
   allReduceArray(data: CommArray, op: ReduceOp, where: string): void {
-    const comm = this.communicator(where);
-    this.guardSize(comm, data.byteLength, where);
-    comm.allReduce(data, op);
+    this.run(where, (c) => c.allReduce(data, op));
   }
 
   allGatherArray(input: CommArray, output: CommArray, where: string): void {
-    const comm = this.communicator(where);
-    this.guardSize(comm, input.byteLength, where);
-    comm.allGather(input, output);
+    this.run(where, (c) => c.allGather(input, output));
   }
 
   broadcastArray(data: CommArray, root: number, where: string): void {
-    const comm = this.communicator(where);
-    this.guardSize(comm, data.byteLength, where);
-    comm.broadcast(data, root);
+    this.run(where, (c) => c.broadcast(data, root));
   }
 
   /** nccl: all-reduce `count` elements of device memory in place. */
   allReduceDevice(buffer: DeviceBuffer, count: number, dtype: CommDtype, op: ReduceOp, where: string): void {
-    const comm = this.communicator(where);
-    this.guardSize(comm, count * (dtype === 'float32' ? 4 : 8), where);
-    comm.allReduceDevice(buffer, count, dtype, op);
+    this.run(where, (c) => c.allReduceDevice(buffer, count, dtype, op));
   }
 
   /** nccl: broadcast `count` elements of device memory from group rank `root`. */
   broadcastDevice(buffer: DeviceBuffer, count: number, dtype: CommDtype, root: number, where: string): void {
-    const comm = this.communicator(where);
-    this.guardSize(comm, count * (dtype === 'float32' ? 4 : 8), where);
-    comm.broadcastDevice(buffer, count, dtype, root);
+    this.run(where, (c) => c.broadcastDevice(buffer, count, dtype, root));
   }
 
   barrier(where: string): void {
-    this.communicator(where).barrier();
+    this.run(where, (c) => c.barrier());
   }
 
   /**
-   * All-reduce `data` ('sum' of doubles, or 'welford' triples) while checking
-   * that every rank is at the same synchronization point, without an extra
-   * round trip. The first collective has a fixed size on every rank: a
-   * header, then the first SYNC_CHUNK values of the payload (zero-padded;
-   * zeros are neutral for both ops). The header is built so that the op
-   * itself reveals disagreement: 'sum' adds (f, f^2) per fingerprint field,
-   * and the fields agree iff size * sum(f^2) == sum(f)^2; 'welford' merges
-   * (1, f, 0) triples, and they agree iff the merged m2 is 0. Both are exact
-   * for integer fields below 2^20. Agreement implies equal channel counts,
-   * hence equal payload sizes, so the rest (channels beyond the chunk) can
-   * follow safely. On disagreement every rank gathers every fingerprint
-   * (fixed size) and throws the same error, built by `describe`.
+   * All-reduce `data` ('sum' of doubles, or 'welford' triples) at one
+   * synchronization point of a SyncBatchNorm layer. With `check`, the
+   * fingerprint rides in the call's header, so ranks at different layers,
+   * passes or calls fail on every rank, naming where each rank is, in the
+   * same round trip (native/comm/checked.h).
    */
-  syncAllReduce(
-    fingerprint: Fingerprint,
-    data: Float64Array,
-    op: 'sum' | 'welford',
-    opts: { check: boolean; where: string; describe: (fp: Fingerprint) => string },
-  ): void {
-    const comm = this.communicator(opts.where);
-    if (!opts.check) {
-      comm.allReduce(data, op);
-      return;
-    }
-    const fp = fingerprint.map((v) => v % FINGERPRINT_MODULUS);
-    const header = op === 'welford' ? fp.flatMap((f) => [1, f, 0]) : [...fp, ...fp.map((f) => f * f)];
-    const head = Math.min(SYNC_CHUNK, data.length);
-    const first = new Float64Array(header.length + SYNC_CHUNK);
-    first.set(header);
-    first.set(data.subarray(0, head), header.length);
-    comm.allReduce(first, op);
-    const agree = op === 'welford'
-      ? [0, 3, 6].every((i) => first[i] === this.size && first[i + 2] === 0)
-      : [0, 1, 2].every((i) => this.size * first[i + 3] === first[i] * first[i]);
-    if (!agree) {
-      const all = new Float64Array(4 * this.size);
-      comm.allGather(new Float64Array([...fingerprint, data.length]), all);
-      throw new Error(this.divergence(all, opts.where, opts.describe));
-    }
-    data.set(first.subarray(header.length, header.length + head));
-    if (data.length > SYNC_CHUNK) comm.allReduce(data.subarray(SYNC_CHUNK), op);
+  syncAllReduce(fingerprint: Fingerprint, data: Float64Array, op: 'sum' | 'welford', opts: { check: boolean; where: string }): void {
+    const tag = opts.check ? [SOURCE_SYNC, ...fingerprint] : [SOURCE_SYNC];
+    this.run(opts.where, (c) => c.allReduce(data, op, tag));
   }
 
-  private divergence(all: Float64Array, where: string, describe: (fp: Fingerprint) => string): string {
+  private divergence(calls: CommCall[], where: string): string {
     const byPoint = new Map<string, number[]>();
-    const points = new Map<string, Fingerprint>();
-    for (let r = 0; r < this.size; r++) {
-      const fp: Fingerprint = [all[4 * r], all[4 * r + 1], all[4 * r + 2]];
-      const key = fp.join(',');
-      points.set(key, fp);
+    calls.forEach((c, r) => {
+      const fp: Fingerprint = [c.tag[1], c.tag[2], c.tag[3]];
+      const key = c.tag[0] === SOURCE_SYNC && c.tag.slice(1).some((v) => v !== 0) ? describeSync(fp) : c.call;
       byPoint.set(key, [...(byPoint.get(key) ?? []), this.ranks[r]]);
-    }
-    const lines = [...byPoint.entries()].map(([key, ranks]) => `ranks [${ranks.join(', ')}] are at ${describe(points.get(key)!)}`);
+    });
+    const lines = [...byPoint.entries()].map(([at, ranks]) => `ranks [${ranks.join(', ')}] are at ${at}`);
     return `${where}: ranks of ${this.label} diverged: ${lines.join('; ')}. ` +
-      'Every rank must run the same synchronized layers in the same order.';
+      'Every rank must run the same collectives and synchronized layers in the same order.';
   }
 }

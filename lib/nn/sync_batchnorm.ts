@@ -7,7 +7,7 @@
 // statistics). Backward syncs once: the all-reduce of (sum_dy, sum_dy_xmu).
 // Grad weight and bias stay local, as in PyTorch.
 import { defaultGroup } from '../distributed/init';
-import { Fingerprint, ProcessGroup } from '../distributed/process_group';
+import { Fingerprint, ProcessGroup, setSyncDescriber } from '../distributed/process_group';
 import * as F from '../functional';
 import { Parameter, Tensor, tensor } from '../tensor';
 import { BatchNorm, BatchNormOptions, check1dInput, check2dInput, check3dInput } from './batchnorm';
@@ -42,6 +42,7 @@ function describe(fp: Fingerprint): string {
   const name = layerNames.get(id) ?? `layer #${id}`;
   return `'${name}' ${tag % 2 === 0 ? 'forward' : 'backward'} (${channels} channels, sync #${seq})`;
 }
+setSyncDescriber(describe);
 
 function accumulate(p: Parameter, g: Tensor): void {
   if (p.grad === null) {
@@ -116,7 +117,7 @@ export class SyncBatchNorm extends BatchNorm {
     const { tracking, factor } = this.runningFactor();
     const summary = F.batchNormWelfordStats(input);
     group.syncAllReduce([this.layerId * 2, C, group.nextSync()], summary, 'welford', {
-      check: this.checkDivergence, where, describe,
+      check: this.checkDivergence, where,
     });
     // The global count decides, so a rank with one value (or none) still trains.
     const count = summary[0];
@@ -146,7 +147,7 @@ export class SyncBatchNorm extends BatchNorm {
     sums.set(r.sumDy!.toArray(), 0);
     sums.set(r.sumDyXmu!.toArray(), C);
     s.group.syncAllReduce([this.layerId * 2 + 1, C, s.group.nextSync()], sums, 'sum', {
-      check: this.checkDivergence, where: `${this.typeName()} '${this.layerName}' backward`, describe,
+      check: this.checkDivergence, where: `${this.typeName()} '${this.layerName}' backward`,
     });
     const dtype = r.sumDy!.dtype as 'float32' | 'float64';
     r.sumDy!.copy_(tensor(sums.subarray(0, C), [C], { dtype }));

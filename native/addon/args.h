@@ -57,6 +57,7 @@ class Args {
 
   Napi::Env env() const { return info_.Env(); }
   Napi::Value value(size_t i) const { return info_[i]; }
+  size_t length() const { return info_.Length(); }
 
   // The dtype of the float TypedArray at i; every other array must match it.
   Dtype dtype(size_t i, const char* name) const {

@@ -226,8 +226,15 @@ Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
 
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   Args a(info, "setNumThreads", 1);
-  cpu::set_num_threads(static_cast<int>(a.integer(0, "threads", 1)));
+  const int64_t n = a.integer(0, "threads", 1);
+  if (n > cpu::max_num_threads())
+    throw a.range_error(0, "threads", "an integer in [1, " + std::to_string(cpu::max_num_threads()) + "] (4x the cores, at least 64)");
+  cpu::set_num_threads(static_cast<int>(n));
   return info.Env().Undefined();
+}
+
+Napi::Value MaxNumThreads(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), cpu::max_num_threads());
 }
 
 }  // namespace
@@ -258,6 +265,7 @@ void RegisterBatchNorm(Napi::Env env, Napi::Object exports) {
   exports.Set("streamTriad", Napi::Function::New(env, StreamTriad, "streamTriad"));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
+  exports.Set("maxNumThreads", Napi::Function::New(env, MaxNumThreads, "maxNumThreads"));
 }
 
 }  // namespace addon

@@ -3,11 +3,13 @@
 // collectives are synchronous for the calling JavaScript thread.
 #include "comm.h"
 
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <memory>
 #include <string>
 
+#include "../comm/checked.h"
 #include "../comm/communicator.h"
 #include "../comm/gloo.h"
 #include "../comm/nccl.h"
@@ -21,6 +23,7 @@ namespace addon {
 
 namespace {
 
+using comm::CheckedComm;
 using comm::Communicator;
 using comm::ElemType;
 using comm::ReduceOp;
@@ -47,11 +50,11 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
   explicit CommWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CommWrap>(info) {
     if (info.Length() != 1 || !info[0].IsExternal())
       throw Napi::TypeError::New(info.Env(), "Communicator is created by the rendezvous functions, not directly");
-    comm_.reset(info[0].As<Napi::External<Communicator>>().Data());
+    comm_.reset(info[0].As<Napi::External<CheckedComm>>().Data());
   }
 
  private:
-  Communicator& live(const Napi::Env& env, const char* op) {
+  CheckedComm& live(const Napi::Env& env, const char* op) {
     if (!comm_) throw Napi::Error::New(env, std::string("syncbn native ") + op + ": the communicator was destroyed");
     return *comm_;
   }
@@ -101,19 +104,53 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
     return *avg ? ReduceOp::Sum : parse_op(a, i);
   }
 
+  // A mismatch carries every rank's call as `calls`, so the TypeScript layer
+  // can name layers in its own words.
   template <typename Fn>
   Napi::Value collective(const Napi::CallbackInfo& info, Fn&& fn) {
     try {
       fn();
+    } catch (const comm::CommMismatch& e) {
+      Napi::Error err = Napi::Error::New(info.Env(), e.what());
+      Napi::Array calls = Napi::Array::New(info.Env(), e.calls.size());
+      for (size_t r = 0; r < e.calls.size(); ++r) {
+        const comm::CallHeader& h = e.calls[r];
+        Napi::Object o = Napi::Object::New(info.Env());
+        o.Set("call", h.describe());
+        o.Set("kind", static_cast<double>(h.kind));
+        o.Set("count", static_cast<double>(h.count));
+        Napi::Array tag = Napi::Array::New(info.Env(), h.tag.size());
+        for (size_t i = 0; i < h.tag.size(); ++i) tag.Set(static_cast<uint32_t>(i), static_cast<double>(h.tag[i]));
+        o.Set("tag", tag);
+        calls.Set(static_cast<uint32_t>(r), o);
+      }
+      err.Set("calls", calls);
+      throw err;
     } catch (const comm::CommError& e) {
       throw Napi::Error::New(info.Env(), e.what());
     }
     return info.Env().Undefined();
   }
 
+  // The optional tag at i: up to four non-negative integers (see CallTag).
+  static comm::CallTag tag_arg(const Args& a, size_t i) {
+    comm::CallTag tag{};
+    if (i >= a.length() || a.value(i).IsUndefined()) return tag;
+    const Napi::Value v = a.value(i);
+    if (!v.IsArray() || v.As<Napi::Array>().Length() > tag.size()) throw a.type_error(i, "tag", "an array of at most 4 integers", v);
+    const Napi::Array arr = v.As<Napi::Array>();
+    for (uint32_t k = 0; k < arr.Length(); ++k) {
+      const Napi::Value e = arr.Get(k);
+      const double d = e.IsNumber() ? e.As<Napi::Number>().DoubleValue() : -1;
+      if (!(d >= 0 && d <= 9007199254740991.0 && d == std::floor(d))) throw a.type_error(i, "tag", "an array of at most 4 integers >= 0", v);
+      tag[k] = static_cast<int64_t>(d);
+    }
+    return tag;
+  }
+
   Napi::Value AllReduce(const Napi::CallbackInfo& info) {
-    Args a(info, "allReduce", 2);
-    Communicator& c = live(info.Env(), "allReduce");
+    Args a(info, "allReduce", info.Length() == 3 ? 3 : 2);
+    CheckedComm& c = live(info.Env(), "allReduce");
     ElemType type;
     size_t n;
     void* data = buffer(a, 0, "tensor", &type, &n);
@@ -123,8 +160,9 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
     if (op == ReduceOp::Welford && (type != ElemType::Float64 || n % 3 != 0))
       throw Napi::TypeError::New(info.Env(), a.prefix() + "'welford' needs a Float64Array of (count, mean, m2) triples");
     const size_t count = op == ReduceOp::Welford ? n / 3 : n;
+    const comm::CallTag tag = tag_arg(a, 2);
     return collective(info, [&] {
-      c.all_reduce(data, count, type, op);
+      c.all_reduce(data, count, type, op, tag, avg);
       if (!avg) return;
       if (type == ElemType::Float32) {
         float* p = static_cast<float*>(data);
@@ -139,8 +177,8 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
   }
 
   Napi::Value AllGather(const Napi::CallbackInfo& info) {
-    Args a(info, "allGather", 2);
-    Communicator& c = live(info.Env(), "allGather");
+    Args a(info, "allGather", info.Length() == 3 ? 3 : 2);
+    CheckedComm& c = live(info.Env(), "allGather");
     ElemType in_type, out_type;
     size_t in_n, out_n;
     const void* in = buffer(a, 0, "input", &in_type, &in_n);
@@ -149,18 +187,20 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
     if (out_n != in_n * static_cast<size_t>(c.size()))
       throw Napi::RangeError::New(info.Env(), a.prefix() + "output must have world size x input length = " +
                                                   std::to_string(in_n * c.size()) + " elements, got " + std::to_string(out_n));
-    return collective(info, [&] { c.all_gather(in, out, in_n, in_type); });
+    const comm::CallTag tag = tag_arg(a, 2);
+    return collective(info, [&] { c.all_gather(in, out, in_n, in_type, tag); });
   }
 
   Napi::Value Broadcast(const Napi::CallbackInfo& info) {
-    Args a(info, "broadcast", 2);
-    Communicator& c = live(info.Env(), "broadcast");
+    Args a(info, "broadcast", info.Length() == 3 ? 3 : 2);
+    CheckedComm& c = live(info.Env(), "broadcast");
     ElemType type;
     size_t n;
     void* data = buffer(a, 0, "tensor", &type, &n);
     const int64_t root = a.integer(1, "root", 0);
     if (root >= c.size()) throw a.range_error(1, "root", "a rank below the group size " + std::to_string(c.size()));
-    return collective(info, [&] { c.broadcast(data, n, type, static_cast<int>(root)); });
+    const comm::CallTag tag = tag_arg(a, 2);
+    return collective(info, [&] { c.broadcast(data, n, type, static_cast<int>(root), tag); });
   }
 
   static ElemType elem_type_arg(const Args& a, size_t i) {
@@ -189,7 +229,7 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
   // allReduceDevice(buffer: DeviceBuffer, count, dtype, op): in place on the device.
   Napi::Value AllReduceDevice(const Napi::CallbackInfo& info) {
     Args a(info, "allReduceDevice", 4);
-    Communicator& c = live(info.Env(), "allReduceDevice");
+    CheckedComm& c = live(info.Env(), "allReduceDevice");
     const DeviceSpan d = device_span(a);
     bool avg = false;
     const ReduceOp op = parse_reduce(a, 3, d.type, &avg, "dtype");
@@ -199,7 +239,7 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
   // broadcastDevice(buffer: DeviceBuffer, count, dtype, root)
   Napi::Value BroadcastDevice(const Napi::CallbackInfo& info) {
     Args a(info, "broadcastDevice", 4);
-    Communicator& c = live(info.Env(), "broadcastDevice");
+    CheckedComm& c = live(info.Env(), "broadcastDevice");
     const DeviceSpan d = device_span(a);
     const int64_t root = a.integer(3, "root", 0);
     if (root >= c.size()) throw a.range_error(3, "root", "a rank below the group size " + std::to_string(c.size()));
@@ -208,7 +248,7 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
 
   Napi::Value Barrier(const Napi::CallbackInfo& info) {
     Args a(info, "barrier", 0);
-    Communicator& c = live(info.Env(), "barrier");
+    CheckedComm& c = live(info.Env(), "barrier");
     return collective(info, [&] { c.barrier(); });
   }
 
@@ -217,7 +257,7 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
     return info.Env().Undefined();
   }
 
-  std::unique_ptr<Communicator> comm_;
+  std::unique_ptr<CheckedComm> comm_;
 };
 
 // Runs a rendezvous on a worker thread and resolves with a Communicator.
@@ -231,7 +271,7 @@ class RendezvousWorker : public Napi::AsyncWorker {
 
   void Execute() override {
     try {
-      comm_ = connect_();
+      comm_ = std::make_unique<CheckedComm>(connect_());
     } catch (const std::exception& e) {
       SetError(e.what());
     }
@@ -239,7 +279,7 @@ class RendezvousWorker : public Napi::AsyncWorker {
 
   void OnOK() override {
     Napi::Env env = Env();
-    Napi::Object obj = addon_data(env).communicator.New({Napi::External<Communicator>::New(env, comm_.release())});
+    Napi::Object obj = addon_data(env).communicator.New({Napi::External<CheckedComm>::New(env, comm_.release())});
     deferred_.Resolve(obj);
   }
 
@@ -248,7 +288,7 @@ class RendezvousWorker : public Napi::AsyncWorker {
  private:
   Napi::Promise::Deferred deferred_;
   Connect connect_;
-  std::unique_ptr<Communicator> comm_;
+  std::unique_ptr<CheckedComm> comm_;
 };
 
 std::string string_arg(const Args& a, size_t i, const char* name) {

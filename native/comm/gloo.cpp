@@ -13,6 +13,11 @@
 #include <gloo/rendezvous/store.h>
 #include <gloo/transport/tcp/device.h>
 
+#include <net/if.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cstring>
 
 #include "reduce.h"
@@ -129,12 +134,43 @@ class GlooComm : public Communicator {
   std::shared_ptr<gloo::rendezvous::Context> ctx_;
 };
 
+// Gloo's device setup dereferences what a failed lookup left it (a crash in
+// some runs), so the address is resolved, and bound once, here first.
+void check_listen_address(const GlooOptions& o) {
+  const std::string who = "gloo rendezvous of rank " + std::to_string(o.rank) + ": ";
+  if (!o.iface.empty()) {
+    if (o.iface.size() >= IF_NAMESIZE || if_nametoindex(o.iface.c_str()) == 0)
+      throw CommError(who + "network interface '" + o.iface + "' (GLOO_SOCKET_IFNAME) does not exist on this machine");
+    return;
+  }
+  if (o.hostname.empty() || o.hostname.size() > 253)
+    throw CommError(who + "the address to listen on (SYNCBN_GLOO_HOSTNAME) must be a host name of 1 to 253 characters");
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  const int rc = getaddrinfo(o.hostname.c_str(), nullptr, &hints, &res);
+  if (rc != 0 || res == nullptr)
+    throw CommError(who + "cannot resolve the address to listen on, '" + o.hostname + "' (SYNCBN_GLOO_HOSTNAME): " + gai_strerror(rc));
+  bool bound = false;
+  for (addrinfo* a = res; a != nullptr && !bound; a = a->ai_next) {
+    const int fd = ::socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+    if (fd < 0) continue;
+    bound = ::bind(fd, a->ai_addr, a->ai_addrlen) == 0;
+    ::close(fd);
+  }
+  freeaddrinfo(res);
+  if (!bound)
+    throw CommError(who + "'" + o.hostname + "' (SYNCBN_GLOO_HOSTNAME) is not an address of this machine: cannot listen on it");
+}
+
 }  // namespace
 
 bool gloo_available() { return true; }
 
 std::unique_ptr<Communicator> gloo_connect(const GlooOptions& o) {
   try {
+    check_listen_address(o);
     gloo::transport::tcp::attr attr;
     if (!o.iface.empty()) attr.iface = o.iface;
     else attr.hostname = o.hostname;

@@ -116,6 +116,9 @@ void convert_memory_format(const void* src, void* dst, int64_t n, int64_t c, int
 // Threads of the calling thread's kernels: its own setting, else the process
 // default (OMP_NUM_THREADS, else the number of cores).
 int get_num_threads();
+// Threads beyond this (4x the cores, at least 64) only risk libgomp failing to
+// create its team, which ends the process; set_num_threads clamps to it.
+int max_num_threads();
 void set_num_threads(int n);
 
 // The instruction set the bulk kernels run with ("avx2" or "baseline").

@@ -61,13 +61,24 @@ thread_local int t_threads = 0;
 #define SYNCBN_DISPATCH(name, ...) \
   (use_avx2() ? avx2::name<T>(__VA_ARGS__) : base::name<T>(__VA_ARGS__))
 
+int max_num_threads() {
+#ifdef _OPENMP
+  static const int procs = omp_get_num_procs();
+#else
+  static const int procs = 1;
+#endif
+  return std::max(64, 4 * procs);
+}
+
 int get_num_threads() {
   if (t_threads > 0) return t_threads;
   const int d = g_default_threads.load(std::memory_order_relaxed);
-  return d > 0 ? d : std::max(1, omp_get_max_threads());
+  // OMP_NUM_THREADS=100000 would make libgomp fail to create its team (an
+  // exit, or a crash), so the default is held to the same bound.
+  return std::min(max_num_threads(), d > 0 ? d : std::max(1, omp_get_max_threads()));
 }
 
-void set_num_threads(int n) { t_threads = std::max(1, n); }
+void set_num_threads(int n) { t_threads = std::min(max_num_threads(), std::max(1, n)); }
 
 const char* isa() { return use_avx2() ? "avx2" : "baseline"; }
 
