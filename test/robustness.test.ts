@@ -24,3 +24,38 @@ describe('thread counts', () => {
     }
   });
 });
+
+describe('the raw binding refuses outputs that share memory with inputs', () => {
+  const shape = [2, 3, 4] as [number, number, number];
+  const c3 = () => new Float32Array(3).fill(1);
+
+  test('the same array, an overlapping view of one buffer, or two outputs in one place are refused, naming both arguments', () => {
+    const x = new Float32Array(24).map((_, i) => i);
+    const before = x.slice();
+    expect(() => native.batchNormElemt(x, shape, false, c3(), c3(), null, null, x)).toThrow(
+      "syncbn native batchNormElemt: output argument 7 'output' overlaps input argument 0 'input' in memory: outputs must not overlap inputs or other outputs");
+    const buf = new Float32Array(40);
+    buf.set(x);
+    expect(() => native.batchNormElemt(buf.subarray(0, 24), shape, false, c3(), c3(), null, null, buf.subarray(16, 40))).toThrow(/'output' overlaps input argument 0 'input'/);
+    const stats = new Float32Array(5);
+    expect(() => native.batchNormStats(x, shape, false, 1e-5, stats.subarray(0, 3), stats.subarray(2, 5))).toThrow(/output argument 4 'mean' overlaps output argument 5 'invstd'/);
+    const y = new Float32Array(24);
+    expect(() => native.batchNormForwardTraining(x, shape, false, null, null, 1e-5, 0.1, null, null, y, y.subarray(0, 3), c3())).toThrow(/'output' overlaps output argument 10 'saveMean'/);
+    expect(() => native.batchNormBackward(x, x, shape, false, null, c3(), c3(), true, 1e-5, x, null, null, false)).toThrow(/'gradInput' overlaps input argument 0 'gradOutput'/);
+    expect(Array.from(x)).toEqual(Array.from(before));
+  });
+
+  test('disjoint views of one ArrayBuffer are accepted and computed as separate arrays', () => {
+    const buf = new Float64Array(48);
+    const x = buf.subarray(0, 24);
+    x.set(Array.from({ length: 24 }, (_, i) => (i * 7) % 5));
+    const out = buf.subarray(24, 48);
+    const mean = new Float64Array([1, 2, 3]);
+    const invstd = new Float64Array([0.5, 1, 2]);
+    native.batchNormElemt(x, shape, false, mean, invstd, null, null, out);
+    for (let i = 0; i < 24; i++) {
+      const c = Math.floor(i / 4) % 3;
+      expect(out[i]).toBe((x[i] - mean[c]) * invstd[c]);
+    }
+  });
+});

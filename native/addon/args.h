@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 
 #include "../kernels/batch_norm.h"
@@ -29,6 +30,15 @@ struct ArrayTraits<double> {
   static constexpr napi_typedarray_type kind = napi_float64_array;
   static constexpr const char* name = "Float64Array";
 };
+
+inline size_t element_bytes(napi_typedarray_type t) {
+  switch (t) {
+    case napi_int16_array: case napi_uint16_array: return 2;
+    case napi_int32_array: case napi_uint32_array: case napi_float32_array: return 4;
+    case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: return 8;
+    default: return 1;
+  }
+}
 
 inline const char* typed_array_name(napi_typedarray_type t) {
   switch (t) {
@@ -143,6 +153,43 @@ class Args {
                                              "' must have " + std::to_string(len) +
                                              " elements, got " + std::to_string(length));
     return static_cast<T*>(data);
+  }
+
+  struct Role {
+    size_t i;
+    const char* name;
+  };
+
+  // The kernels read inputs while they write outputs, so an output that
+  // shares a byte with an input or another output (the same ArrayBuffer, or
+  // views of one memory) would give a result that depends on the order of
+  // their passes: refused. Arguments that are not TypedArrays are skipped
+  // (array() and optional() reject or allow them).
+  void no_overlap(std::initializer_list<Role> outputs, std::initializer_list<Role> inputs) const {
+    auto span = [&](size_t i, uintptr_t* b, uintptr_t* e) {
+      const Napi::Value v = info_[i];
+      napi_typedarray_type type;
+      size_t length = 0;
+      void* data = nullptr;
+      if (!v.IsTypedArray() || napi_get_typedarray_info(env(), v, &type, &length, &data, nullptr, nullptr) != napi_ok)
+        return false;
+      *b = reinterpret_cast<uintptr_t>(data);
+      *e = *b + length * element_bytes(type);
+      return length > 0;
+    };
+    for (auto o = outputs.begin(); o != outputs.end(); ++o) {
+      uintptr_t ob, oe;
+      if (!span(o->i, &ob, &oe)) continue;
+      auto check = [&](const Role& other, const char* what) {
+        uintptr_t b, e;
+        if (span(other.i, &b, &e) && ob < e && b < oe)
+          throw Napi::TypeError::New(env(), prefix() + "output argument " + std::to_string(o->i) + " '" + o->name +
+                                                "' overlaps " + what + " argument " + std::to_string(other.i) + " '" +
+                                                other.name + "' in memory: outputs must not overlap inputs or other outputs");
+      };
+      for (const Role& in : inputs) check(in, "input");
+      for (auto p = o + 1; p != outputs.end(); ++p) check(*p, "output");
+    }
   }
 
   // Like array(), or nullptr for null / undefined.

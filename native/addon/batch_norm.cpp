@@ -14,6 +14,7 @@ namespace {
 
 Napi::Value Stats(const Napi::CallbackInfo& info) {
   Args a(info, "batchNormStats", 6);
+  a.no_overlap({{4, "mean"}, {5, "invstd"}}, {{0, "input"}});
   const BatchShape s = a.shape(1);
   const double eps = a.non_negative(3, "eps");
   dispatch(a.dtype(0, "input"), [&](auto tag) {
@@ -26,6 +27,7 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
 
 Napi::Value GatherStatsWithCounts(const Napi::CallbackInfo& info) {
   Args a(info, "batchNormGatherStatsWithCounts", 11);
+  a.no_overlap({{7, "mean"}, {8, "invstd"}, {9, "runningMean"}, {10, "runningVar"}}, {{0, "means"}, {1, "invstds"}, {2, "counts"}});
   const int64_t world = a.integer(3, "world", 1);
   const int64_t c = a.integer(4, "channels", 1);
   const double momentum = a.number(5, "momentum");
@@ -43,6 +45,7 @@ Napi::Value GatherStatsWithCounts(const Napi::CallbackInfo& info) {
 
 Napi::Value Elemt(const Napi::CallbackInfo& info) {
   Args a(info, "batchNormElemt", 8);
+  a.no_overlap({{7, "output"}}, {{0, "input"}, {3, "mean"}, {4, "invstd"}, {5, "weight"}, {6, "bias"}});
   const BatchShape s = a.shape(1);
   dispatch(a.dtype(0, "input"), [&](auto tag) {
     using T = decltype(tag);
@@ -55,6 +58,7 @@ Napi::Value Elemt(const Napi::CallbackInfo& info) {
 
 Napi::Value BackwardReduce(const Napi::CallbackInfo& info) {
   Args a(info, "batchNormBackwardReduce", 10);
+  a.no_overlap({{6, "sumDy"}, {7, "sumDyXmu"}, {8, "gradWeight"}, {9, "gradBias"}}, {{0, "gradOutput"}, {1, "input"}, {4, "mean"}, {5, "invstd"}});
   const BatchShape s = a.shape(2);
   dispatch(a.dtype(0, "gradOutput"), [&](auto tag) {
     using T = decltype(tag);
@@ -69,6 +73,7 @@ Napi::Value BackwardReduce(const Napi::CallbackInfo& info) {
 
 Napi::Value BackwardElemt(const Napi::CallbackInfo& info) {
   Args a(info, "batchNormBackwardElemt", 11);
+  a.no_overlap({{10, "gradInput"}}, {{0, "gradOutput"}, {1, "input"}, {4, "mean"}, {5, "invstd"}, {6, "weight"}, {7, "sumDy"}, {8, "sumDyXmu"}});
   const BatchShape s = a.shape(2);
   const double count = a.non_negative(9, "totalCount");
   dispatch(a.dtype(0, "gradOutput"), [&](auto tag) {
@@ -84,6 +89,7 @@ Napi::Value BackwardElemt(const Napi::CallbackInfo& info) {
 
 Napi::Value ForwardTraining(const Napi::CallbackInfo& info) {
   Args a(info, "batchNormForwardTraining", 12);
+  a.no_overlap({{7, "runningMean"}, {8, "runningVar"}, {9, "output"}, {10, "saveMean"}, {11, "saveInvstd"}}, {{0, "input"}, {3, "weight"}, {4, "bias"}});
   const BatchShape s = a.shape(1);
   const double eps = a.non_negative(5, "eps");
   const double momentum = a.number(6, "momentum");
@@ -101,6 +107,7 @@ Napi::Value ForwardTraining(const Napi::CallbackInfo& info) {
 
 Napi::Value ForwardInference(const Napi::CallbackInfo& info) {
   Args a(info, "batchNormForwardInference", 9);
+  a.no_overlap({{8, "output"}}, {{0, "input"}, {3, "runningMean"}, {4, "runningVar"}, {5, "weight"}, {6, "bias"}});
   const BatchShape s = a.shape(1);
   const double eps = a.non_negative(7, "eps");
   dispatch(a.dtype(0, "input"), [&](auto tag) {
@@ -115,6 +122,7 @@ Napi::Value ForwardInference(const Napi::CallbackInfo& info) {
 
 Napi::Value Backward(const Napi::CallbackInfo& info) {
   Args a(info, "batchNormBackward", 13);
+  a.no_overlap({{9, "gradInput"}, {10, "gradWeight"}, {11, "gradBias"}}, {{0, "gradOutput"}, {1, "input"}, {4, "weight"}, {5, "mean"}, {6, "invstdOrVar"}});
   const BatchShape s = a.shape(2);
   const bool training = a.boolean(7, "training");
   const double eps = a.non_negative(8, "eps");
@@ -133,6 +141,7 @@ Napi::Value Backward(const Napi::CallbackInfo& info) {
 
 Napi::Value Moments(const Napi::CallbackInfo& info) {
   Args a(info, "batchNormMoments", 5);
+  a.no_overlap({{3, "mean"}, {4, "var"}}, {{0, "input"}});
   const BatchShape s = a.shape(1);
   dispatch(a.dtype(0, "input"), [&](auto tag) {
     using T = decltype(tag);
@@ -144,6 +153,7 @@ Napi::Value Moments(const Napi::CallbackInfo& info) {
 
 Napi::Value WelfordStats(const Napi::CallbackInfo& info) {
   Args a(info, "batchNormWelfordStats", 4);
+  a.no_overlap({{3, "summary"}}, {{0, "input"}});
   const BatchShape s = a.shape(1);
   double* out = a.array<double>(3, "summary", 3 * s.c);
   dispatch(a.dtype(0, "input"), [&](auto tag) {
@@ -155,6 +165,7 @@ Napi::Value WelfordStats(const Napi::CallbackInfo& info) {
 
 Napi::Value WelfordFinalize(const Napi::CallbackInfo& info) {
   Args a(info, "batchNormWelfordFinalize", 8);
+  a.no_overlap({{4, "mean"}, {5, "invstd"}, {6, "runningMean"}, {7, "runningVar"}}, {{0, "summary"}});
   const int64_t c = a.integer(1, "channels", 1);
   const double* summary = a.array<double>(0, "summary", 3 * c);
   const double eps = a.non_negative(2, "eps");
@@ -170,6 +181,9 @@ Napi::Value WelfordFinalize(const Napi::CallbackInfo& info) {
 
 Napi::Value BlendStats(const Napi::CallbackInfo& info) {
   Args a(info, "blendStats", 11);
+  // out may be the running statistics themselves (an in-place update, read
+  // and written per channel), so only the batch statistics are inputs here.
+  a.no_overlap({{9, "outMean"}, {10, "outVar"}}, {{2, "meanA"}, {3, "varA"}, {4, "meanB"}, {5, "varB"}});
   const int64_t c = a.integer(0, "channels", 1);
   const double m = a.number(1, "momentum");
   const double scale = a.number(6, "varScale");
@@ -185,6 +199,7 @@ Napi::Value BlendStats(const Napi::CallbackInfo& info) {
 
 Napi::Value ConvertMemoryFormat(const Napi::CallbackInfo& info) {
   Args a(info, "convertMemoryFormat", 4);
+  a.no_overlap({{1, "destination"}}, {{0, "source"}});
   const BatchShape s = a.shape(2);  // the flag at 3 is the target format
   napi_typedarray_type src_kind, dst_kind;
   int src_size, dst_size;
@@ -197,14 +212,13 @@ Napi::Value ConvertMemoryFormat(const Napi::CallbackInfo& info) {
                                                typed_array_name(dst_kind));
   if (src_size != 2 && src_size != 4 && src_size != 8)
     throw Napi::TypeError::New(info.Env(), a.prefix() + "elements must be 2, 4 or 8 bytes wide");
-  if (src == dst && s.numel() > 0)
-    throw Napi::RangeError::New(info.Env(), a.prefix() + "source and destination must not overlap");
   cpu::convert_memory_format(src, dst, s.n, s.c, s.inner, src_size, s.channels_last);
   return info.Env().Undefined();
 }
 
 Napi::Value StreamCopy(const Napi::CallbackInfo& info) {
   Args a(info, "streamCopy", 2);
+  a.no_overlap({{1, "destination"}}, {{0, "source"}});
   const Napi::Value v = a.value(0);
   const int64_t n = v.IsTypedArray() ? static_cast<int64_t>(v.As<Napi::TypedArray>().ElementLength()) : -1;
   cpu::stream_copy(a.array<float>(0, "source", n), a.array<float>(1, "destination", n), n);

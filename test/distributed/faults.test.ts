@@ -47,6 +47,21 @@ describeGloo('faults between gloo ranks', () => {
   });
 });
 
+describeGloo('non-finite values across ranks', () => {
+  test("ranks' +Inf and NaN reach every rank's running stats as on the whole batch in PyTorch (mean +Inf / NaN, var NaN)", async () => {
+    const out = (await runRanks('nonfinite', 2, 5000)) as (Outcome & { runningMean: string[]; runningVar: string[]; y0: string; y2: string })[];
+    expect(out).toHaveLength(2);
+    for (const o of out) {
+      expect(o.error).toBeNull();
+      expect(o.runningMean.slice(1, 3)).toEqual(['Infinity', 'NaN']);
+      expect(o.runningVar.slice(1, 3)).toEqual(['NaN', 'NaN']);
+      expect(Number.isFinite(Number(o.runningMean[0])) && Number.isFinite(Number(o.runningVar[3]))).toBe(true);
+      expect(o.y2).toBe('NaN');
+      expect(Number.isFinite(Number(o.y0))).toBe(true);
+    }
+  });
+});
+
 describeGloo('listen addresses are checked before Gloo sees them', () => {
   test('an unresolvable SYNCBN_GLOO_HOSTNAME is an error naming it, on the TypeScript side and the native side', async () => {
     const port = await freePort();

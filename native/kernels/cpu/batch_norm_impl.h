@@ -368,6 +368,34 @@ class Buffer {
 };
 
 // What the element-wise passes need per channel, in T.
+// Rounding can leave a sum of squared deviations slightly below 0; NaN (a
+// NaN or an infinity in the channel) must stay NaN, as in PyTorch, where
+// std::max(0.0, NaN) would make it 0.
+inline double non_negative(double v) { return v < 0.0 ? 0.0 : v; }
+
+// Statistics of one channel that holds a NaN or an infinity, as ATen's CPU
+// kernel computes them (mean = sum / n, then the sum of squared deviations
+// from it), so that what propagates (Inf, -Inf or NaN) is what PyTorch gives;
+// the shifted and blocked sums of the fast paths would turn an infinite mean
+// into NaN. Called only for channels whose fast result is not finite.
+template <typename T>
+void two_pass_moments(const T* x, const BatchShape& s, int64_t c, double& mean, double& m2) {
+  const int64_t n = s.count();
+  auto at = [&](int64_t k) -> double {
+    if (s.rows()) return static_cast<double>(x[k * s.c + c]);
+    return static_cast<double>(x[((k / s.inner) * s.c + c) * s.inner + k % s.inner]);
+  };
+  double sum = 0.0;
+  for (int64_t k = 0; k < n; ++k) sum += at(k);
+  mean = sum / static_cast<double>(n);
+  double ss = 0.0;
+  for (int64_t k = 0; k < n; ++k) {
+    const double d = at(k) - mean;
+    ss += d * d;
+  }
+  m2 = ss;
+}
+
 template <typename T>
 struct Affine {
   Buffer<T> shift, scale, offset;
@@ -420,7 +448,7 @@ Moments chunk_moments(const T* x, const BatchShape& s, const Chunk& k) {
   reduce_runs<T, 2>(k.n0, k.n1, len, DevOp<T>{base, stride, m}, dev);
   const double s1 = dev[0], s2 = dev[1];
   r.mean = static_cast<double>(m) + s1 / r.n;
-  r.m2 = std::max(0.0, s2 - s1 * s1 / r.n);
+  r.m2 = non_negative(s2 - s1 * s1 / r.n);
   return r;
 }
 
@@ -604,7 +632,7 @@ Moments planar_affine_then_moments(const T* x, T* y, const BatchShape& s, int64_
                      DevOp<T>{x + next * s.inner, stride, K, ahead, s.n}, t);
   const double n = static_cast<double>(s.count()), m2 = t[1] - t[0] * t[0] / n;
   if (4.0 * m2 < t[1]) return channel_moments(x, s, next);
-  return Moments{n, static_cast<double>(K) + t[0] / n, m2 > 0.0 ? m2 : 0.0};
+  return Moments{n, static_cast<double>(K) + t[0] / n, non_negative(m2)};
 }
 
 // ---- channels-last rows -----------------------------------------------------
@@ -684,7 +712,7 @@ void tile_moments(const T* x, int64_t rows, int64_t C, int64_t ld, std::vector<d
   shifted_sums(x, rows, C, ld, m.data(), a.data(), b.data(), s1.data(), s2.data());
   for (int64_t c = 0; c < C; ++c) {
     mean[c] = static_cast<double>(m[c]) + s1[c] * inv_n;
-    m2[c] = std::max(0.0, s2[c] - s1[c] * s1[c] * inv_n);
+    m2[c] = non_negative(s2[c] - s1[c] * s1[c] * inv_n);
   }
 }
 
@@ -752,7 +780,7 @@ void rows_moments_range(const T* x, int64_t C, int64_t ld, int64_t r0, int64_t r
   for (int64_t c = 0; c < C; ++c) {
     const double d = s2[c] - s1[c] * s1[c] * inv_n;
     mean[c] = static_cast<double>(K[c]) + s1[c] * inv_n;
-    m2[c] = d > 0.0 ? d : 0.0;
+    m2[c] = d < 0.0 ? 0.0 : d;
     cancelled += 4.0 * d < s2[c] ? 1 : 0;
   }
   if (cancelled == 0) return;
@@ -1165,6 +1193,8 @@ void moments_of(const T* x, const BatchShape& s, std::vector<Moments>& out) {
   }
   if (s.rows()) rows_moments(x, s, out);
   else planar_moments(x, s, out);
+  for (int64_t c = 0; c < s.c; ++c)
+    if (!std::isfinite(out[c].mean) || !std::isfinite(out[c].m2)) two_pass_moments(x, s, c, out[c].mean, out[c].m2);
 }
 
 template <typename T>
@@ -1319,6 +1349,16 @@ void forward_training(const T* x, const BatchShape& s, const T* weight, const T*
   Affine<T> f(C);
   const double count = static_cast<double>(s.count());
   auto finish = [&](int64_t c0, int64_t c1, const double* mean, const double* m2) {
+    bool finite = true;
+    for (int64_t c = c0; c < c1; ++c) finite = finite && std::isfinite(mean[c]) && std::isfinite(m2[c]);
+    if (!finite && count > 0) {
+      std::vector<double> fm(mean, mean + c1), fv(m2, m2 + c1);
+      for (int64_t c = c0; c < c1; ++c)
+        if (!std::isfinite(fm[c]) || !std::isfinite(fv[c])) two_pass_moments(x, s, c, fm[c], fv[c]);
+      finish_channels(c0, c1, count, fm.data(), fv.data(), eps, momentum, weight, bias, f, save_mean, save_invstd,
+                      running_mean, running_var);
+      return;
+    }
     finish_channels(c0, c1, count, mean, m2, eps, momentum, weight, bias, f, save_mean, save_invstd, running_mean,
                     running_var);
   };
@@ -1416,16 +1456,13 @@ void backward_elemt(const T* dy, const T* x, const BatchShape& s, const T* mean,
   grad_input_pass(dy, x, dx, s, g);
 }
 
+// Training backward: the channel sums and grad input (see backward()).
 template <typename T>
-void backward(const T* dy, const T* x, const BatchShape& s, const T* weight, const T* mean, const T* invstd_or_var,
-              bool training, double eps, T* dx, T* grad_weight, T* grad_bias, bool accumulate) {
+void backward_training(const T* dy, const T* x, const BatchShape& s, const T* weight, const T* mean,
+                       const std::vector<double>& is, double count, T* dx, bool param_grads, std::vector<double>& sg,
+                       std::vector<double>& sgx) {
   const int64_t C = s.c;
-  std::vector<double> is(C), sg(C, 0.0), sgx(C, 0.0);
-  for (int64_t c = 0; c < C; ++c) {
-    const double v = static_cast<double>(invstd_or_var[c]);
-    is[c] = training ? v : 1.0 / std::sqrt(v + eps);
-  }
-  const double count = static_cast<double>(s.count());
+  const bool training = true;
   GradCoef<T> g(C);
   // The coefficients of channels [c0, c1); branches outside the loops, so
   // the divisions vectorize.
@@ -1442,7 +1479,7 @@ void backward(const T* dy, const T* x, const BatchShape& s, const T* weight, con
       std::fill(g.proj.data() + c0, g.proj.data() + c1, T(0));
     }
   };
-  const bool need_sums = training || grad_weight || grad_bias;
+  const bool need_sums = training || param_grads;
   const int nt = threads_for(s.numel());
   const bool stream = s.numel() * static_cast<int64_t>(sizeof(T)) > stream_bytes();
   const int64_t w = dx && need_sums && s.numel() > 0 ? panel_width<T>(s, nt) : 0;
@@ -1485,6 +1522,32 @@ void backward(const T* dy, const T* x, const BatchShape& s, const T* weight, con
     if (need_sums) grad_sums(dy, x, s, mean, sg, sgx);
     coefficients(0, C);
     if (dx) grad_input_pass(dy, x, dx, s, g);
+  }
+}
+
+template <typename T>
+void backward(const T* dy, const T* x, const BatchShape& s, const T* weight, const T* mean, const T* invstd_or_var,
+              bool training, double eps, T* dx, T* grad_weight, T* grad_bias, bool accumulate) {
+  const int64_t C = s.c;
+  std::vector<double> is(C), sg(C, 0.0), sgx(C, 0.0);
+  for (int64_t c = 0; c < C; ++c) {
+    const double v = static_cast<double>(invstd_or_var[c]);
+    is[c] = training ? v : 1.0 / std::sqrt(v + eps);
+  }
+  const double count = static_cast<double>(s.count());
+  if (!training) {
+    // Eval: dx = dy * invstd * weight depends on dy, the weight and the
+    // running variance only, as in PyTorch; the fused passes below would
+    // multiply (x - mean) by a zero coefficient, and a NaN or an infinity in
+    // x would leak into dx.
+    if (grad_weight || grad_bias) grad_sums(dy, x, s, mean, sg, sgx);
+    if (dx) {
+      Affine<T> f(C);
+      for (int64_t c = 0; c < C; ++c) set_affine(f, c, 0.0, is[c], weight, static_cast<const T*>(nullptr));
+      affine_pass(dy, dx, s, f);
+    }
+  } else {
+    backward_training(dy, x, s, weight, mean, is, count, dx, grad_weight || grad_bias, sg, sgx);
   }
   for (int64_t c = 0; c < C; ++c) {
     if (grad_weight) {

@@ -49,6 +49,18 @@ async function main() {
         }
         bn.forward(x);
         break;
+      case 'nonfinite': {
+        // Rank 0's batch holds +Inf in channel 1 (merged first, where a
+        // difference of means would give NaN), rank 1's NaN in channel 2.
+        const xi = x.toArray();
+        if (rank === 0) xi[2] = Infinity;
+        if (rank === 1) xi[4] = NaN;
+        const y = bn.forward(tensor(xi, [3, 4, 2], { dtype: 'float64' }));
+        const ys = y.toArray();
+        console.log(JSON.stringify({ rank, error: null, ms: 0, runningMean: Array.from(bn.runningMean.toArray(), String), runningVar: Array.from(bn.runningVar.toArray(), String), y0: String(ys[0]), y2: String(ys[2]) }));
+        process.exit(0);
+        break;
+      }
       default:
         throw new Error(`unknown scenario ${scenario}`);
     }
