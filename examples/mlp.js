@@ -14,11 +14,10 @@ class Linear extends nn.Module {
     const w = randn([outFeatures, inFeatures]);
     const bound = 1 / Math.sqrt(inFeatures);
     for (let i = 0; i < w.data.length; i++) w.data[i] *= bound;
-    this.registerParameter('weight', new Parameter(w));
-    this.registerParameter('bias', new Parameter(zeros([outFeatures])));
+    // Parameters assigned to fields register, as in PyTorch.
+    this.weight = new Parameter(w);
+    this.bias = new Parameter(zeros([outFeatures]));
   }
-  get weight() { return this.param('weight'); }
-  get bias() { return this.param('bias'); }
   forward(x) {
     this.input = x;
     const [n] = x.shape;

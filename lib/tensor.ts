@@ -411,6 +411,17 @@ export class Tensor {
     return this;
   }
 
+  /** @internal Converts this tensor's values to `dtype` in place (Module.to(dtype) keeps parameter identity). */
+  retype_(dtype: DType): this {
+    if (checkDtype(dtype, 'Tensor.retype_') === this.dtype) return this;
+    const converted = new Tensor(allocate(dtype, this.numel()), this.shape, this.memoryFormat, dtype).copy_(this).to(this.device);
+    this.#data = converted.#data;
+    this.#cuda = converted.#cuda;
+    this.#recyclable = false;
+    (this as { dtype: DType }).dtype = dtype;
+    return this;
+  }
+
   /** Fills in place. */
   fill_(value: number): this {
     this.#live('Tensor.fill_');

@@ -1,8 +1,9 @@
 // The BatchNorm family: policy (modes, momentum, running stats, the counter)
 // lives here; the math is one functional call. Cf. torch/nn/modules/batchnorm.py.
 import * as F from '../functional';
-import { FloatDType, Parameter, Tensor, ones, zeros } from '../tensor';
+import { Device, FloatDType, Parameter, Tensor, checkDevice, ones, zeros } from '../tensor';
 import { Module, StateDictLoad } from './module';
+import type { DType } from '../tensor';
 
 export interface BatchNormOptions {
   /** Added to the variance for stability. Default 1e-5. */
@@ -15,6 +16,8 @@ export interface BatchNormOptions {
   trackRunningStats?: boolean;
   /** dtype of parameters and buffers, which inputs must share. Default float32. */
   dtype?: FloatDType;
+  /** Where parameters and running statistics live: 'cpu' (default), 'cuda' or 'cuda:N'; CUDA must be available. */
+  device?: Device | 'cuda';
 }
 
 /** What forward keeps for backward. */
@@ -44,7 +47,7 @@ function pyBool(b: boolean): string {
   return b ? 'True' : 'False';
 }
 
-function checkOptions(numFeatures: number, opts: BatchNormOptions, where: string, lazy: boolean): Required<BatchNormOptions> {
+function checkOptions(numFeatures: number, opts: BatchNormOptions, where: string, lazy: boolean): Required<Omit<BatchNormOptions, 'device'>> {
   if (typeof numFeatures !== 'number' || !Number.isSafeInteger(numFeatures) || numFeatures < (lazy ? 0 : 1)) {
     throw new RangeError(`${where}: numFeatures must be a positive integer, got ${String(numFeatures)}`);
   }
@@ -77,10 +80,24 @@ export abstract class BatchNorm extends Module {
   momentum: number | null;
   readonly affine: boolean;
   readonly trackRunningStats: boolean;
-  readonly dtype: FloatDType;
+  /** dtype of parameters and running statistics (changed by `to(dtype)`, `double()`, `float()`). */
+  dtype: FloatDType;
+  /** Learnable per-channel scale (null without `affine`). Assigning a Parameter replaces it. */
+  declare weight: Parameter | null;
+  /** Learnable per-channel shift (null without `affine`). */
+  declare bias: Parameter | null;
+  /** Running mean buffer (null without `trackRunningStats`); PyTorch's name, also `runningMean`. */
+  declare running_mean: Tensor | null;
+  /** Running variance buffer; also `runningVar`. */
+  declare running_var: Tensor | null;
+  /** int64 scalar counter of training forwards; also `numBatchesTracked`. */
+  declare num_batches_tracked: Tensor | null;
   /** Set by forward, consumed by backward. */
   protected saved: SavedForward | null = null;
   private uninitialized: boolean;
+  private device: Device;
+  // numFeatures a lazy layer takes from the state dict being loaded.
+  private loadingFeatures: number | null = null;
 
   constructor(numFeatures: number, opts: BatchNormOptions = {}) {
     super();
@@ -92,6 +109,7 @@ export abstract class BatchNorm extends Module {
     this.affine = o.affine;
     this.trackRunningStats = o.trackRunningStats;
     this.dtype = o.dtype;
+    this.device = checkDevice(opts.device, new.target.name);
     this.uninitialized = lazy;
     this.allocate(numFeatures);
   }
@@ -115,16 +133,18 @@ export abstract class BatchNorm extends Module {
   /** (Re)creates parameters and buffers for `c` channels with their initial values. */
   protected allocate(c: number): void {
     const dtype = this.dtype;
+    const device = this.device;
     if (this.affine) {
-      this.registerParameter('weight', new Parameter(ones([c], { dtype })));
-      this.registerParameter('bias', new Parameter(zeros([c], { dtype })));
+      this.registerParameter('weight', new Parameter(ones([c], { dtype, device })));
+      this.registerParameter('bias', new Parameter(zeros([c], { dtype, device })));
     } else {
       this.registerParameter('weight', null);
       this.registerParameter('bias', null);
     }
     if (this.trackRunningStats) {
-      this.registerBuffer('running_mean', zeros([c], { dtype }));
-      this.registerBuffer('running_var', ones([c], { dtype }));
+      this.registerBuffer('running_mean', zeros([c], { dtype, device }));
+      this.registerBuffer('running_var', ones([c], { dtype, device }));
+      // The counter stays on the host, where the layer reads it (as Module.to keeps it).
       this.registerBuffer('num_batches_tracked', zeros([], { dtype: 'int64' }));
     } else {
       this.registerBuffer('running_mean', null);
@@ -133,25 +153,39 @@ export abstract class BatchNorm extends Module {
     }
   }
 
-  get weight(): Parameter | null {
-    return this.param('weight');
-  }
-
-  get bias(): Parameter | null {
-    return this.param('bias');
-  }
-
+  /** The `running_mean` buffer. */
   get runningMean(): Tensor | null {
-    return this.buffer('running_mean');
+    return this.running_mean;
   }
 
+  set runningMean(t: Tensor | null) {
+    this.running_mean = t;
+  }
+
+  /** The `running_var` buffer. */
   get runningVar(): Tensor | null {
-    return this.buffer('running_var');
+    return this.running_var;
   }
 
-  /** Counter of training forwards (int64 scalar tensor), null without tracking. */
+  set runningVar(t: Tensor | null) {
+    this.running_var = t;
+  }
+
+  /** Counter of training forwards (int64 scalar tensor), null without tracking: the `num_batches_tracked` buffer. */
   get numBatchesTracked(): Tensor | null {
-    return this.buffer('num_batches_tracked');
+    return this.num_batches_tracked;
+  }
+
+  set numBatchesTracked(t: Tensor | null) {
+    this.num_batches_tracked = t;
+  }
+
+  protected override dtypeChanged(dtype: FloatDType): void {
+    this.dtype = dtype;
+  }
+
+  protected override deviceChanged(device: Device): void {
+    this.device = device;
   }
 
   /** Running mean 0, running var 1, counter 0. Cf. `reset_running_stats`. */
@@ -261,11 +295,28 @@ export abstract class BatchNorm extends Module {
     return r.gradInput!;
   }
 
-  protected override loadFromStateDict(stateDict: Record<string, Tensor>, prefix: string, load: StateDictLoad, localMetadata: Record<string, unknown> = {}): void {
-    if (this.uninitialized) {
-      const source = [stateDict[`${prefix}weight`], stateDict[`${prefix}running_mean`]].find((t) => t instanceof Tensor);
-      if (source) this.materialize(source.numel());
+  /** A lazy layer expects the shapes it will have with the state dict's channel count; it materializes only if the whole load checks out. */
+  protected override stateSlots(stateDict: Record<string, Tensor>, prefix: string): Array<{ name: string; shape: readonly number[]; dtype: DType }> {
+    this.loadingFeatures = null;
+    if (!this.uninitialized) return super.stateSlots(stateDict, prefix);
+    const source = [stateDict[`${prefix}weight`], stateDict[`${prefix}running_mean`]].find((t) => t instanceof Tensor && t.ndim === 1);
+    if (!source) return super.stateSlots(stateDict, prefix);
+    const c = source.shape[0];
+    this.loadingFeatures = c;
+    const slots: Array<{ name: string; shape: readonly number[]; dtype: DType }> = [];
+    if (this.affine) slots.push({ name: 'weight', shape: [c], dtype: this.dtype }, { name: 'bias', shape: [c], dtype: this.dtype });
+    if (this.trackRunningStats) {
+      slots.push({ name: 'running_mean', shape: [c], dtype: this.dtype }, { name: 'running_var', shape: [c], dtype: this.dtype });
+      slots.push({ name: 'num_batches_tracked', shape: [], dtype: 'int64' });
     }
+    return slots;
+  }
+
+  protected override beforeLoadCopies(): void {
+    if (this.uninitialized && this.loadingFeatures !== null) this.materialize(this.loadingFeatures);
+  }
+
+  protected override loadFromStateDict(stateDict: Record<string, Tensor>, prefix: string, load: StateDictLoad, localMetadata: Record<string, unknown> = {}): void {
     const key = `${prefix}num_batches_tracked`;
     const version = localMetadata.version;
     const old = typeof version !== 'number' || version < 2;

@@ -1,6 +1,6 @@
 // Module: the registries of parameters, buffers and children that state
 // dicts, `train()`/`eval()` and `toString()` walk. Cf. torch.nn.Module.
-import { Device, Parameter, Tensor } from '../tensor';
+import { DType, Device, Parameter, Tensor, checkDevice } from '../tensor';
 import { StateDictMetadata, getMetadata, setMetadata } from '../state_dict_metadata';
 
 /** Result of `loadStateDict`: what the dict lacked and what it had too much of. */
@@ -15,6 +15,40 @@ export interface StateDictLoad {
   copies: Array<() => void>;
   missingKeys: string[];
   errors: string[];
+}
+
+const DTYPE_NAMES: ReadonlySet<string> = new Set(['float32', 'float64', 'int64', 'float16', 'bfloat16']);
+const COUNTER_LIMIT = 2 ** 53;
+
+/**
+ * Why `value` cannot be copied into a slot of `shape` and `dtype`, or null.
+ * Everything that could fail halfway through a copy is caught here.
+ */
+function checkSource(value: unknown, key: string, shape: readonly number[], dtype: DType): string | null {
+  if (!(value instanceof Tensor)) {
+    return `While copying the parameter named "${key}", expected a Tensor, got ${value === null ? 'null' : typeof value}.`;
+  }
+  if (value.disposed) return `While copying the parameter named "${key}", the checkpoint's tensor was disposed.`;
+  if (!sameShape(value.shape, shape)) {
+    return `size mismatch for ${key}: copying a param with shape ${torchSize(value.shape)} from checkpoint, the shape in current model is ${torchSize(shape)}.`;
+  }
+  if (!value.isCuda && value.data.length !== value.numel()) {
+    return `While copying the parameter named "${key}", its storage holds ${value.data.length} elements for shape ${torchSize(value.shape)} (detached or transferred to another thread?).`;
+  }
+  if (dtype === 'int64') {
+    // Counters are exact: no NaN, fractions or wrap-around past what a float64 step count can hold.
+    const values = value.dtype === 'int64' ? Array.from(value.cpu().data as BigInt64Array, Number) : Array.from(value.toArray());
+    const src = value.dtype === 'int64' ? (value.cpu().data as BigInt64Array) : null;
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i];
+      const big = src !== null && (src[i] > BigInt(COUNTER_LIMIT) || src[i] < -BigInt(COUNTER_LIMIT));
+      if (big || !Number.isFinite(v) || !Number.isInteger(v) || Math.abs(v) > COUNTER_LIMIT) {
+        const shown = src !== null ? String(src[i]) : String(v);
+        return `While copying the parameter named "${key}", the checkpoint's value ${shown} is not an integer within ±2^53 (an int64 counter is kept exact; it is not rounded or wrapped).`;
+      }
+    }
+  }
+  return null;
 }
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
@@ -50,10 +84,15 @@ export abstract class Module {
   static readonly stateDictVersion: number = 1;
   /** True in training mode, false after `eval()`. */
   training = true;
-  private readonly _parameters = new Map<string, Parameter | null>();
-  private readonly _buffers = new Map<string, Tensor | null>();
+  // The registry is the object's own fields: a Module or Parameter held by a
+  // field is a child or parameter (PyTorch's __setattr__), read in field
+  // order, so `this.bn = x` and `registerModule('bn', x)` are one act. These
+  // sets remember only what a value cannot say: which tensor fields are
+  // buffers, which are not saved, and which fields are parameter slots (so
+  // that null, or a wrong value, there is told apart from a plain field).
+  private readonly _bufferNames = new Set<string>();
   private readonly _nonPersistent = new Set<string>();
-  private readonly _modules = new Map<string, Module>();
+  private readonly _paramNames = new Set<string>();
 
   abstract forward(input: Tensor): Tensor;
 
@@ -68,48 +107,117 @@ export abstract class Module {
     return this.constructor.name;
   }
 
+  private field(name: string): unknown {
+    return (this as unknown as Record<string, unknown>)[name];
+  }
+
+  private setField(name: string, value: unknown): void {
+    // Defined rather than assigned: an own field shadows an accessor a class
+    // may still declare for the name (`get weight() { return this.param('weight'); }`).
+    Object.defineProperty(this, name, { value, writable: true, enumerable: true, configurable: true });
+  }
+
+  /**
+   * Registers `param` (or an empty slot, null) as parameter `name`; the
+   * same as assigning a Parameter to the field. Cf. `Module.register_parameter`.
+   */
   registerParameter(name: string, param: Parameter | null): void {
     this.checkName(name, 'registerParameter');
     if (param !== null && !(param instanceof Parameter)) {
       throw new TypeError(`cannot assign a non-Parameter as parameter '${name}' (use registerBuffer for tensors)`);
     }
-    this._parameters.set(name, param);
+    this._bufferNames.delete(name);
+    this._nonPersistent.delete(name);
+    this._paramNames.add(name);
+    this.setField(name, param);
   }
 
+  /**
+   * Registers `tensor` as buffer `name` (saved in the state dict unless not
+   * `persistent`); the field holds it, and assigning the field replaces it.
+   * Cf. `Module.register_buffer`.
+   */
   registerBuffer(name: string, tensor: Tensor | null, persistent = true): void {
     this.checkName(name, 'registerBuffer');
     if (tensor !== null && !(tensor instanceof Tensor)) throw new TypeError(`buffer '${name}' must be a Tensor or null`);
-    this._buffers.set(name, tensor);
+    if (tensor instanceof Parameter) throw new TypeError(`cannot assign Parameter '${name}' as a buffer (use registerParameter)`);
+    this._paramNames.delete(name);
+    this._bufferNames.add(name);
     if (persistent) this._nonPersistent.delete(name);
     else this._nonPersistent.add(name);
+    this.setField(name, tensor);
   }
 
-  /** Adds a child, or replaces the one of that name in place (its position is kept). */
+  /** Adds a child, or replaces the one of that name in place (its position is kept); the same as assigning the field. */
   registerModule(name: string, module: Module): void {
     this.checkName(name, 'registerModule');
     if (!(module instanceof Module)) throw new TypeError(`child '${name}' must be a Module`);
-    this._modules.set(name, module);
+    this._bufferNames.delete(name);
+    this._nonPersistent.delete(name);
+    this._paramNames.delete(name);
+    this.setField(name, module);
   }
 
   /** The parameter registered as `name` (null when registered as absent). */
   protected param(name: string): Parameter | null {
-    return this._parameters.get(name) ?? null;
+    const v = this.field(name);
+    return v instanceof Parameter ? v : null;
   }
 
   protected buffer(name: string): Tensor | null {
-    return this._buffers.get(name) ?? null;
+    if (!this._bufferNames.has(name)) return null;
+    const v = this.field(name);
+    return v instanceof Tensor ? v : null;
+  }
+
+  private describeValue(v: unknown): string {
+    if (v === undefined) return 'undefined (a class field declared without `declare` resets what the base constructor registered; write `declare weight: Parameter | null`)';
+    return v instanceof Tensor ? 'a Tensor' : typeof v;
   }
 
   private checkName(name: string, where: string): void {
     if (typeof name !== 'string' || name === '' || name.includes('.')) {
       throw new TypeError(`${where}: name must be a non-empty string without '.', got ${JSON.stringify(name)}`);
     }
+    if (!Object.prototype.hasOwnProperty.call(this, name) && typeof (this as unknown as Record<string, unknown>)[name] === 'function') {
+      throw new TypeError(`${where}: '${name}' is a method of ${this.typeName()}; choose another name`);
+    }
+  }
+
+  /**
+   * This module's own registry, in field order: parameters (null for an
+   * empty slot), buffers and children. A field assigned a value of the
+   * wrong kind for its slot is an error here, naming it.
+   */
+  private members(): { params: Array<[string, Parameter | null]>; buffers: Array<[string, Tensor | null]>; modules: Array<[string, Module]> } {
+    const params: Array<[string, Parameter | null]> = [];
+    const buffers: Array<[string, Tensor | null]> = [];
+    const modules: Array<[string, Module]> = [];
+    for (const name of Object.keys(this)) {
+      const v = this.field(name);
+      if (v instanceof Module) {
+        modules.push([name, v]);
+      } else if (v instanceof Parameter) {
+        if (this._bufferNames.has(name)) throw new TypeError(`${this.typeName()}.${name}: a Parameter was assigned to buffer '${name}'; use registerParameter to make it a parameter`);
+        this._paramNames.add(name);
+        params.push([name, v]);
+      } else if (this._bufferNames.has(name)) {
+        if (v !== null && !(v instanceof Tensor)) throw new TypeError(`${this.typeName()}.${name}: buffer '${name}' must hold a Tensor or null, got ${this.describeValue(v)}`);
+        buffers.push([name, v as Tensor | null]);
+      } else if (this._paramNames.has(name)) {
+        if (v !== null) {
+          throw new TypeError(`${this.typeName()}.${name}: cannot assign ${this.describeValue(v)} as parameter '${name}' (a Parameter or null expected; wrap a tensor: new Parameter(t))`);
+        }
+        params.push([name, null]);
+      }
+    }
+    return { params, buffers, modules };
   }
 
   /** Sets training mode here and in every child. Cf. `Module.train`. */
   train(mode = true): this {
     this.training = mode;
-    for (const m of this._modules.values()) m.train(mode);
+    for (const m of this.children()) m.train(mode);
     return this;
   }
 
@@ -119,11 +227,11 @@ export abstract class Module {
   }
 
   namedChildren(): Array<[string, Module]> {
-    return [...this._modules.entries()];
+    return this.members().modules;
   }
 
   children(): Module[] {
-    return [...this._modules.values()];
+    return this.members().modules.map(([, m]) => m);
   }
 
   /** Every module in the tree, this one first (named ''), each once. */
@@ -131,7 +239,7 @@ export abstract class Module {
     if (seen.has(this)) return [];
     seen.add(this);
     const out: Array<[string, Module]> = [[prefix, this]];
-    for (const [name, m] of this._modules) out.push(...m.namedModules(prefix ? `${prefix}.${name}` : name, seen));
+    for (const [name, m] of this.namedChildren()) out.push(...m.namedModules(prefix ? `${prefix}.${name}` : name, seen));
     return out;
   }
 
@@ -140,7 +248,7 @@ export abstract class Module {
   }
 
   namedParameters(prefix = '', recurse = true): Array<[string, Parameter]> {
-    return this.namedMembers((m) => m._parameters, prefix, recurse) as Array<[string, Parameter]>;
+    return this.namedMembers((m) => m.members().params, prefix, recurse) as Array<[string, Parameter]>;
   }
 
   parameters(recurse = true): Parameter[] {
@@ -148,14 +256,14 @@ export abstract class Module {
   }
 
   namedBuffers(prefix = '', recurse = true): Array<[string, Tensor]> {
-    return this.namedMembers((m) => m._buffers, prefix, recurse);
+    return this.namedMembers((m) => m.members().buffers, prefix, recurse);
   }
 
   buffers(recurse = true): Tensor[] {
     return this.namedBuffers('', recurse).map(([, b]) => b);
   }
 
-  private namedMembers(pick: (m: Module) => Map<string, Tensor | null>, prefix: string, recurse: boolean): Array<[string, Tensor]> {
+  private namedMembers(pick: (m: Module) => Array<[string, Tensor | null]>, prefix: string, recurse: boolean): Array<[string, Tensor]> {
     const mods: Array<[string, Module]> = recurse ? this.namedModules(prefix) : [[prefix, this]];
     const seen = new Set<Tensor>();
     const out: Array<[string, Tensor]> = [];
@@ -170,23 +278,73 @@ export abstract class Module {
   }
 
   /**
-   * Moves every parameter, its gradient and every buffer to `device`, in
-   * place (the objects stay the same, as in PyTorch). Scalar buffers
-   * (counters such as num_batches_tracked) stay on the host, where the layer
-   * reads them. Cf. `Module.to`.
+   * Moves every parameter, its gradient and every buffer to `device`, or
+   * converts the floating ones to `dtype` ('float32' or 'float64'), in place:
+   * the objects stay the same, as in PyTorch, so references held elsewhere
+   * (an optimizer's) stay valid. Counters (int64) keep their dtype, and
+   * scalar buffers stay on the host, where the layer reads them.
+   * Cf. `Module.to`.
    *
-   * @example bn.to('cuda');
+   * @example
+   * bn.to('cuda');
+   * bn.to('float64');
+   * bn.to({ device: 'cpu', dtype: 'float32' });
    */
-  to(device: Device | 'cuda'): this {
-    for (const m of this.modules()) {
-      for (const p of m._parameters.values()) {
-        if (p === null) continue;
-        p.moveTo_(device);
-        p.grad?.moveTo_(device);
+  to(target: Device | 'cuda' | DType | { device?: Device | 'cuda'; dtype?: DType }): this {
+    const t = typeof target === 'string' ? (DTYPE_NAMES.has(target) ? { dtype: target as DType } : { device: target as Device | 'cuda' }) : target;
+    if (t === null || typeof t !== 'object') throw new TypeError(`${this.typeName()}.to: expected a device, a dtype or { device, dtype }, got ${String(target)}`);
+    if (t.dtype !== undefined) this.convertDtype(t.dtype);
+    if (t.device !== undefined) {
+      const device = checkDevice(t.device, `${this.typeName()}.to`);
+      for (const m of this.modules()) {
+        const { params, buffers } = m.members();
+        for (const [, p] of params) {
+          if (p === null) continue;
+          p.moveTo_(device);
+          p.grad?.moveTo_(device);
+        }
+        for (const [, b] of buffers) if (b !== null && b.ndim > 0) b.moveTo_(device);
+        m.deviceChanged(device);
       }
-      for (const b of m._buffers.values()) if (b !== null && b.ndim > 0) b.moveTo_(device);
     }
     return this;
+  }
+
+  private convertDtype(dtype: DType): void {
+    if (dtype !== 'float32' && dtype !== 'float64') {
+      throw new TypeError(`${this.typeName()}.to: dtype must be 'float32' or 'float64', got ${String(dtype)}; ` +
+        'half inputs (float16, bfloat16) run with float32 parameters and statistics, as in PyTorch\'s mixed precision');
+    }
+    for (const m of this.modules()) {
+      const { params, buffers } = m.members();
+      for (const [, p] of params) {
+        if (p === null) continue;
+        p.retype_(dtype);
+        p.grad?.retype_(dtype);
+      }
+      for (const [, b] of buffers) if (b !== null && b.dtype !== 'int64') b.retype_(dtype);
+      m.dtypeChanged(dtype);
+    }
+  }
+
+  /** Called on each module after `to(dtype)` converted its tensors; layers that record their dtype update it. */
+  protected dtypeChanged(dtype: 'float32' | 'float64'): void {
+    void dtype;
+  }
+
+  /** Called on each module after `to(device)` moved its tensors; layers that create tensors later (lazy ones) follow it. */
+  protected deviceChanged(device: Device): void {
+    void device;
+  }
+
+  /** Every floating parameter and buffer to float64. Cf. `Module.double`. @example bn.double(); */
+  double(): this {
+    return this.to('float64');
+  }
+
+  /** Every floating parameter and buffer to float32. Cf. `Module.float`. @example bn.float(); */
+  float(): this {
+    return this.to('float32');
   }
 
   /** Cf. `Module.cuda`. @example bn.cuda(); */
@@ -199,37 +357,61 @@ export abstract class Module {
     return this.to('cpu');
   }
 
+  /**
+   * Sets whether every parameter gets a gradient in `backward` (frozen
+   * layers: false). Cf. `Module.requires_grad_`.
+   *
+   * @example net.stem.requiresGrad_(false);
+   */
+  requiresGrad_(requiresGrad = true): this {
+    if (typeof requiresGrad !== 'boolean') throw new TypeError(`${this.typeName()}.requiresGrad_: expected a boolean`);
+    for (const p of this.parameters()) p.requiresGrad = requiresGrad;
+    return this;
+  }
+
   /** Calls `fn` on every child (recursively) and then on this module. */
   apply(fn: (m: Module) => void): this {
-    for (const m of this._modules.values()) m.apply(fn);
+    for (const m of this.children()) m.apply(fn);
     fn(this);
     return this;
   }
 
   /**
    * Parameters and persistent buffers by dotted name, sharing storage with
-   * the module (as PyTorch's do). Cf. `Module.state_dict`.
+   * the module (as PyTorch's do), with each module's `stateDictVersion` in a
+   * non-enumerable `_metadata`. Cf. `Module.state_dict`.
    */
   stateDict(prefix = ''): Record<string, Tensor> {
     const out: Record<string, Tensor> = {};
     const metadata: StateDictMetadata = {};
     this.collectState(out, prefix, metadata);
-    // Each module's version under its prefix, as PyTorch's `_metadata` (non-enumerable: not a key).
     return setMetadata(out, metadata);
   }
 
   private collectState(out: Record<string, Tensor>, prefix: string, metadata: StateDictMetadata): void {
     metadata[prefix.slice(0, -1)] = { version: (this.constructor as typeof Module).stateDictVersion };
-    for (const [name, p] of this._parameters) if (p !== null) out[prefix + name] = p;
-    for (const [name, b] of this._buffers) if (b !== null && !this._nonPersistent.has(name)) out[prefix + name] = b;
-    for (const [name, m] of this._modules) m.collectState(out, `${prefix}${name}.`, metadata);
+    for (const [name, t] of this.localState()) out[prefix + name] = t;
+    for (const [name, m] of this.namedChildren()) m.collectState(out, `${prefix}${name}.`, metadata);
+  }
+
+  /** This module's own state-dict entries: parameters, then persistent buffers. */
+  private localState(): Array<[string, Tensor]> {
+    const { params, buffers } = this.members();
+    const out: Array<[string, Tensor]> = [];
+    for (const [name, p] of params) if (p !== null) out.push([name, p]);
+    for (const [name, b] of buffers) if (b !== null && !this._nonPersistent.has(name)) out.push([name, b]);
+    return out;
   }
 
   /**
    * Copies values from `stateDict` into this tree's parameters and buffers
-   * (in place, converting dtype and memory format). Every key is checked
-   * before anything is copied, so a failed load changes nothing.
-   * Cf. `Module.load_state_dict`.
+   * (in place, converting dtype and memory format). Every entry is checked
+   * before anything is copied (keys, shapes, that it is a live tensor,
+   * that counters get integers below 2^53), so a failed load changes
+   * nothing, and a lazy module stays lazy. A state dict's `_metadata`
+   * tells layers which layout version wrote it. Cf. `Module.load_state_dict`.
+   *
+   * @example net.loadStateDict(load('net.pt'));
    */
   loadStateDict(stateDict: Record<string, Tensor>, opts: { strict?: boolean } = {}): LoadStateDictResult {
     const strict = opts.strict ?? true;
@@ -255,11 +437,21 @@ export abstract class Module {
 
   /** Names of this module's own (non-recursive) state-dict entries. */
   protected localStateKeys(): string[] {
-    const keys: string[] = [];
-    for (const [name, p] of this._parameters) if (p !== null) keys.push(name);
-    for (const [name, b] of this._buffers) if (b !== null && !this._nonPersistent.has(name)) keys.push(name);
-    return keys;
+    return this.localState().map(([name]) => name);
   }
+
+  /**
+   * The entries this module expects in a state dict: name, shape and dtype.
+   * A lazy layer overrides it to say what it will hold once materialized.
+   */
+  protected stateSlots(stateDict: Record<string, Tensor>, prefix: string): Array<{ name: string; shape: readonly number[]; dtype: DType }> {
+    void stateDict;
+    void prefix;
+    return this.localState().map(([name, t]) => ({ name, shape: t.shape, dtype: t.dtype }));
+  }
+
+  /** Runs, among the queued copies, before this module's own: lazy layers materialize there. */
+  protected beforeLoadCopies(): void {}
 
   /**
    * Checks this module's own entries of `stateDict` (keys under `prefix`)
@@ -268,28 +460,25 @@ export abstract class Module {
    */
   protected loadFromStateDict(stateDict: Record<string, Tensor>, prefix: string, load: StateDictLoad, localMetadata: Record<string, unknown> = {}): void {
     void localMetadata;
-    const local: Array<[string, Tensor]> = [];
-    for (const [name, p] of this._parameters) if (p !== null) local.push([name, p]);
-    for (const [name, b] of this._buffers) if (b !== null && !this._nonPersistent.has(name)) local.push([name, b]);
-    for (const [name, target] of local) {
-      const key = prefix + name;
+    const checked: Array<[string, Tensor]> = [];
+    for (const slot of this.stateSlots(stateDict, prefix)) {
+      const key = prefix + slot.name;
       if (!Object.prototype.hasOwnProperty.call(stateDict, key)) {
         load.missingKeys.push(key);
         continue;
       }
       const value = stateDict[key];
-      if (!(value instanceof Tensor)) {
-        load.errors.push(`While copying the parameter named "${key}", expected a Tensor, got ${value === null ? 'null' : typeof value}.`);
-        continue;
-      }
-      if (!sameShape(value.shape, target.shape)) {
-        load.errors.push(`size mismatch for ${key}: copying a param with shape ${torchSize(value.shape)} from checkpoint, the shape in current model is ${torchSize(target.shape)}.`);
-        continue;
-      }
-      load.copies.push(() => target.copy_(value));
+      const problem = checkSource(value, key, slot.shape, slot.dtype);
+      if (problem !== null) load.errors.push(problem);
+      else checked.push([slot.name, value]);
     }
+    if (checked.length === 0) return;
+    load.copies.push(() => {
+      this.beforeLoadCopies();
+      // Targets are read when copying: a lazy layer's tensors exist only from here.
+      for (const [name, value] of checked) (this.field(name) as Tensor).copy_(value);
+    });
   }
-
   /** Clears parameter grads: to null (default), or to zeros. Cf. `Module.zero_grad`. */
   zeroGrad(setToNone = true): void {
     for (const p of this.parameters()) {
@@ -306,7 +495,7 @@ export abstract class Module {
 
   toString(): string {
     const lines: string[] = [];
-    for (const [name, m] of this._modules) lines.push(`(${name}): ${indent(m.toString(), 2)}`);
+    for (const [name, m] of this.namedChildren()) lines.push(`(${name}): ${indent(m.toString(), 2)}`);
     const extra = this.extraRepr();
     if (lines.length === 0) return `${this.typeName()}(${extra})`;
     const body = [...(extra ? extra.split('\n') : []), ...lines].map((l) => `  ${l}`).join('\n');

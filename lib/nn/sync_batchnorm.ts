@@ -164,13 +164,17 @@ export class SyncBatchNorm extends BatchNorm {
   /**
    * Replaces every BatchNorm1d/2d/3d in `module`'s tree by a SyncBatchNorm
    * that shares its parameters, buffers (the counter too) and training flag;
-   * a BatchNorm root comes back as a new SyncBatchNorm. A subclass of a
+   * a BatchNorm root comes back as a new SyncBatchNorm. The replacement is
+   * written to the parent's field, which is its registry entry, so the
+   * `this.bn` that `forward` calls is the synced layer. A subclass of a
    * BatchNorm class (its own behaviour would be lost) throws, naming its
    * path, unless `allowSubclasses` is set. Cf. `SyncBatchNorm.convert_sync_batchnorm`.
    *
    * @example
    * const net = nn.SyncBatchNorm.convertSyncBatchnorm(new nn.Sequential(new nn.BatchNorm1d(8)));
    */
+  static convertSyncBatchnorm(module: BatchNorm, processGroup?: ProcessGroup | null, opts?: { allowSubclasses?: boolean }): SyncBatchNorm;
+  static convertSyncBatchnorm<T extends Module>(module: T, processGroup?: ProcessGroup | null, opts?: { allowSubclasses?: boolean }): T;
   static convertSyncBatchnorm(module: Module, processGroup: ProcessGroup | null = null, opts: { allowSubclasses?: boolean } = {}): Module {
     if (!(module instanceof Module)) throw new TypeError('convertSyncBatchnorm: module must be a Module');
     return convert(module, '', processGroup, opts.allowSubclasses ?? false);
