@@ -12,20 +12,38 @@ describe('MomentumBatchNorm', () => {
     expect(bn).toBeInstanceOf(nn.BatchNorm);
   });
 
-  test('state dict carries cur_iter and momentum, and loading restores the schedule', () => {
+  test("state dict: exactly the reference's five keys, strict both ways; the schedule is public state, resumed by hand", () => {
     const a = new nn.MomentumBatchNorm1d(3, { totalIters: 10 });
     for (let i = 0; i < 4; i++) a.forward(randn([8, 3]));
     expect(a.curIter).toBe(2);
     const sd = a.stateDict();
-    expect(Object.keys(sd)).toEqual(['weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked', 'cur_iter', 'momentum']);
-    expect(sd.cur_iter.item()).toBe(2);
-    expect(sd.momentum.item()).toBeCloseTo((Math.cos(Math.PI * 0.2) + 1) / 2, 15);
+    expect(Object.keys(sd)).toEqual(['weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked']);
+    expect(sd.num_batches_tracked.item()).toBe(0);
+    // A plain BatchNorm1d's dict (what flame's subclass saves) loads strictly, and ours into it.
+    expect(new nn.MomentumBatchNorm1d(3).loadStateDict(new nn.BatchNorm1d(3).stateDict())).toEqual({ missingKeys: [], unexpectedKeys: [] });
+    expect(new nn.BatchNorm1d(3).loadStateDict(sd)).toEqual({ missingKeys: [], unexpectedKeys: [] });
     const b = new nn.MomentumBatchNorm1d(3, { totalIters: 10 });
     b.loadStateDict(sd);
+    expect(b.curIter).toBe(0);
+    b.curIter = 1;
+    b.momentumCosineDecay();
     expect(b.curIter).toBe(2);
-    expect(b.momentum).toBeCloseTo(a.momentum!, 15);
+    expect(b.momentum).toBe(a.momentum);
+    expect(b.momentum).toBeCloseTo((Math.cos(Math.PI * 0.2) + 1) / 2, 15);
     const x = randn([8, 3]);
     expect(b.forward(x).toArray()).toEqual(a.forward(x).toArray());
+  });
+
+  test("momentumCosineDecay() is flame's momentum_cosine_decay(): one step of (cos(pi * t / T) + 1) / 2", () => {
+    const bn = new nn.MomentumBatchNorm2d(2, { totalIters: 4 });
+    const seen: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      bn.momentumCosineDecay();
+      seen.push(bn.momentum);
+    }
+    expect(bn.curIter).toBe(4);
+    expect(seen).toEqual([1, 2, 3, 4].map((t) => (Math.cos(Math.PI * (t / 4)) + 1) * 0.5));
+    expect(seen[3]).toBe(0);
   });
 
   test('running stats move only on the second forward of a pair, in eval too', () => {

@@ -4,7 +4,7 @@
 // statistics; the running statistics move every second forward, with the
 // average of the pair; the momentum decays on a cosine schedule.
 import * as F from '../functional';
-import { Tensor, zeros, full } from '../tensor';
+import { Tensor } from '../tensor';
 import { BatchNorm, BatchNormOptions, check1dInput, check2dInput, check3dInput } from './batchnorm';
 import { StateDictLoad } from './module';
 
@@ -27,32 +27,42 @@ function momentumOptions(opts: MomentumBatchNormOptions): BatchNormOptions {
 /**
  * Shared implementation of MomentumBatchNorm1d/2d/3d.
  *
- * State dict keys: PyTorch's five (`weight`, `bias`, `running_mean`,
- * `running_var`, `num_batches_tracked`, the counter staying 0 as in the
- * reference) plus `cur_iter` (int64 scalar: pairs of forwards seen) and
- * `momentum` (float64 scalar: the current momentum). The first forward of an
- * unfinished pair is not saved.
+ * State dict: exactly the reference's five keys (`weight`, `bias`,
+ * `running_mean`, `running_var`, `num_batches_tracked`, the counter staying 0
+ * as in the reference), so checkpoints load strictly both ways with flame's
+ * MomentumBatchNorm (a torch.nn.BatchNorm subclass). As there, the schedule
+ * (`curIter`, `momentum`) is plain state, not saved: to resume at pair n, set
+ * `curIter = n - 1` and call `momentumCosineDecay()`. The first forward of
+ * an unfinished pair is not saved.
  */
 export abstract class MomentumBatchNorm extends BatchNorm {
+  /** Length of the cosine schedule, in pairs of forwards. Cf. flame's `total_iters`. */
   totalIters: number;
+  /** Pairs of forwards seen: the position on the cosine schedule. Cf. flame's `cur_iter`. */
+  curIter = 0;
+  /** The current momentum (weight of the batch statistics in the blend): (cos(pi * curIter / totalIters) + 1) / 2. */
+  declare momentum: number;
   private last: { mean: Tensor; variance: Tensor } | null = null;
 
   constructor(numFeatures: number, opts: MomentumBatchNormOptions = {}) {
     super(numFeatures, momentumOptions(opts));
     this.totalIters = opts.totalIters ?? 100;
-    this.registerBuffer('cur_iter', zeros([], { dtype: 'int64' }));
-    this.registerBuffer('momentum', full([], this.momentum!, { dtype: 'float64' }));
   }
 
-  /** Pairs of forwards seen: the position on the cosine schedule. */
-  get curIter(): number {
-    return this.buffer('cur_iter')!.item();
-  }
-
-  private setSchedule(curIter: number): void {
-    this.buffer('cur_iter')!.fill_(curIter);
-    this.momentum = (Math.cos((Math.PI * curIter) / this.totalIters) + 1) / 2;
-    this.buffer('momentum')!.fill_(this.momentum);
+  /**
+   * One step of the schedule: `curIter` + 1, then momentum =
+   * (cos(pi * curIter / totalIters) + 1) / 2. Forward calls it after every
+   * second forward. Cf. flame's `momentum_cosine_decay()`.
+   *
+   * @example
+   * const bn = new nn.MomentumBatchNorm1d(8, { totalIters: 4 });
+   * bn.momentumCosineDecay();
+   * bn.curIter;   // 1
+   * bn.momentum;  // (cos(pi / 4) + 1) / 2 = 0.853...
+   */
+  momentumCosineDecay(): void {
+    this.curIter += 1;
+    this.momentum = (Math.cos(Math.PI * (this.curIter / this.totalIters)) + 1) * 0.5;
   }
 
   override resetRunningStats(): void {
@@ -75,7 +85,7 @@ export abstract class MomentumBatchNorm extends BatchNorm {
     const rm = this.runningMean;
     const rv = this.runningVar;
     // Without running statistics the blend keeps the batch's alone.
-    const m = rm === null ? 1 : this.momentum!;
+    const m = rm === null ? 1 : this.momentum;
     const tmp = F.blendStats(batch.mean, batch.variance, { momentum: m, varScale: unbias, runningMean: rm, runningVar: rv });
     const output = F.nativeBatchNorm(input, this.weight, this.bias, tmp.mean, tmp.variance, false, 0, this.eps).output;
     if (this.last === null) {
@@ -83,11 +93,11 @@ export abstract class MomentumBatchNorm extends BatchNorm {
     } else {
       if (rm !== null && rv !== null) {
         F.blendStats(batch.mean, batch.variance, {
-          momentum: this.momentum!, other: this.last, varScale: unbias, runningMean: rm, runningVar: rv, out: { mean: rm, variance: rv },
+          momentum: this.momentum, other: this.last, varScale: unbias, runningMean: rm, runningVar: rv, out: { mean: rm, variance: rv },
         });
       }
       this.last = null;
-      this.setSchedule(this.curIter + 1);
+      this.momentumCosineDecay();
     }
     this.saved = { input, training: false, saveMean: tmp.mean, saveInvstd: tmp.variance, runningMean: tmp.mean, runningVar: tmp.variance };
     return output;
@@ -95,9 +105,8 @@ export abstract class MomentumBatchNorm extends BatchNorm {
 
   protected override loadFromStateDict(stateDict: Record<string, Tensor>, prefix: string, load: StateDictLoad, localMetadata: Record<string, unknown> = {}): void {
     super.loadFromStateDict(stateDict, prefix, load, localMetadata);
-    // Runs after the copies queued above: the field follows the loaded buffer.
+    // Loaded statistics start a new pair.
     load.copies.push(() => {
-      this.momentum = this.buffer('momentum')!.item();
       this.last = null;
     });
   }

@@ -65,8 +65,6 @@ class Block extends nn.Module {
     super();
     this.bn = new nn.BatchNorm2d(c);
     this.inner = new nn.Sequential(new nn.BatchNorm2d(c, { momentum: null }), new nn.BatchNorm2d(c, { affine: false }));
-    this.registerModule('bn', this.bn);
-    this.registerModule('inner', this.inner);
   }
   forward(x: Tensor): Tensor {
     return this.inner.forward(this.bn.forward(x));
@@ -82,9 +80,6 @@ class Net extends nn.Module {
     this.stem = new nn.BatchNorm2d(c, { eps: 1e-3, momentum: 0.3 });
     this.block = new Block(c);
     this.head = new nn.BatchNorm1d(3, { dtype: 'float64' });
-    this.registerModule('stem', this.stem);
-    this.registerModule('block', this.block);
-    this.registerModule('head', this.head);
   }
   forward(x: Tensor): Tensor {
     return this.block.forward(this.stem.forward(x));
@@ -171,6 +166,16 @@ describe('a model loaded from PyTorch reproduces PyTorch', () => {
       }
     });
   }
+});
+
+describe("MomentumBatchNorm checkpoints interchange with flame's (five keys, strict both ways)", () => {
+  test("flame's MomentumBatchNorm2d checkpoint loads strictly, exactly", () => {
+    const bn = new nn.MomentumBatchNorm2d(4, { totalIters: 10 });
+    expect(bn.loadStateDict(load(fixture('momentum_flame.pt')))).toEqual({ missingKeys: [], unexpectedKeys: [] });
+    const expected = json<Record<string, Described>>('momentum_flame.json');
+    expect(Object.keys(bn.stateDict())).toEqual(Object.keys(expected));
+    for (const [k, d] of Object.entries(expected)) expectExact(bn.stateDict()[k], d, `momentum ${k}`);
+  });
 });
 
 describe('load refuses what it must not read, saying why', () => {
@@ -303,6 +308,21 @@ describeTorch('save: PyTorch reads what syncbn writes, exactly', () => {
     const c = back[files.cl].tensors.items!.x;
     expectSame(cl, c, 'channels-last');
     expect(c.stride).toEqual([12, 1, 6, 3]);
+  });
+
+  test("flame's MomentumBatchNorm2d loads syncbn's MomentumBatchNorm2d checkpoint strictly", () => {
+    const bn = new nn.MomentumBatchNorm2d(4, { totalIters: 10 });
+    for (let i = 0; i < 4; i++) bn.forward(tensor(model.x[i % 3], model.x_shape));
+    const f = path.join(tmp, 'momentum.pt');
+    save(bn.stateDict(), f);
+    const code = `import json, sys; sys.path.insert(0, ${JSON.stringify(__dirname)}); ` +
+      `from generate_checkpoints import load_into_flame; print(json.dumps(load_into_flame(${JSON.stringify(f)})))`;
+    const r = spawnSync('/usr/bin/python3', ['-c', code], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    const back = JSON.parse(r.stdout) as Record<string, Described>;
+    const sd = bn.stateDict();
+    expect(Object.keys(back)).toEqual(Object.keys(sd));
+    for (const [k, t] of Object.entries(sd)) expectSame(t, back[k], `flame ${k}`);
   });
 
   test('syncbn reads its own files back to the same tensors', () => {

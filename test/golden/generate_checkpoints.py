@@ -255,6 +255,40 @@ def repack_zip64(src, dst):
         assert z.testzip() is None
 
 
+class FlameMomentumBatchNorm2d(nn.BatchNorm2d):
+    """The structure of flame's MomentumBatchNorm2d (momentum2-teacher): a
+    BatchNorm2d subclass whose schedule (total_iters, cur_iter) is plain
+    attributes, so its state dict is BatchNorm2d's five keys. Only the
+    structure matters for checkpoints; the forward math is checked by
+    generate.py's momentum fixtures."""
+
+    def __init__(self, num_features, eps=1e-5, momentum=1.0, affine=True, track_running_stats=True, total_iters=100):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats)
+        self.total_iters = total_iters
+        self.cur_iter = 0
+
+
+def momentum_fixture():
+    torch.manual_seed(SEED + 3)
+    m = FlameMomentumBatchNorm2d(4, total_iters=10)
+    with torch.no_grad():
+        m.weight.copy_(torch.rand(4) + 0.5)
+        m.bias.copy_(torch.randn(4))
+        m.running_mean.copy_(torch.randn(4))
+        m.running_var.copy_(torch.rand(4) + 0.5)
+    sd = m.state_dict()
+    torch.save(sd, os.path.join(OUT, "momentum_flame.pt"))
+    with open(os.path.join(OUT, "momentum_flame.json"), "w") as f:
+        json.dump(described(sd), f)
+
+
+def load_into_flame(path):
+    """What a flame user does with syncbn's MomentumBatchNorm2d checkpoint: a strict load."""
+    m = FlameMomentumBatchNorm2d(4)
+    m.load_state_dict(torch.load(path, weights_only=True), strict=True)
+    return described(m.state_dict())
+
+
 class Payload:
     """What an attacker pickles: unpickling it would run a shell command."""
 
@@ -280,6 +314,7 @@ def main():
     model_fixture()
     dtypes_fixture()
     views_fixture()
+    momentum_fixture()
     refusal_fixtures()
     # The safetensors writer and reader above agree with each other and with torch.save's values.
     for name in ("model", "dtypes"):
