@@ -62,6 +62,15 @@ if (!fromSource && !choice) {
   }
 }
 
+const compiler = process.env.CXX || ['c++', 'g++', 'clang++'].find(have);
+if (!compiler) {
+  console.error(
+    '[syncbn] cannot compile the addon: no C++ compiler (c++, g++ or clang++, or $CXX) on the PATH. ' +
+      'Install one with OpenMP (Debian: g++ make cmake), or use the prebuilt binary for linux-x64 ' +
+      '(install without --build-from-source).');
+  process.exit(1);
+}
+
 const jobs = String(Math.max(1, require('node:os').availableParallelism?.() ?? 2));
 if (choice === 'gyp' || (choice !== 'cmake' && !have('cmake'))) {
   // npm puts its bundled node-gyp on PATH for lifecycle scripts.
