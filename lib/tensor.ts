@@ -493,7 +493,7 @@ function emptyOf(dtype: DType): Storage {
 
 function newDeviceBuffer(index: number, bytes: number): import('./native').DeviceBuffer {
   const Ctor = native.cuda.DeviceBuffer;
-  if (!Ctor) throw new Error('syncbn was built without CUDA');
+  if (!Ctor) throw new Error(`CUDA is not available: ${native.cuda.unavailableReason()}`);
   return new Ctor(index, bytes);
 }
 

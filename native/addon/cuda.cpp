@@ -331,7 +331,8 @@ Napi::Value UnavailableReason(const Napi::CallbackInfo& info) {
   if (cuda::available(&why)) return info.Env().Null();
   return Napi::String::New(info.Env(), why);
 #else
-  return Napi::String::New(info.Env(), "syncbn was built without CUDA (no nvcc at build time, or SYNCBN_CUDA=OFF)");
+  return Napi::String::New(info.Env(), "this build of syncbn has no CUDA kernels (no nvcc at build time, or SYNCBN_CUDA=OFF); "
+                                       "the prebuilt linux-x64 binary has them, or `npm rebuild syncbn` with nvcc and cmake on the PATH");
 #endif
 }
 
