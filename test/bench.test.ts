@@ -5,19 +5,48 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { runNode, ROOT } from './distributed/support';
 
-test('npm run bench -- --quick runs every available peer and writes JSON and SVG', async () => {
+const RUN = path.join(ROOT, 'bench', 'cpu', 'run.js');
+
+test('npm run bench -- --quick --slow-peers: the pair, the training loop and the slow peers, written as JSON and SVG', async () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'syncbn-bench-'));
-  const r = await runNode([path.join(ROOT, 'bench', 'cpu', 'run.js'), '--quick', '--threads', '1', '--out', out], {}, 120000);
+  const r = await runNode([RUN, '--quick', '--slow-peers', '--threads', '1', '--out', out], {}, 120000);
   expect(r.code).toBe(0);
   expect(r.stderr).toMatch(/memory bandwidth: copy [\d.]+ GB\/s, triad [\d.]+ GB\/s/);
+  expect(r.stderr).toMatch(/pair 18\/18, \d+:\d\d elapsed, ETA \d+:\d\d/);
   expect(r.stderr).toMatch(/tfjs-node: not run: @tensorflow\/tfjs-node cannot be installed here/);
-  expect(r.stdout).toMatch(/\| 4x8x6x6 contiguous train-fwd \| [\d.]+ \|/);
+  // The headline rows: syncbn as users write it, disposed, and PyTorch's nn module.
+  expect(r.stdout).toMatch(/\| 4x8x6x6 contiguous train-fwd \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+x \|/);
+  expect(r.stdout).toMatch(/\| syncbn nn \(no dispose\(\)\) \| [\d.]+ \|/);
   const files = fs.readdirSync(out);
   const json = files.find((f) => f.endsWith('-quick.json'))!;
   const result = JSON.parse(fs.readFileSync(path.join(out, json), 'utf8'));
   expect(result.rows).toHaveLength(6);
-  for (const row of result.rows) expect(row.ms.syncbn).toBeGreaterThan(0);
-  expect(result.peers.find((p: { name: string }) => p.name === 'syncbn').available).toBe(true);
-  expect(fs.readFileSync(path.join(out, json.replace('.json', '.svg')), 'utf8')).toMatch(/^<svg /);
+  for (const row of result.rows) {
+    for (const style of ['natural', 'disposed', 'pytorch']) expect(row.ms[style]).toBeGreaterThan(0);
+    expect(row.samples.natural.length).toBeGreaterThan(0);
+  }
+  expect(result.peers.pytorch.version).toMatch(/^\d+\.\d+/);
+  for (const style of ['natural', 'disposed', 'pytorch']) {
+    expect(result.loop.summary[style].msPerStep).toBeGreaterThan(0);
+    expect(result.loop.summary[style].peakRssMB).toBeGreaterThan(10);
+  }
+  expect(result.slow.rows.map((row: { id: string }) => row.id)).toEqual(['4x8x6x6 contiguous train-fwd', '4x8x6x6 contiguous train-fwdbwd', '4x8x6x6 contiguous infer']);
+  expect(result.slow.rows[0].pytorchAfter['tfjs-cpu'].ms).toBeGreaterThan(0);
+  const svg = fs.readFileSync(path.join(out, json.replace('.json', '.svg')), 'utf8');
+  expect(svg).toMatch(/^<svg /);
+  expect(svg).toContain(`PyTorch ${result.peers.pytorch.version}`);
+  expect(svg).toMatch(/>[\d.]+ ms<\/text>/);
   fs.rmSync(out, { recursive: true, force: true });
+});
+
+test.each([
+  [['--rounds', 'two'], "--rounds must be an integer >= 1, got 'two'"],
+  [['--qiuck'], 'unknown option --qiuck (did you mean --quick?)'],
+  [['--case'], '--case needs a value'],
+  [['--case', 'nonesuch', '--quick'], "--case 'nonesuch' matches no case"],
+])('npm run bench -- %j is an error, not a table', async (args, message) => {
+  const r = await runNode([RUN, ...(args as string[])], {}, 60000);
+  expect(r.code).toBe(2);
+  expect(r.stderr).toContain(message);
+  expect(r.stdout).not.toContain('| case |');
 });

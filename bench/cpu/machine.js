@@ -88,4 +88,41 @@ function copyFloor(numel, quick) {
   return samples[samples.length >> 1];
 }
 
-module.exports = { describe, bandwidth, copyFloor };
+/**
+ * CPU time in seconds since boot, from /proc: the whole machine's busy time
+ * (all cores), and the user + system time of the given processes (every
+ * thread). Null off Linux.
+ */
+function cpuTimes(pids) {
+  try {
+    const tick = 100; // USER_HZ: 100 on every Linux this runs on.
+    const cpu = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal: busy is all but idle and iowait.
+    const busy = cpu[0] + cpu[1] + cpu[2] + cpu[5] + cpu[6] + (cpu[7] || 0);
+    const procs = {};
+    for (const [name, pid] of Object.entries(pids)) {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      procs[name] = (Number(f[11]) + Number(f[12])) / tick;
+    }
+    return { busy: busy / tick, procs, at: process.hrtime.bigint() };
+  } catch {
+    return null;
+  }
+}
+
+/** Cores kept busy between two cpuTimes() readings: the whole machine, each process, and everything else. */
+function coresBusy(a, b) {
+  if (!a || !b) return null;
+  const wall = Number(b.at - a.at) / 1e9;
+  const out = { machine: (b.busy - a.busy) / wall };
+  let ours = 0;
+  for (const name of Object.keys(a.procs)) {
+    out[name] = (b.procs[name] - a.procs[name]) / wall;
+    ours += out[name];
+  }
+  out.others = Math.max(0, out.machine - ours);
+  return out;
+}
+
+module.exports = { describe, bandwidth, copyFloor, cpuTimes, coresBusy };

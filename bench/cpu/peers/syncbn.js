@@ -1,10 +1,60 @@
-// syncbn itself: the functional ops, outputs disposed after each call (as
-// PyTorch frees a tensor when its last reference goes), so the pool recycles.
+// syncbn two ways. `natural`: the nn modules as users write them, outputs
+// left to the garbage collector (y = bn.forward(x); dx = bn.backward(dy)).
+// `disposed`: the functional ops with every output disposed at once, so the
+// free list hands the same warm arrays back (the kernels' own speed).
 'use strict';
 
 const path = require('node:path');
-const { F, randn, ones, zeros, setNumThreads, getNumThreads } = require(path.resolve(__dirname, '../../../dist'));
+const { F, nn, randn, ones, zeros, setNumThreads, getNumThreads } = require(path.resolve(__dirname, '../../../dist'));
 const { native } = require(path.resolve(__dirname, '../../../dist/native'));
+
+function moduleFor(shape) {
+  const C = shape[1];
+  return shape.length === 5 ? new nn.BatchNorm3d(C) : shape.length === 4 ? new nn.BatchNorm2d(C) : new nn.BatchNorm1d(C);
+}
+
+/** The inputs of a case, kept across its modes (drawing 6.4M normals costs a second). */
+let cached = null;
+function inputs(c) {
+  const key = `${c.shape.join('x')} ${c.format}`;
+  if (!cached || cached.key !== key) {
+    cached = null;
+    cached = { key, x: randn(c.shape, { memoryFormat: c.format }), dy: randn(c.shape, { memoryFormat: c.format }) };
+  }
+  return cached;
+}
+
+/** The call of one case, natural or disposed. */
+function makeRun(c, style) {
+  const { x, dy } = inputs(c);
+  if (style === 'natural') {
+    const bn = moduleFor(c.shape);
+    if (c.mode === 'infer') bn.eval();
+    return {
+      'train-fwd': () => bn.forward(x),
+      'train-fwdbwd': () => {
+        bn.forward(x);
+        bn.backward(dy);
+      },
+      infer: () => bn.forward(x),
+    }[c.mode];
+  }
+  const C = c.shape[1];
+  const w = ones([C]);
+  const b = zeros([C]);
+  const rm = zeros([C]);
+  const rv = ones([C]);
+  return {
+    'train-fwd': () => F.nativeBatchNorm(x, w, b, rm, rv, true, 0.1, 1e-5).output.dispose(),
+    'train-fwdbwd': () => {
+      const f = F.nativeBatchNorm(x, w, b, rm, rv, true, 0.1, 1e-5);
+      const g = F.batchNormBackward(dy, x, { weight: w, saveMean: f.saveMean, saveInvstd: f.saveInvstd, training: true });
+      f.output.dispose();
+      g.gradInput.dispose();
+    },
+    infer: () => F.nativeBatchNorm(x, w, b, rm, rv, false, 0.1, 1e-5).output.dispose(),
+  }[c.mode];
+}
 
 module.exports = {
   name: 'syncbn',
@@ -12,26 +62,9 @@ module.exports = {
     setNumThreads(threads);
     return { available: true, version: require('../../../package.json').version, threads: getNumThreads(), detail: `kernels: ${native.features.isa}` };
   },
-  prepare(c) {
-    const C = c.shape[1];
-    const h = {
-      x: randn(c.shape, { memoryFormat: c.format }),
-      dy: randn(c.shape, { memoryFormat: c.format }),
-      w: ones([C]),
-      b: zeros([C]),
-      rm: zeros([C]),
-      rv: ones([C]),
-    };
-    const run = {
-      'train-fwd': () => F.nativeBatchNorm(h.x, h.w, h.b, h.rm, h.rv, true, 0.1, 1e-5).output.dispose(),
-      'train-fwdbwd': () => {
-        const f = F.nativeBatchNorm(h.x, h.w, h.b, h.rm, h.rv, true, 0.1, 1e-5);
-        const g = F.batchNormBackward(h.dy, h.x, { weight: h.w, saveMean: f.saveMean, saveInvstd: f.saveInvstd, training: true });
-        f.output.dispose();
-        g.gradInput.dispose();
-      },
-      infer: () => F.nativeBatchNorm(h.x, h.w, h.b, h.rm, h.rv, false, 0.1, 1e-5).output.dispose(),
-    }[c.mode];
-    return { run };
+  makeRun,
+  moduleFor,
+  releaseInputs() {
+    cached = null;
   },
 };

@@ -1,8 +1,10 @@
-// PyTorch CPU (Debian's python3-torch), in a Python process of its own that
-// times each case internally and answers over a pipe; same thread count.
+// PyTorch CPU (Debian's python3-torch): torch.nn.BatchNorm*d as users write
+// it, in a Python process of its own that times each case internally and
+// answers over a pipe; same thread count. Its training loop runs in a fresh
+// process, so that the peak RSS is the loop's.
 'use strict';
 
-const { spawn } = require('node:child_process');
+const { spawn, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const readline = require('node:readline');
@@ -38,7 +40,7 @@ module.exports = {
     child.on('exit', () => {
       for (const w of waiting.splice(0)) w.reject(new Error(`the PyTorch process exited: ${stderr.trim().split('\n').pop()}`));
     });
-    return { available: true, version: r.version, threads: r.threads, detail: 'torch.nn.functional.batch_norm' };
+    return { available: true, version: r.version, threads: r.threads, detail: 'torch.nn.BatchNorm*d' };
   },
   async measureRemote(c, t) {
     const r = await send({
@@ -46,6 +48,16 @@ module.exports = {
       warm_ms: t.warmMs, sample_ms: t.sampleMs, budget_ms: t.budgetMs, slow_ms: t.slowMs,
     });
     return r.samples;
+  },
+  /** The PyTorch process's id (for its CPU time in /proc), null before init. */
+  pid() {
+    return child ? child.pid : null;
+  },
+  /** `steps` forward + backward steps of the training loop in a fresh process: { msPerStep, peakRssMB, ... }. */
+  trainingLoop(shape, steps, threads) {
+    const out = execFileSync(PYTHON, [path.join(__dirname, 'torch_peer.py'), '--loop', shape.join(','), String(steps), String(threads)],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return JSON.parse(out.trim().split('\n').pop());
   },
   async releaseRemote() {
     await send({ cmd: 'release' });

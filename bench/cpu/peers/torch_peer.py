@@ -1,53 +1,59 @@
 #!/usr/bin/python3
-"""PyTorch's side of the CPU benchmark: reads one JSON command per line on
-stdin, times the case inside this process, and answers one JSON line."""
+"""PyTorch's side of the CPU benchmark, with torch.nn.BatchNorm*d as users
+write it. Serve mode (no arguments): reads one JSON command per line on
+stdin, times the case inside this process, answers one JSON line. Loop mode
+(`--loop n,c,h,w steps threads`): a training loop in a process of its own,
+so that its peak RSS is the loop's; prints one JSON line."""
 import json
+import resource
 import sys
 import time
 
 import torch
-import torch.nn.functional as F
 
 CACHE = {}
+
+
+def module_for(shape):
+    c = shape[1]
+    cls = {5: torch.nn.BatchNorm3d, 4: torch.nn.BatchNorm2d}.get(len(shape), torch.nn.BatchNorm1d)
+    return cls(c)
+
+
+def layout(t, fmt):
+    if fmt != "channelsLast":
+        return t
+    if t.dim() in (4, 5):
+        return t.contiguous(memory_format=torch.channels_last if t.dim() == 4 else torch.channels_last_3d)
+    # Channels last for other ranks: the (N, ..., C) bytes as a strided view.
+    perm = [0] + list(range(2, t.dim())) + [1]
+    inv = [perm.index(i) for i in range(t.dim())]
+    return t.permute(perm).contiguous().permute(inv)
 
 
 def prepare(shape, fmt, mode):
     key = (tuple(shape), fmt, mode)
     if key in CACHE:
         return CACHE[key]
-    x = torch.randn(shape)
-    dy = torch.randn(shape)
-    if fmt == "channelsLast":
-        memory_format = torch.channels_last if len(shape) == 4 else torch.channels_last_3d
-        if len(shape) in (4, 5):
-            x = x.contiguous(memory_format=memory_format)
-            dy = dy.contiguous(memory_format=memory_format)
-        else:
-            # Channels last for other ranks: the (N, ..., C) bytes as a strided view.
-            perm = [0] + list(range(2, len(shape))) + [1]
-            inv = [perm.index(i) for i in range(len(shape))]
-            x = x.permute(perm).contiguous().permute(inv)
-            dy = dy.permute(perm).contiguous().permute(inv)
-    c = shape[1]
-    w = torch.ones(c, requires_grad=True)
-    b = torch.zeros(c, requires_grad=True)
-    rm = torch.zeros(c)
-    rv = torch.ones(c)
+    x = layout(torch.randn(shape), fmt)
+    dy = layout(torch.randn(shape), fmt)
+    bn = module_for(shape)
+    # The layer's input is an activation whose gradient is wanted, as inside a network.
     xg = x.detach().clone().requires_grad_(True)
 
     def train_fwd():
-        with torch.no_grad():
-            F.batch_norm(x, rm, rv, w, b, True, 0.1, 1e-5)
+        bn(x)
 
     def train_fwdbwd():
-        y = F.batch_norm(xg, rm, rv, w, b, True, 0.1, 1e-5)
-        y.backward(dy)
+        bn(xg).backward(dy)
         xg.grad = None
 
     def infer():
         with torch.no_grad():
-            F.batch_norm(x, rm, rv, w, b, False, 0.1, 1e-5)
+            bn(x)
 
+    if mode == "infer":
+        bn.eval()
     fn = {"train-fwd": train_fwd, "train-fwdbwd": train_fwdbwd, "infer": infer}[mode]
     CACHE[key] = fn
     return fn
@@ -80,7 +86,39 @@ def measure(cmd):
     return {"samples": samples}
 
 
-def main():
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def loop(shape, steps, threads):
+    torch.set_num_threads(threads)
+    bn = module_for(shape)
+    x = torch.randn(shape)
+    dy = torch.randn(shape)
+    xg = x.clone().requires_grad_(True)
+    rss_before = current_rss_mb()
+    times = []
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        s = time.perf_counter()
+        y = bn(xg)
+        y.backward(dy)
+        xg.grad = None
+        times.append((time.perf_counter() - s) * 1e3)
+    total = (time.perf_counter() - t0) * 1e3
+    times.sort()
+    print(json.dumps({
+        "msPerStep": total / steps, "medianMs": times[len(times) // 2], "p90Ms": times[int(len(times) * 0.9)],
+        "rssBeforeMB": rss_before, "peakRssMB": peak_rss_mb(), "version": torch.__version__,
+    }))
+
+
+def serve():
     for line in sys.stdin:
         cmd = json.loads(line)
         if cmd["cmd"] == "init":
@@ -98,4 +136,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 5 and sys.argv[1] == "--loop":
+        loop([int(d) for d in sys.argv[2].split(",")], int(sys.argv[3]), int(sys.argv[4]))
+    else:
+        serve()
