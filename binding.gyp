@@ -17,6 +17,7 @@
         "native/kernels/cpu/stream.cpp",
         "native/comm/reduce.cpp",
         "native/comm/checked.cpp",
+        "native/comm/hmac_sha256.cpp",
         "native/comm/threads.cpp",
         "native/comm/store_client.cpp",
         "native/comm/gloo.cpp",

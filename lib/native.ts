@@ -116,7 +116,9 @@ export interface NativeAddon {
     mean: FloatArray, invstd: FloatArray, runningMean: Opt<FloatArray>, runningVar: Opt<FloatArray>): void;
   threadsJoin(name: string, rank: number, size: number, timeoutMs: number): Promise<NativeComm>;
   glooConnect(storeHost: string, storePort: number, fileStore: string, prefix: string, hostname: string,
-    iface: string, rank: number, size: number, timeoutMs: number): Promise<NativeComm>;
+    iface: string, rank: number, size: number, timeoutMs: number, secret: string): Promise<NativeComm>;
+  /** HMAC-SHA256 of the store's native client (native/comm/hmac_sha256.h); exposed for its tests. */
+  hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array;
   ncclLoad(path: string): { path: string; version: number };
   ncclUniqueId(): Uint8Array;
   ncclConnect(uniqueId: Uint8Array, rank: number, size: number, device: number, timeoutMs: number): Promise<NativeComm>;

@@ -25,6 +25,14 @@ export interface InitProcessGroupOptions {
   timeoutMs?: number;
   /** nccl: the CUDA device of this rank's tensors. Defaults to LOCAL_RANK (set by syncbn-run), else 0. */
   device?: number;
+  /**
+   * The job's secret: every request to the TCP rendezvous store, and every
+   * reply, is authenticated with it (HMAC-SHA256), so that no other process
+   * can read or change the keys or join as a rank. Defaults to SYNCBN_SECRET,
+   * which syncbn-run sets to a fresh random value per job. Without one the
+   * store still checks its protocol but anyone who can reach it can join.
+   */
+  secret?: string;
 }
 
 interface State {
@@ -38,6 +46,7 @@ interface State {
 }
 
 let state: State | null = null;
+let warnedNoSecret = false;
 
 const DEFAULT_TIMEOUT_MS = 300_000;
 
@@ -172,14 +181,22 @@ export async function initProcessGroup(opts: InitProcessGroupOptions): Promise<P
       throw new RangeError(`${where}: MASTER_PORT must be a TCP port, got ${String(portText)}`);
     }
     const addr = backend === 'gloo' ? await glooAddress(host, where) : { hostname: '', iface: '' };
-    const tcpStore = await TCPStore.create({ host, port, isServer: rank === 0, timeoutMs });
+    const secret = opts.secret ?? process.env.SYNCBN_SECRET ?? '';
+    if (typeof secret !== 'string') throw new TypeError(`${where}: secret must be a string`);
+    if (secret === '' && rank === 0 && !warnedNoSecret) {
+      warnedNoSecret = true;
+      process.emitWarning('the rendezvous store has no secret: any process that can reach MASTER_PORT can join or read it. ' +
+        'Launch with syncbn-run, or set SYNCBN_SECRET (the same on every rank).', 'SyncbnWarning');
+    }
+    // Room for each rank's two clients (TypeScript and native) and a margin.
+    const tcpStore = await TCPStore.create({ host, port, isServer: rank === 0, timeoutMs, secret, maxConnections: 2 * worldSize + 16 });
     store = tcpStore;
-    connect = (prefix, r, size) => native.glooConnect(host, tcpStore.port, '', prefix, addr.hostname, addr.iface, r, size, timeoutMs);
+    connect = (prefix, r, size) => native.glooConnect(host, tcpStore.port, '', prefix, addr.hostname, addr.iface, r, size, timeoutMs, secret);
   } else if (file) {
     const dir = `${file[1]}.syncbn`;
     const addr = backend === 'gloo' ? await glooAddress('127.0.0.1', where) : { hostname: '', iface: '' };
     store = new FileStore(dir, timeoutMs);
-    connect = (prefix, r, size) => native.glooConnect('', 0, `${dir}/gloo`, prefix, addr.hostname, addr.iface, r, size, timeoutMs);
+    connect = (prefix, r, size) => native.glooConnect('', 0, `${dir}/gloo`, prefix, addr.hostname, addr.iface, r, size, timeoutMs, '');
     (await import('node:fs')).mkdirSync(`${dir}/gloo`, { recursive: true });
   } else {
     throw new TypeError(`${where}: unsupported initMethod '${initMethod}'; expected 'env://', 'tcp://host:port' or 'file:///path'`);

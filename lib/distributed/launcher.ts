@@ -4,6 +4,7 @@
 // Cf. `torchrun` / `python -m torch.distributed.launch`.
 import { ChildProcess, spawn } from 'node:child_process';
 import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
 import * as readline from 'node:readline';
 import { parseArgs as utilParseArgs, ParseArgsConfig } from 'node:util';
 
@@ -122,6 +123,13 @@ export function launch(o: LaunchOptions, out: NodeJS.WritableStream = process.st
   const world = o.nprocPerNode * o.nnodes;
   const width = String(world - 1).length;
   const children: ChildProcess[] = [];
+  // The job's secret for the rendezvous store (cf. Horovod's secret key): one
+  // fresh value shared by this node's ranks; a multi-node job sets the same
+  // SYNCBN_SECRET on every node's launcher.
+  const secret = process.env.SYNCBN_SECRET || randomBytes(32).toString('hex');
+  if (o.nnodes > 1 && !process.env.SYNCBN_SECRET) {
+    err.write('syncbn-run: a multi-node job needs SYNCBN_SECRET set to the same value on every node; this node made one of its own\n');
+  }
   let failure: { rank: number; code: number } | null = null;
   let exited = 0;
 
@@ -152,6 +160,7 @@ export function launch(o: LaunchOptions, out: NodeJS.WritableStream = process.st
           GROUP_RANK: String(o.nodeRank),
           MASTER_ADDR: o.masterAddr,
           MASTER_PORT: String(o.masterPort),
+          SYNCBN_SECRET: secret,
         },
       });
       children.push(child);

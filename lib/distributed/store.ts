@@ -3,9 +3,19 @@
 // is asynchronous and every wait has a timeout.
 //
 // The TCP wire format is shared with the native client
-// (native/comm/store_client.h), which Gloo's rendezvous uses from a worker
-// thread. Request: u8 op, u32 key length, key, u32 value length, value, u32
-// timeout ms. Reply: u8 status (0 ok, 1 timeout, 2 error), u32 length, payload.
+// (native/comm/store_client.cpp), which Gloo's rendezvous uses from a worker
+// thread. All integers little endian. On connect the server sends a 16-byte
+// random nonce. Request: u32 body length, body (u8 op, u32 key length, key,
+// u32 value length, value, u32 timeout ms), then HMAC-SHA256(secret, nonce ||
+// u64 sequence || 'Q' || body). Reply: body (u8 status: 0 ok, 1 timeout; u32
+// length, payload), then HMAC-SHA256(secret, nonce || u64 sequence || 'A' ||
+// body). The sequence counts requests on the connection from 0, so a request
+// or reply cannot be replayed, reordered or moved to another connection.
+// The server closes a connection (only that one) on a request that fails
+// authentication, is malformed or larger than MAX_BODY, or on more than
+// MAX_QUEUED requests waiting; it holds at most `maxConnections`, and drops
+// one that has not authenticated within AUTH_DEADLINE_MS.
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -22,6 +32,16 @@ const enum Op {
 const enum Status {
   Ok = 0,
   Timeout = 1,
+}
+
+/** Limits of the TCP store (see the header comment); the server's copy lives in serveStore. */
+export const STORE_LIMITS = { maxBody: 4 << 20, maxQueued: 64, authDeadlineMs: 10_000, nonceBytes: 16, macBytes: 32 } as const;
+
+function mac(secret: string, nonce: Buffer, seq: number, dir: 'Q' | 'A', body: Buffer): Buffer {
+  const head = Buffer.alloc(9);
+  head.writeBigUInt64LE(BigInt(seq));
+  head.write(dir, 8, 'latin1');
+  return crypto.createHmac('sha256', secret).update(nonce).update(head).update(body).digest();
 }
 
 /** A store wait that ran out of time; `missing` names the keys not yet set. */
@@ -82,11 +102,16 @@ class FrameReader<T> {
   }
 }
 
-function parseReply(b: Buffer): [[Status, Buffer], number] | null {
+// A reply: [status, payload, the body its MAC covers, the MAC].
+type Reply = [Status, Buffer, Buffer, Buffer];
+
+function parseReply(b: Buffer): [Reply, number] | null {
   if (b.length < 5) return null;
   const len = b.readUInt32LE(1);
-  if (b.length < 5 + len) return null;
-  return [[b[0] as Status, Buffer.from(b.subarray(5, 5 + len))], 5 + len];
+  const end = 5 + len + STORE_LIMITS.macBytes;
+  if (b.length < end) return null;
+  const body = Buffer.from(b.subarray(0, 5 + len));
+  return [[b[0] as Status, body.subarray(5), body, Buffer.from(b.subarray(5 + len, end))], end];
 }
 
 /**
@@ -98,9 +123,15 @@ function parseReply(b: Buffer): [[Status, Buffer], number] | null {
 export class StoreServer {
   private constructor(private readonly worker: Worker, readonly port: number) {}
 
-  /** Listens on host:port (port 0 picks a free one; see `port`). */
-  static listen(host: string, port: number): Promise<StoreServer> {
-    const worker = new Worker(`(${serveStore.toString()})();`, { eval: true, workerData: { host, port } });
+  /**
+   * Listens on host:port (port 0 picks a free one; see `port`), answering
+   * only requests authenticated with `secret`, with at most `maxConnections` open.
+   */
+  static listen(host: string, port: number, secret: string, maxConnections: number): Promise<StoreServer> {
+    const worker = new Worker(`(${serveStore.toString()})();`, {
+      eval: true,
+      workerData: { host, port, secret, maxConnections, limits: STORE_LIMITS },
+    });
     return new Promise((resolve, reject) => {
       worker.once('message', (m: { port?: number; error?: string }) => {
         if (m.port !== undefined) resolve(new StoreServer(worker, m.port));
@@ -131,8 +162,11 @@ export class StoreServer {
 function serveStore(): void {
   /* eslint-disable @typescript-eslint/no-var-requires */
   const net = require('node:net') as typeof import('node:net');
+  const crypto = require('node:crypto') as typeof import('node:crypto');
   const { parentPort, workerData } = require('node:worker_threads') as typeof import('node:worker_threads');
   const data = new Map<string, Buffer>();
+  const secret: string = workerData.secret;
+  const limits: typeof STORE_LIMITS = workerData.limits;
   const waiters = new Set<() => void>();
   const OK = 0;
   const TIMEOUT = 1;
@@ -144,15 +178,20 @@ function serveStore(): void {
     return b;
   };
   const frame = (status: number, payload: Buffer = Buffer.alloc(0)) => Buffer.concat([Buffer.from([status]), u32(payload.length), payload]);
-  const decodeKeys = (buf: Buffer) => {
+  const decodeKeys = (buf: Buffer): string[] | null => {
+    if (buf.length < 4) return null;
+    const n = buf.readUInt32LE(0);
+    if (n > (buf.length - 4) / 4) return null;
     const keys: string[] = [];
     let off = 4;
-    for (let i = 0, n = buf.readUInt32LE(0); i < n; i++) {
+    for (let i = 0; i < n; i++) {
+      if (off + 4 > buf.length) return null;
       const len = buf.readUInt32LE(off);
+      if (off + 4 + len > buf.length) return null;
       keys.push(buf.subarray(off + 4, off + 4 + len).toString());
       off += 4 + len;
     }
-    return keys;
+    return off === buf.length ? keys : null;
   };
   const wake = () => {
     for (const w of [...waiters]) w();
@@ -191,12 +230,12 @@ function serveStore(): void {
         return frame(OK, Buffer.from(String(next)));
       }
       case 4: { // wait
-        const keys = decodeKeys(value);
+        const keys = decodeKeys(value)!;
         if (await until(keys, timeoutMs)) return frame(OK);
         return frame(TIMEOUT, Buffer.from(keys.filter((k) => !data.has(k)).map((k) => `'${k}'`).join(', ')));
       }
       case 5: // check
-        return frame(OK, Buffer.from([decodeKeys(value).every((k) => data.has(k)) ? 1 : 0]));
+        return frame(OK, Buffer.from([decodeKeys(value)!.every((k) => data.has(k)) ? 1 : 0]));
       case 6: // delete
         return frame(OK, Buffer.from([data.delete(key) ? 1 : 0]));
       default:
@@ -204,36 +243,80 @@ function serveStore(): void {
     }
   };
 
+  // Strict parse of a request body: every length within the body, nothing
+  // left over, a known op; null when malformed.
+  const parseRequest = (body: Buffer): [number, string, Buffer, number] | null => {
+    if (body.length < 13) return null;
+    const op = body[0];
+    const klen = body.readUInt32LE(1);
+    if (op < 1 || op > 6 || 9 + klen > body.length) return null;
+    const vlen = body.readUInt32LE(5 + klen);
+    if (13 + klen + vlen !== body.length) return null;
+    const value = Buffer.from(body.subarray(9 + klen, 9 + klen + vlen));
+    if ((op === 4 || op === 5) && decodeKeys(value) === null) return null;
+    if (op === 3 && !/^-?\d{1,15}$/.test(value.toString('latin1'))) return null;
+    return [op, body.subarray(5, 5 + klen).toString(), value, body.readUInt32LE(body.length - 4)];
+  };
+
   const server = net.createServer((socket) => {
     socket.setNoDelay(true);
+    const nonce = crypto.randomBytes(limits.nonceBytes);
+    let inSeq = 0;
+    let outSeq = 0;
+    let authenticated = false;
     let buf: Buffer = Buffer.alloc(0);
     const queue: Array<[number, string, Buffer, number]> = [];
     let busy = false;
+    const drop = () => {
+      queue.length = 0;
+      socket.destroy();
+    };
+    const deadline = setTimeout(() => {
+      if (!authenticated) drop();
+    }, limits.authDeadlineMs);
+    socket.on('close', () => clearTimeout(deadline));
+    const sign = (seq: number, dir: string, body: Buffer) => {
+      const head = Buffer.alloc(9);
+      head.writeBigUInt64LE(BigInt(seq));
+      head.write(dir, 8, 'latin1');
+      return crypto.createHmac('sha256', secret).update(nonce).update(head).update(body).digest();
+    };
     const next = async () => {
       if (busy) return;
       busy = true;
       while (queue.length > 0 && !socket.destroyed) {
-        const reply = await handle(...queue.shift()!);
-        if (!socket.destroyed) socket.write(reply);
+        const body = await handle(...queue.shift()!);
+        if (!socket.destroyed) socket.write(Buffer.concat([body, sign(outSeq++, 'A', body)]));
       }
       busy = false;
     };
+    socket.write(nonce);
     socket.on('data', (chunk: Buffer) => {
+      if (socket.destroyed) return;
       buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
       for (;;) {
-        if (buf.length < 5) break;
-        const klen = buf.readUInt32LE(1);
-        if (buf.length < 9 + klen) break;
-        const vlen = buf.readUInt32LE(5 + klen);
-        const end = 13 + klen + vlen;
+        if (buf.length < 4) break;
+        const len = buf.readUInt32LE(0);
+        // Oversized: closed before its bytes are buffered.
+        if (len > limits.maxBody || len < 13) return drop();
+        const end = 4 + len + limits.macBytes;
         if (buf.length < end) break;
-        queue.push([buf[0], buf.subarray(5, 5 + klen).toString(), Buffer.from(buf.subarray(9 + klen, 9 + klen + vlen)), buf.readUInt32LE(end - 4)]);
+        const body = buf.subarray(4, 4 + len);
+        const expected = sign(inSeq, 'Q', body);
+        if (!crypto.timingSafeEqual(expected, buf.subarray(4 + len, end))) return drop();
+        const req = parseRequest(body);
+        if (req === null) return drop();
+        inSeq++;
+        authenticated = true;
+        if (queue.length >= limits.maxQueued) return drop();
+        queue.push(req);
         buf = buf.subarray(end);
       }
       void next();
     });
     socket.on('error', () => socket.destroy());
   });
+  server.maxConnections = workerData.maxConnections;
   server.once('error', (e: Error) => parentPort!.postMessage({ error: e.message }));
   server.listen(workerData.port, workerData.host, () => {
     parentPort!.postMessage({ port: (server.address() as import('node:net').AddressInfo).port });
@@ -247,6 +330,8 @@ export class TCPStore implements Store {
   private chain: Promise<unknown> = Promise.resolve();
   private closedError: Error | null = null;
   private keepAlive = true;
+  private outSeq = 0;
+  private inSeq = 0;
 
   private constructor(
     private readonly socket: net.Socket,
@@ -254,38 +339,74 @@ export class TCPStore implements Store {
     readonly port: number,
     readonly timeoutMs: number,
     private readonly server: StoreServer | null,
+    private readonly secret: string,
+    private readonly nonce: Buffer,
   ) {
     socket.setNoDelay(true);
     socket.on('data', (chunk) => {
-      for (const r of this.reader.push(chunk)) this.pending.shift()?.resolve(r);
+      for (const [status, payload, body, tag] of this.reader.push(chunk)) {
+        if (!crypto.timingSafeEqual(tag, mac(secret, nonce, this.inSeq++, 'A', body))) {
+          fail('a reply failed authentication: another process answers on this port, or its SYNCBN_SECRET differs');
+          socket.destroy();
+          return;
+        }
+        this.pending.shift()?.resolve([status, payload]);
+      }
       if (this.pending.length === 0 && !this.keepAlive) socket.unref();
     });
     const fail = (why: string) => {
-      this.closedError = new Error(`lost the connection to the rendezvous store at ${host}:${port} (${why})`);
+      this.closedError ??= new Error(`lost the connection to the rendezvous store at ${host}:${port} (${why})`);
       for (const p of this.pending.splice(0)) p.reject(this.closedError);
     };
     socket.on('error', (e) => fail(e.message));
-    socket.on('close', () => fail('closed'));
+    socket.on('close', () => fail('closed by the store; it closes a connection whose requests fail authentication: is SYNCBN_SECRET (or the secret option) the same on every rank?'));
   }
 
   /**
    * Connects to the store at host:port, first starting it when `isServer`
    * (rank 0). Retries until `timeoutMs`, since rank 0 may come up last.
+   * Every request and reply is authenticated with `secret` (HMAC-SHA256).
    */
-  static async create(opts: { host: string; port: number; isServer: boolean; timeoutMs: number }): Promise<TCPStore> {
-    const server = opts.isServer ? await StoreServer.listen(opts.host, opts.port) : null;
+  static async create(opts: { host: string; port: number; isServer: boolean; timeoutMs: number; secret?: string; maxConnections?: number }): Promise<TCPStore> {
+    const secret = opts.secret ?? '';
+    const server = opts.isServer ? await StoreServer.listen(opts.host, opts.port, secret, opts.maxConnections ?? 1024) : null;
     const port = server ? server.port : opts.port;
     const deadline = Date.now() + opts.timeoutMs;
     for (;;) {
       try {
-        const socket = await new Promise<net.Socket>((resolve, reject) => {
-          const s = net.connect({ host: opts.host, port }, () => {
-            s.off('error', reject);
-            resolve(s);
-          });
-          s.once('error', reject);
+        const [socket, nonce] = await new Promise<[net.Socket, Buffer]>((resolve, reject) => {
+          const s = net.connect({ host: opts.host, port });
+          let got = Buffer.alloc(0);
+          const timer = setTimeout(() => {
+            s.destroy();
+            reject(new Error('the store sent no greeting'));
+          }, Math.max(1, Math.min(5000, deadline - Date.now())));
+          const onData = (chunk: Buffer) => {
+            got = Buffer.concat([got, chunk]);
+            if (got.length < STORE_LIMITS.nonceBytes) return;
+            clearTimeout(timer);
+            s.off('data', onData);
+            s.off('error', onError);
+            s.off('close', onClose);
+            if (got.length > STORE_LIMITS.nonceBytes) {
+              s.destroy();
+              return reject(new Error('the store greeted with more than its nonce'));
+            }
+            resolve([s, got]);
+          };
+          const onError = (e: Error) => {
+            clearTimeout(timer);
+            reject(e);
+          };
+          const onClose = () => {
+            clearTimeout(timer);
+            reject(new Error('the store closed the connection (at its connection limit?)'));
+          };
+          s.on('data', onData);
+          s.once('error', onError);
+          s.once('close', onClose);
         });
-        return new TCPStore(socket, opts.host, port, opts.timeoutMs, server);
+        return new TCPStore(socket, opts.host, port, opts.timeoutMs, server, secret, nonce);
       } catch (e) {
         if (Date.now() >= deadline) {
           await server?.close();
@@ -302,9 +423,13 @@ export class TCPStore implements Store {
       new Promise<[Status, Buffer]>((resolve, reject) => {
         if (this.closedError) return reject(this.closedError);
         const k = Buffer.from(key);
+        const body = Buffer.concat([Buffer.from([op]), u32(k.length), k, u32(value.length), value, u32(timeoutMs)]);
+        if (body.length > STORE_LIMITS.maxBody) {
+          return reject(new RangeError(`rendezvous store request of ${body.length} bytes is over the limit of ${STORE_LIMITS.maxBody}`));
+        }
         this.pending.push({ resolve, reject });
         this.socket.ref();
-        this.socket.write(Buffer.concat([Buffer.from([op]), u32(k.length), k, u32(value.length), value, u32(timeoutMs)]));
+        this.socket.write(Buffer.concat([u32(body.length), body, mac(this.secret, this.nonce, this.outSeq++, 'Q', body)]));
       });
     const p = this.chain.then(run, run);
     this.chain = p.catch(() => undefined);

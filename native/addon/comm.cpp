@@ -12,6 +12,7 @@
 #include "../comm/checked.h"
 #include "../comm/communicator.h"
 #include "../comm/gloo.h"
+#include "../comm/hmac_sha256.h"
 #include "../comm/nccl.h"
 #include "../comm/threads.h"
 #include "args.h"
@@ -313,7 +314,7 @@ Napi::Value ThreadsJoin(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value GlooConnect(const Napi::CallbackInfo& info) {
-  Args a(info, "glooConnect", 9);
+  Args a(info, "glooConnect", 10);
   comm::GlooOptions o;
   o.store_host = string_arg(a, 0, "storeHost");
   o.store_port = static_cast<int>(a.integer(1, "storePort", 0));
@@ -324,12 +325,30 @@ Napi::Value GlooConnect(const Napi::CallbackInfo& info) {
   o.rank = static_cast<int>(a.integer(6, "rank", 0));
   o.size = static_cast<int>(a.integer(7, "size", 1));
   o.timeout = std::chrono::milliseconds(a.integer(8, "timeoutMs", 1));
+  o.secret = string_arg(a, 9, "secret");
   if (o.rank >= o.size) throw a.range_error(6, "rank", "below the world size " + std::to_string(o.size));
   if (o.file_store.empty() && (o.store_port < 1 || o.store_port > 65535)) throw a.range_error(1, "storePort", "a TCP port");
   auto* w = new RendezvousWorker(info.Env(), [o] { return comm::gloo_connect(o); });
   Napi::Promise p = w->promise();
   w->Queue();
   return p;
+}
+
+// hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array of 32 bytes.
+Napi::Value HmacSha256(const Napi::CallbackInfo& info) {
+  Args a(info, "hmacSha256", 2);
+  std::string parts[2];
+  for (size_t i = 0; i < 2; ++i) {
+    const Napi::Value v = a.value(i);
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+      throw a.type_error(i, i == 0 ? "key" : "data", "a Uint8Array", v);
+    const Napi::Uint8Array u = v.As<Napi::Uint8Array>();
+    parts[i].assign(reinterpret_cast<const char*>(u.Data()), u.ByteLength());
+  }
+  const comm::Digest d = comm::hmac_sha256(parts[0], parts[1].data(), parts[1].size());
+  Napi::Uint8Array out = Napi::Uint8Array::New(info.Env(), d.size());
+  std::memcpy(out.Data(), d.data(), d.size());
+  return out;
 }
 
 Napi::Value NcclLoad(const Napi::CallbackInfo& info) {
@@ -390,6 +409,7 @@ void RegisterComm(Napi::Env env, Napi::Object exports) {
   exports.Set("threadsJoin", Napi::Function::New(env, ThreadsJoin, "threadsJoin"));
   exports.Set("glooConnect", Napi::Function::New(env, GlooConnect, "glooConnect"));
   exports.Set("ncclLoad", Napi::Function::New(env, NcclLoad, "ncclLoad"));
+  exports.Set("hmacSha256", Napi::Function::New(env, HmacSha256, "hmacSha256"));
   exports.Set("ncclUniqueId", Napi::Function::New(env, NcclUniqueId, "ncclUniqueId"));
   exports.Set("ncclConnect", Napi::Function::New(env, NcclConnect, "ncclConnect"));
 }

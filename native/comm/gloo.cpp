@@ -13,6 +13,7 @@
 #include <gloo/rendezvous/store.h>
 #include <gloo/transport/tcp/device.h>
 
+#include <arpa/inet.h>
 #include <net/if.h>
 #include <netdb.h>
 #include <sys/socket.h>
@@ -31,8 +32,8 @@ namespace {
 // Gloo's Store interface over our client of the TypeScript store.
 class TcpStore : public gloo::rendezvous::Store {
  public:
-  TcpStore(const std::string& host, int port, std::chrono::milliseconds timeout)
-      : client_(host, port, timeout), timeout_(timeout) {}
+  TcpStore(const std::string& host, int port, const std::string& secret, std::chrono::milliseconds timeout)
+      : client_(host, port, secret, timeout), timeout_(timeout) {}
   void set(const std::string& key, const std::vector<char>& data) override { client_.set(key, data); }
   std::vector<char> get(const std::string& key) override { return client_.get(key, timeout_); }
   void wait(const std::vector<std::string>& keys) override { client_.wait(keys, timeout_); }
@@ -45,6 +46,69 @@ class TcpStore : public gloo::rendezvous::Store {
   std::chrono::milliseconds timeout_;
 };
 
+// Gloo publishes each rank's pair addresses as the raw bytes of
+// gloo::transport::tcp::Address's Impl: a sockaddr_storage (128 bytes) of
+// which an IPv4 address fills 16 and IPv6 28, then the sequence number. The
+// rest is whatever the stack held, stack and heap pointers among it, and it
+// would be published to the store. MeshStore zeroes it before any set, and
+// keeps each rank's listening address ("[ip]:port", as Gloo's errors print
+// it) to name the rank behind an error.
+constexpr size_t kAddressBytes = sizeof(sockaddr_storage) + sizeof(ssize_t);
+
+class MeshStore : public gloo::rendezvous::Store {
+ public:
+  MeshStore(gloo::rendezvous::Store& inner, int size) : inner_(inner), peers_(std::make_shared<std::vector<std::string>>(size)) {}
+
+  void set(const std::string& key, const std::vector<char>& data) override {
+    std::vector<char> clean = data;
+    if (!clean.empty() && clean.size() % kAddressBytes == 0) {
+      for (size_t off = 0; off < clean.size(); off += kAddressBytes) {
+        sockaddr_storage ss;
+        std::memcpy(&ss, clean.data() + off, sizeof ss);
+        const size_t used = ss.ss_family == AF_INET ? sizeof(sockaddr_in) : ss.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof ss;
+        std::memset(clean.data() + off + used, 0, sizeof(sockaddr_storage) - used);
+      }
+    }
+    inner_.set(key, clean);
+  }
+
+  std::vector<char> get(const std::string& key) override {
+    std::vector<char> data = inner_.get(key);
+    remember(key, data);
+    return data;
+  }
+  void wait(const std::vector<std::string>& keys) override { inner_.wait(keys); }
+  void wait(const std::vector<std::string>& keys, const std::chrono::milliseconds& timeout) override { inner_.wait(keys, timeout); }
+
+  std::shared_ptr<std::vector<std::string>> peers() const { return peers_; }
+
+ private:
+  void remember(const std::string& key, const std::vector<char>& data) {
+    if (key.empty() || key.size() > 9 || key.find_first_not_of("0123456789") != std::string::npos) return;
+    const size_t r = std::stoul(key);
+    if (r >= peers_->size() || data.size() < kAddressBytes) return;
+    sockaddr_storage ss;
+    std::memcpy(&ss, data.data(), sizeof ss);
+    char ip[INET6_ADDRSTRLEN] = {0};
+    int port = 0;
+    if (ss.ss_family == AF_INET) {
+      const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+      inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
+      port = ntohs(a->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+      const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+      inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
+      port = ntohs(a->sin6_port);
+    } else {
+      return;
+    }
+    (*peers_)[r] = "[" + std::string(ip) + "]:" + std::to_string(port);
+  }
+
+  gloo::rendezvous::Store& inner_;
+  std::shared_ptr<std::vector<std::string>> peers_;
+};
+
 template <typename T>
 void reduce_fn(void* c, const void* a, const void* b, size_t n, ElemType type, ReduceOp op) {
   if (c != a) std::memcpy(c, a, n * sizeof(T));
@@ -53,8 +117,9 @@ void reduce_fn(void* c, const void* a, const void* b, size_t n, ElemType type, R
 
 class GlooComm : public Communicator {
  public:
-  GlooComm(std::shared_ptr<gloo::rendezvous::Context> ctx, std::chrono::milliseconds timeout)
-      : Communicator(timeout), ctx_(std::move(ctx)) {}
+  GlooComm(std::shared_ptr<gloo::rendezvous::Context> ctx, std::chrono::milliseconds timeout,
+           std::shared_ptr<std::vector<std::string>> peers)
+      : Communicator(timeout), ctx_(std::move(ctx)), peers_(std::move(peers)) {}
 
   const char* backend() const override { return "gloo"; }
   int rank() const override { return ctx_->rank; }
@@ -127,11 +192,25 @@ class GlooComm : public Communicator {
     } catch (const std::exception& e) {
       throw CommError(std::string("gloo ") + what + " (rank " + std::to_string(ctx_->rank) + " of " +
                       std::to_string(ctx_->size) + ", timeout " + std::to_string(timeout_.count()) +
-                      " ms) failed: " + e.what());
+                      " ms) failed: " + culprit(e.what()) + e.what());
     }
   }
 
+  // "rank N (its connection closed: it exited or crashed) " when Gloo's
+  // message holds the address of rank N's listener; a timeout names nobody
+  // (the communicator cannot tell which rank is late: the checked layer does).
+  std::string culprit(const std::string& msg) const {
+    for (size_t r = 0; r < peers_->size(); ++r) {
+      const std::string& a = (*peers_)[r];
+      if (a.empty() || static_cast<int>(r) == ctx_->rank || msg.find(a) == std::string::npos) continue;
+      const bool closed = msg.find("closed") != std::string::npos || msg.find("reset") != std::string::npos;
+      return "rank " + std::to_string(r) + (closed ? " closed its connection (it exited or crashed): " : ": ");
+    }
+    return "";
+  }
+
   std::shared_ptr<gloo::rendezvous::Context> ctx_;
+  std::shared_ptr<std::vector<std::string>> peers_;
 };
 
 // Gloo's device setup dereferences what a failed lookup left it (a crash in
@@ -177,16 +256,21 @@ std::unique_ptr<Communicator> gloo_connect(const GlooOptions& o) {
     auto dev = gloo::transport::tcp::CreateDevice(attr);
     auto ctx = std::make_shared<gloo::rendezvous::Context>(o.rank, o.size);
     ctx->setTimeout(o.timeout);
+    std::shared_ptr<std::vector<std::string>> peers;
     if (!o.file_store.empty()) {
       gloo::rendezvous::FileStore files(o.file_store);
       gloo::rendezvous::PrefixStore store(o.prefix, files);
-      ctx->connectFullMesh(store, dev);
+      MeshStore mesh(store, o.size);
+      ctx->connectFullMesh(mesh, dev);
+      peers = mesh.peers();
     } else {
-      TcpStore tcp(o.store_host, o.store_port, o.timeout);
+      TcpStore tcp(o.store_host, o.store_port, o.secret, o.timeout);
       gloo::rendezvous::PrefixStore store(o.prefix, tcp);
-      ctx->connectFullMesh(store, dev);
+      MeshStore mesh(store, o.size);
+      ctx->connectFullMesh(mesh, dev);
+      peers = mesh.peers();
     }
-    return std::make_unique<GlooComm>(ctx, o.timeout);
+    return std::make_unique<GlooComm>(ctx, o.timeout, peers);
   } catch (const CommError&) {
     throw;
   } catch (const std::exception& e) {

@@ -16,6 +16,7 @@ struct GlooOptions {
   int store_port = 0;
   std::string file_store;
   std::string prefix;    // keys of this group live under it
+  std::string secret;    // authenticates every request to the TCP store
   std::string hostname;  // address this rank listens on
   std::string iface;     // or a network interface name (GLOO_SOCKET_IFNAME)
   int rank = 0;

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "communicator.h"
+#include "hmac_sha256.h"
 
 namespace syncbn {
 namespace comm {
@@ -51,10 +52,22 @@ int try_connect(const std::string& host, int port) {
   return fd;
 }
 
+constexpr size_t kNonceBytes = 16;
+constexpr size_t kMaxBody = 4 << 20;  // STORE_LIMITS.maxBody in lib/distributed/store.ts
+
+// HMAC over nonce || u64 sequence || direction || body.
+Digest sign(const std::string& secret, const std::string& nonce, uint64_t seq, char dir, const char* body, size_t n) {
+  std::vector<char> m(nonce.begin(), nonce.end());
+  for (int i = 0; i < 8; ++i) m.push_back(static_cast<char>((seq >> (8 * i)) & 0xff));
+  m.push_back(dir);
+  m.insert(m.end(), body, body + n);
+  return hmac_sha256(secret, m.data(), m.size());
+}
+
 }  // namespace
 
-StoreClient::StoreClient(const std::string& host, int port, std::chrono::milliseconds timeout)
-    : where_("rendezvous store at " + host + ":" + std::to_string(port)) {
+StoreClient::StoreClient(const std::string& host, int port, const std::string& secret, std::chrono::milliseconds timeout)
+    : where_("rendezvous store at " + host + ":" + std::to_string(port)), secret_(secret) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while ((fd_ = try_connect(host, port)) < 0) {
     if (std::chrono::steady_clock::now() >= deadline)
@@ -62,6 +75,8 @@ StoreClient::StoreClient(const std::string& host, int port, std::chrono::millise
                       std::to_string(timeout.count()) + " ms");
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+  nonce_.resize(kNonceBytes);
+  recv_all(&nonce_[0], kNonceBytes, deadline);
 }
 
 StoreClient::~StoreClient() {
@@ -87,7 +102,9 @@ void StoreClient::recv_all(char* p, size_t n, std::chrono::steady_clock::time_po
     if (r == 0) throw CommError("the " + where_ + " did not answer in time");
     const ssize_t k = ::recv(fd_, p, n, 0);
     if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) throw CommError("lost the connection to the " + where_);
+    if (k <= 0)
+      throw CommError("lost the connection to the " + where_ +
+                      " (it closes a connection whose requests fail authentication: is SYNCBN_SECRET the same on every rank?)");
     p += k;
     n -= static_cast<size_t>(k);
   }
@@ -95,20 +112,38 @@ void StoreClient::recv_all(char* p, size_t n, std::chrono::steady_clock::time_po
 
 std::vector<char> StoreClient::request(Op op, const std::string& key, const std::vector<char>& value,
                                        std::chrono::milliseconds timeout, const std::string& what) {
+  std::vector<char> body;
+  body.push_back(static_cast<char>(op));
+  put_u32(body, static_cast<uint32_t>(key.size()));
+  body.insert(body.end(), key.begin(), key.end());
+  put_u32(body, static_cast<uint32_t>(value.size()));
+  body.insert(body.end(), value.begin(), value.end());
+  put_u32(body, static_cast<uint32_t>(timeout.count()));
+  if (body.size() > kMaxBody)
+    throw CommError(what + ": a request of " + std::to_string(body.size()) + " bytes is over the store's limit of " +
+                    std::to_string(kMaxBody));
   std::vector<char> msg;
-  msg.push_back(static_cast<char>(op));
-  put_u32(msg, static_cast<uint32_t>(key.size()));
-  msg.insert(msg.end(), key.begin(), key.end());
-  put_u32(msg, static_cast<uint32_t>(value.size()));
-  msg.insert(msg.end(), value.begin(), value.end());
-  put_u32(msg, static_cast<uint32_t>(timeout.count()));
+  put_u32(msg, static_cast<uint32_t>(body.size()));
+  msg.insert(msg.end(), body.begin(), body.end());
+  const Digest tag = sign(secret_, nonce_, out_seq_++, 'Q', body.data(), body.size());
+  msg.insert(msg.end(), tag.begin(), tag.end());
   send_all(msg.data(), msg.size());
   // The server answers a timed-out wait itself; allow it a little slack.
   const auto deadline = std::chrono::steady_clock::now() + timeout + std::chrono::seconds(5);
-  char head[5];
-  recv_all(head, 5, deadline);
-  std::vector<char> payload(get_u32(head + 1));
-  if (!payload.empty()) recv_all(payload.data(), payload.size(), deadline);
+  std::vector<char> reply(5);
+  recv_all(reply.data(), 5, deadline);
+  const uint32_t len = get_u32(reply.data() + 1);
+  if (len > kMaxBody) throw CommError(what + ": the " + where_ + " sent a reply of " + std::to_string(len) + " bytes");
+  reply.resize(5 + len);
+  if (len) recv_all(reply.data() + 5, len, deadline);
+  char got[32];
+  recv_all(got, 32, deadline);
+  const Digest want = sign(secret_, nonce_, in_seq_++, 'A', reply.data(), reply.size());
+  if (!digest_equal(reinterpret_cast<const uint8_t*>(got), want.data()))
+    throw CommError(what + ": a reply from the " + where_ +
+                    " failed authentication (another process answers on this port, or its SYNCBN_SECRET differs)");
+  const char head[1] = {reply[0]};
+  std::vector<char> payload(reply.begin() + 5, reply.end());
   if (head[0] == 1)
     throw CommError(what + " timed out after " + std::to_string(timeout.count()) +
                     " ms waiting for " + std::string(payload.begin(), payload.end()));

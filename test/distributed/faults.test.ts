@@ -17,6 +17,7 @@ interface Outcome {
 
 async function runRanks(scenario: string, world: number, timeoutMs: number, env: NodeJS.ProcessEnv = {}): Promise<Outcome[]> {
   const port = String(await freePort());
+  env = { SYNCBN_SECRET: `faults-${port}`, ...env };
   const runs = await Promise.all(Array.from({ length: world }, (_, rank) =>
     runNode([FAULT_WORKER, scenario, String(timeoutMs)], { RANK: String(rank), WORLD_SIZE: String(world), MASTER_ADDR: '127.0.0.1', MASTER_PORT: port, ...env }, 60000)));
   return runs.flatMap((r) => {
@@ -62,6 +63,22 @@ describeGloo('non-finite values across ranks', () => {
   });
 });
 
+describeGloo('what Gloo publishes in the store', () => {
+  test('each pair address is its socket address and sequence number, every other byte zero (no stack or heap bytes)', async () => {
+    const out = (await runRanks('addresses', 2, 5000)) as (Outcome & { published: string[] })[];
+    expect(out).toHaveLength(2);
+    const BLOB = 136; // sockaddr_storage (128) + sequence number (8)
+    for (const hex of out[1].published) {
+      const b = Buffer.from(hex, 'hex');
+      expect(b.length % BLOB).toBe(0);
+      for (let off = 0; off < b.length; off += BLOB) {
+        expect(b.readUInt16LE(off)).toBe(2); // AF_INET
+        expect(b.subarray(off + 16, off + 128).every((v) => v === 0)).toBe(true);
+      }
+    }
+  });
+});
+
 describeGloo('listen addresses are checked before Gloo sees them', () => {
   test('an unresolvable SYNCBN_GLOO_HOSTNAME is an error naming it, on the TypeScript side and the native side', async () => {
     const port = await freePort();
@@ -79,8 +96,8 @@ describeGloo('listen addresses are checked before Gloo sees them', () => {
       else process.env.SYNCBN_GLOO_HOSTNAME = saved;
     }
     // The raw binding checks again (no store is needed to fail).
-    await expect(native.glooConnect('127.0.0.1', port, '', 'p', 'no-such-host.invalid', '', 0, 1, 2000)).rejects.toThrow(/cannot resolve the address to listen on, 'no-such-host.invalid'/);
-    await expect(native.glooConnect('127.0.0.1', port, '', 'p', '192.0.2.1', '', 0, 1, 2000)).rejects.toThrow(/'192.0.2.1' \(SYNCBN_GLOO_HOSTNAME\) is not an address of this machine/);
-    await expect(native.glooConnect('127.0.0.1', port, '', 'p', '', 'nosuchif0', 0, 1, 2000)).rejects.toThrow(/network interface 'nosuchif0' \(GLOO_SOCKET_IFNAME\) does not exist/);
+    await expect(native.glooConnect('127.0.0.1', port, '', 'p', 'no-such-host.invalid', '', 0, 1, 2000, '')).rejects.toThrow(/cannot resolve the address to listen on, 'no-such-host.invalid'/);
+    await expect(native.glooConnect('127.0.0.1', port, '', 'p', '192.0.2.1', '', 0, 1, 2000, '')).rejects.toThrow(/'192.0.2.1' \(SYNCBN_GLOO_HOSTNAME\) is not an address of this machine/);
+    await expect(native.glooConnect('127.0.0.1', port, '', 'p', '', 'nosuchif0', 0, 1, 2000, '')).rejects.toThrow(/network interface 'nosuchif0' \(GLOO_SOCKET_IFNAME\) does not exist/);
   });
 });

@@ -17,6 +17,16 @@ function sleepMs(ms) {
 
 async function main() {
   await dist.initProcessGroup({ backend: 'gloo', timeoutMs });
+  if (scenario === 'addresses') {
+    // What Gloo published for each rank, read back with the job's secret.
+    const store = await dist.TCPStore.create({ host: '127.0.0.1', port: Number(process.env.MASTER_PORT), isServer: false, timeoutMs, secret: process.env.SYNCBN_SECRET });
+    const published = [];
+    for (const r of [0, 1]) published.push((await store.get(`syncbn_world_/${r}`, timeoutMs)).toString('hex'));
+    await store.close();
+    dist.barrier();
+    console.log(JSON.stringify({ rank, error: null, ms: 0, published }));
+    process.exit(0);
+  }
   const bn = new nn.SyncBatchNorm(4, { dtype: 'float64' });
   bn.layerName = 'features.bn1';
   const x = randn([3, 4, 2], { dtype: 'float64' });
