@@ -175,7 +175,9 @@ function load(): NativeAddon {
     addon = require(file);
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
-    throw new Error(`syncbn: the native addon ${file} could not be loaded (${why}). ${BUILD_HELP}.`);
+    const local = path.relative(root, file).split(path.sep)[0] === 'build';
+    const hint = local ? ` It was built on this machine and is preferred over the prebuild: delete ${path.join(root, 'build')} to use the prebuild, or rebuild it.` : '';
+    throw new Error(`syncbn: the native addon ${file} could not be loaded (${why}).${hint} ${BUILD_HELP}.`);
   }
   const build = path.relative(root, file).split(path.sep)[0] === 'prebuilds' ? 'prebuild' : 'source';
   addon.features = Object.freeze({ ...addon.features, file, build });
