@@ -134,17 +134,22 @@ export function barrier(opts: GroupOption = {}): void {
 }
 
 /**
- * Sums (or with `average`, averages) every parameter gradient of `module`
- * across the group, as DDP does after backward: one all-reduce per dtype over
- * a flat bucket. A parameter without a gradient contributes zeros.
+ * Sums (`op: 'sum'`, as DataParallel's gather of replica grads) or averages
+ * (`op: 'avg'`, the default, as DDP) every parameter gradient of `module`
+ * across the group: one all-reduce per dtype over a flat bucket (one
+ * collective per gradient on nccl). A parameter without a gradient
+ * contributes zeros. `average: false` is the older spelling of `op: 'sum'`.
  *
  * @example
  * net.backward(dy);
- * dist.allReduceGradients(net);   // every rank now steps with the same grads
+ * dist.allReduceGradients(net);                 // every rank steps with the mean
+ * dist.allReduceGradients(net, { op: 'sum' });  // or with the sum
  */
-export function allReduceGradients(module: Module, opts: GroupOption & { average?: boolean } = {}): void {
+export function allReduceGradients(module: Module, opts: GroupOption & { op?: 'sum' | 'avg'; average?: boolean } = {}): void {
   const where = 'allReduceGradients';
   if (!(module instanceof Module)) throw new TypeError(`${where}: module must be a Module`);
+  if (opts.op !== undefined && opts.op !== 'sum' && opts.op !== 'avg') throw new TypeError(`${where}: op must be 'sum' or 'avg', got ${String(opts.op)}`);
+  const op: 'sum' | 'avg' = opts.op ?? (opts.average === false ? 'sum' : 'avg');
   const g = groupOf(opts, where);
   const params = module.parameters().filter((p) => p.requiresGrad);
   if (g.backend === 'nccl') {
@@ -152,7 +157,7 @@ export function allReduceGradients(module: Module, opts: GroupOption & { average
     for (const p of params) {
       if (!p.grad) p.grad = zeros(p.shape, { dtype: p.dtype, memoryFormat: p.memoryFormat }).to(p.device);
       onDevice(g, p.grad, where, 'a gradient');
-      g.allReduceDevice(p.grad.cudaStorage().buffer, p.grad.numel(), p.grad.dtype as CommDtype, opts.average === false ? 'sum' : 'avg', where);
+      g.allReduceDevice(p.grad.cudaStorage().buffer, p.grad.numel(), p.grad.dtype as CommDtype, op, where);
     }
     return;
   }
@@ -166,12 +171,53 @@ export function allReduceGradients(module: Module, opts: GroupOption & { average
       if (p.grad) bucket.set(commArray(p.grad.contiguous(p.memoryFormat), where, 'a gradient') as Float32Array, off);
       off += p.numel();
     }
-    g.allReduceArray(bucket, opts.average === false ? 'sum' : 'avg', where);
+    g.allReduceArray(bucket, op, where);
     off = 0;
     for (const p of group) {
       const values = bucket.slice(off, off + p.numel());
       p.grad = new Tensor(values, p.shape, p.memoryFormat);
       off += p.numel();
+    }
+  }
+}
+
+/**
+ * Copies rank `src`'s parameters and buffers (running statistics, counters)
+ * into every rank's `module`, in place, as DDP does when it starts: one
+ * broadcast per dtype over a flat bucket (one per tensor on nccl). Every
+ * rank must hold the same architecture. Cf. DDP's `_sync_module_states`.
+ *
+ * @example
+ * const net = nn.SyncBatchNorm.convertSyncBatchnorm(buildNet());
+ * dist.broadcastParameters(net, 0);   // every rank starts from rank 0's weights
+ */
+export function broadcastParameters(module: Module, src = 0, opts: GroupOption = {}): void {
+  const where = 'broadcastParameters';
+  if (!(module instanceof Module)) throw new TypeError(`${where}: module must be a Module`);
+  const g = groupOf(opts, where);
+  const root = g.ranks.indexOf(src);
+  if (root < 0) throw new RangeError(`${where}: src ${String(src)} is not a rank of ${g.label} (ranks [${g.ranks.join(', ')}])`);
+  const tensors: Tensor[] = [...module.parameters(), ...module.buffers()];
+  if (g.backend === 'nccl') {
+    for (const t of tensors) broadcast(t, src, opts);
+    return;
+  }
+  for (const dtype of ['float32', 'float64', 'int64'] as const) {
+    const group = tensors.filter((t) => t.dtype === dtype);
+    if (group.length === 0) continue;
+    const total = group.reduce((n, t) => n + t.numel(), 0);
+    const bucket = dtype === 'float32' ? new Float32Array(total) : dtype === 'float64' ? new Float64Array(total) : new BigInt64Array(total);
+    let off = 0;
+    // Storage in memory order: ranks of one architecture lay their tensors out alike.
+    for (const t of group) {
+      (bucket as Float32Array).set(commArray(t, where, 'a parameter or buffer') as Float32Array, off);
+      off += t.numel();
+    }
+    g.broadcastArray(bucket, root, where);
+    off = 0;
+    for (const t of group) {
+      (t.data as Float32Array).set((bucket as Float32Array).subarray(off, off + t.numel()));
+      off += t.numel();
     }
   }
 }

@@ -8,8 +8,10 @@ export {
   broadcast,
   barrier,
   allReduceGradients,
+  broadcastParameters,
   GroupOption,
 } from './collectives';
 export { isGlooAvailable, isNcclAvailable } from './availability';
 export { ProcessGroup, Backend, ReduceOp } from './process_group';
 export { Store, TCPStore, StoreServer, FileStore, StoreTimeoutError } from './store';
+export { spawn, spawnArgs, SpawnOptions, SpawnError } from './spawn';

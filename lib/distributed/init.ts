@@ -14,7 +14,7 @@ export interface InitProcessGroupOptions {
   backend: Backend;
   /**
    * 'env://' (MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE; the default),
-   * 'tcp://host:port', 'file:///path'; for threads, 'local://name' (default 'local://default').
+   * 'tcp://host:port', 'file:///path'; for threads, 'local://name' (default SYNCBN_THREADS_INIT_METHOD, which `spawn` sets, else 'local://default').
    */
   initMethod?: string;
   /** Defaults to RANK from the environment. */
@@ -132,7 +132,8 @@ export async function initProcessGroup(opts: InitProcessGroupOptions): Promise<P
   }
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1) throw new RangeError(`${where}: timeoutMs must be a positive integer, got ${String(timeoutMs)}`);
-  const initMethod = opts.initMethod ?? (backend === 'threads' ? 'local://default' : 'env://');
+  // spawn() gives each group of worker threads its own rendezvous name through the environment.
+  const initMethod = opts.initMethod ?? (backend === 'threads' ? process.env.SYNCBN_THREADS_INIT_METHOD || 'local://default' : 'env://');
   const rank = requireInt(opts.rank ?? envInt('RANK', where), 'rank', where, 0);
   const worldSize = requireInt(opts.worldSize ?? envInt('WORLD_SIZE', where), 'worldSize', where, 1);
   if (rank >= worldSize) throw new RangeError(`${where}: rank ${rank} is outside the world of size ${worldSize}`);
