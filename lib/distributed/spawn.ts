@@ -5,6 +5,7 @@ import { ChildProcess, fork } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { Worker, isMainThread, workerData } from 'node:worker_threads';
 
 export interface SpawnOptions {
@@ -53,10 +54,11 @@ function freePort(): Promise<number> {
  * MASTER_PORT for 'gloo', a private rendezvous name for 'threads'), so that
  * `await dist.initProcessGroup({ backend })` there needs no other argument.
  * Resolves when every worker finished; rejects with a `SpawnError` naming
- * the first worker that threw or exited non-zero (its error as `cause`), and
- * stops the others: processes at once, threads when they next run
- * JavaScript (a thread waiting in a collective wakes at the group's
- * timeout, or when the process exits). Cf. `torch.multiprocessing.spawn`.
+ * the first worker that threw or exited non-zero (its error as `cause`).
+ * The other processes are killed at once; the other threads, which may be
+ * waiting in a collective for the failed rank, end at the group's timeout
+ * (`timeoutMs` of initProcessGroup) or when the process exits.
+ * Cf. `torch.multiprocessing.spawn`.
  *
  * @example
  * // main.js
@@ -85,6 +87,8 @@ export async function spawn(file: string, opts: SpawnOptions): Promise<void> {
   } else {
     base.MASTER_ADDR = '127.0.0.1';
     base.MASTER_PORT = String(await freePort());
+    // The rendezvous store authenticates its clients, as under syncbn-run: one secret per job.
+    base.SYNCBN_SECRET = opts.env?.SYNCBN_SECRET ?? randomBytes(32).toString('hex');
     base[ARGS_ENV] = JSON.stringify(args);
   }
   const envOf = (rank: number): NodeJS.ProcessEnv => ({ ...process.env, ...base, RANK: String(rank), LOCAL_RANK: String(rank) });
@@ -109,7 +113,10 @@ export async function spawn(file: string, opts: SpawnOptions): Promise<void> {
       if (backend === 'threads') {
         const w = new Worker(script, { workerData: { syncbnSpawn: { rank, worldSize: nprocs, args } }, env: envOf(rank) });
         let failed = false;
-        stops.push(() => void w.terminate());
+        // Threads are not terminated: one waiting in a native collective or
+        // rendezvous cannot be interrupted, and tearing its environment down
+        // under that wait is unsafe. It wakes at the group's timeout (or when
+        // the process exits) and ends with an error of its own, ignored here.
         w.on('error', (e) => {
           failed = true;
           // Errors come back cloned, possibly from another realm: read the message, not the class.
