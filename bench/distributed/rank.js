@@ -6,7 +6,8 @@
 //   payload: count, mean, m2 per channel), the payload PyTorch's side reduces;
 // - syncbn: one SyncBatchNorm(C) forward + backward over [batch, C, s, s]
 //   float32, and BatchNorm2d(C) on the same local batch; the overhead is the
-//   difference (the sync: two collectives, and the split kernels around them).
+//   difference (the sync: two collectives, and the split kernels around them),
+//   and the part of it spent inside the two collectives.
 // Iteration counts are agreed by all ranks (the max of their calibrations), so
 // the ranks stay in step; a sample is the mean of one timed block, the result
 // the median of the samples.
@@ -19,6 +20,19 @@ const cfg = isMainThread ? JSON.parse(process.argv[2]) : workerData;
 const { nn, randn, zeros, manualSeed, setNumThreads, distributed: dist } = require(path.resolve(cfg.dist));
 
 const now = () => Number(process.hrtime.bigint()) / 1e6;
+
+// Time inside SyncBatchNorm's two syncs (the group's collective calls), so
+// the overhead splits into waiting on the wire and the split kernels around it.
+const inSync = { ms: 0 };
+const syncAllReduce = dist.ProcessGroup.prototype.syncAllReduce;
+dist.ProcessGroup.prototype.syncAllReduce = function timed(...args) {
+  const t0 = now();
+  try {
+    return syncAllReduce.apply(this, args);
+  } finally {
+    inSync.ms += now() - t0;
+  }
+};
 
 /** An iteration count every rank agrees on: enough for `cfg.sampleMs` on the slowest rank. */
 function agreedIterations(fn) {
@@ -75,14 +89,20 @@ function measureSyncBatchNorm(C) {
   const plainMs = [];
   const syncMs = [];
   const overheadMs = [];
+  const collectiveMs = [];
   for (let r = 0; r < cfg.samples; r++) {
     const p = sample(runPlain, iters);
+    inSync.ms = 0;
     const s = sample(runSync, iters);
+    collectiveMs.push(inSync.ms / iters);
     plainMs.push(p);
     syncMs.push(s);
     overheadMs.push(s - p);
   }
-  return { shape, plainMs: median(plainMs), syncMs: median(syncMs), overheadMs: median(overheadMs), samples: { plainMs, syncMs }, iters };
+  return {
+    shape, plainMs: median(plainMs), syncMs: median(syncMs), overheadMs: median(overheadMs), collectiveMs: median(collectiveMs),
+    samples: { plainMs, syncMs, collectiveMs }, iters,
+  };
 }
 
 async function main(rankOverride) {

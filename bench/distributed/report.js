@@ -20,7 +20,7 @@ function markdownTables(result) {
   const out = [];
   for (const world of result.options.worlds) {
     const head = ['channels (payload)', 'PyTorch gloo all_reduce ms', 'syncbn gloo allReduce ms (x)', 'syncbn threads allReduce ms (x)',
-      'SyncBatchNorm gloo overhead ms (x)', 'SyncBatchNorm threads overhead ms (x)', 'BatchNorm2d fwd+bwd ms (local)'];
+      'SyncBatchNorm gloo overhead ms (x)', 'of it in the 2 syncs ms (x)', 'SyncBatchNorm threads overhead ms (x)', 'BatchNorm2d fwd+bwd ms (local)'];
     const rows = [head, head.map(() => '---')];
     for (const C of result.options.channels) {
       const t = find(result, 'torch', world, C);
@@ -37,6 +37,7 @@ function markdownTables(result) {
         cell(g, (r) => r.allreduce.ms),
         cell(th, (r) => r.allreduce.ms),
         cell(g, (r) => r.syncbn.overheadMs),
+        cell(g, (r) => r.syncbn.collectiveMs ?? null),
         cell(th, (r) => r.syncbn.overheadMs),
         fmt((g ?? th)?.syncbn.plainMs ?? null),
       ]);
@@ -54,6 +55,7 @@ const SERIES = [
   { label: 'PyTorch gloo all_reduce', color: '#d62728', backend: 'torch', pick: (r) => r.allreduce.ms },
   { label: 'syncbn gloo allReduce', color: '#1f77b4', backend: 'gloo', pick: (r) => r.allreduce.ms },
   { label: 'SyncBatchNorm gloo overhead / layer', color: '#2ca02c', backend: 'gloo', pick: (r) => r.syncbn.overheadMs },
+  { label: 'SyncBatchNorm gloo: in its 2 syncs', color: '#17becf', backend: 'gloo', pick: (r) => r.syncbn.collectiveMs ?? null, dash: '2 2' },
   { label: 'syncbn threads allReduce', color: '#9467bd', backend: 'threads', pick: (r) => r.allreduce.ms, dash: '4 3' },
   { label: 'SyncBatchNorm threads overhead / layer', color: '#8c564b', backend: 'threads', pick: (r) => r.syncbn.overheadMs, dash: '4 3' },
 ];
