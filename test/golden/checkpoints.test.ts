@@ -325,6 +325,53 @@ describeTorch('save: PyTorch reads what syncbn writes, exactly', () => {
     for (const [k, t] of Object.entries(sd)) expectSame(t, back[k], `flame ${k}`);
   });
 
+  test("README's round trip: PyTorch saves, syncbn loads (class-field model), trains, saves; PyTorch loads strictly", () => {
+    class Block extends nn.Module {
+      bn = new nn.BatchNorm2d(64);
+      inner = new nn.Sequential(new nn.BatchNorm2d(64, { momentum: null }), new nn.BatchNorm2d(64, { affine: false }));
+      forward(x: Tensor) { return this.inner.forward(this.bn.forward(x)); }
+    }
+    class ReadmeNet extends nn.Module {
+      stem = new nn.BatchNorm2d(64, { eps: 1e-3 });
+      block = new Block();
+      forward(x: Tensor) { return this.block.forward(this.stem.forward(x)); }
+    }
+    const py = `import torch, torch.nn as nn
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(64)
+        self.inner = nn.Sequential(nn.BatchNorm2d(64, momentum=None), nn.BatchNorm2d(64, affine=False))
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.BatchNorm2d(64, eps=1e-3)
+        self.block = Block()
+import sys
+model = Net()
+if sys.argv[1] == 'save':
+    torch.manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.normal_()
+    torch.save(model.state_dict(), sys.argv[2])
+else:
+    model.load_state_dict(torch.load(sys.argv[2], weights_only=True))
+    print(int(model.block.bn.num_batches_tracked), float(model.block.bn.weight[0]))
+`;
+    const first = path.join(tmp, 'readme_model.pt');
+    const trained = path.join(tmp, 'readme_trained.pt');
+    expect(spawnSync('/usr/bin/python3', ['-c', py, 'save', first], { encoding: 'utf8' }).status).toBe(0);
+    const net = new ReadmeNet();
+    net.loadStateDict(load(first));
+    net.train().forward(randn([8, 64, 4, 4]));
+    net.block.bn.weight = new Parameter(net.block.bn.weight!.clone().fill_(0.5));
+    save(net.stateDict(), trained);
+    const r = spawnSync('/usr/bin/python3', ['-c', py, 'load', trained], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('1 0.5');
+  });
+
   test('syncbn reads its own files back to the same tensors', () => {
     const dtypes = load(fixture('dtypes.pt'));
     for (const ext of ['pt', 'safetensors']) {
