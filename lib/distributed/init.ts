@@ -189,8 +189,9 @@ export async function initProcessGroup(opts: InitProcessGroupOptions): Promise<P
       process.emitWarning('the rendezvous store has no secret: any process that can reach MASTER_PORT can join or read it. ' +
         'Launch with syncbn-run, or set SYNCBN_SECRET (the same on every rank).', 'SyncbnWarning');
     }
-    // Room for each rank's two clients (TypeScript and native) and a margin.
-    const tcpStore = await TCPStore.create({ host, port, isServer: rank === 0, timeoutMs, secret, maxConnections: 2 * worldSize + 16 });
+    // Room for each rank's TypeScript client, its native clients (one per
+    // group, kept to name a stalled rank) and a margin.
+    const tcpStore = await TCPStore.create({ host, port, isServer: rank === 0, timeoutMs, secret, maxConnections: 4 * worldSize + 32 });
     store = tcpStore;
     connect = (prefix, r, size) => native.glooConnect(host, tcpStore.port, '', prefix, addr.hostname, addr.iface, r, size, timeoutMs, secret);
   } else if (file) {

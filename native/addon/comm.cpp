@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "../comm/checked.h"
 #include "../comm/communicator.h"
@@ -261,35 +262,45 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
   std::unique_ptr<CheckedComm> comm_;
 };
 
-// Runs a rendezvous on a worker thread and resolves with a Communicator.
-class RendezvousWorker : public Napi::AsyncWorker {
+// Runs a rendezvous on a thread of its own and resolves with a Communicator.
+// Not on libuv's pool: a threads-backend rendezvous blocks until every rank
+// has joined, and with more ranks than the pool's 4 threads the ranks still
+// to join would wait for a pool thread forever.
+class Rendezvous {
  public:
   using Connect = std::function<std::unique_ptr<Communicator>()>;
-  RendezvousWorker(Napi::Env env, Connect connect)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), connect_(std::move(connect)) {}
 
-  Napi::Promise promise() { return deferred_.Promise(); }
-
-  void Execute() override {
-    try {
-      comm_ = std::make_unique<CheckedComm>(connect_());
-    } catch (const std::exception& e) {
-      SetError(e.what());
-    }
+  static Napi::Promise Start(Napi::Env env, Connect connect) {
+    auto* st = new State{Napi::Promise::Deferred::New(env), nullptr, ""};
+    Napi::Promise promise = st->deferred.Promise();
+    auto tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
+                                              "syncbn rendezvous", 0, 1);
+    std::thread([tsfn, st, connect = std::move(connect)]() mutable {
+      try {
+        st->comm = std::make_unique<CheckedComm>(connect());
+      } catch (const std::exception& e) {
+        st->error = e.what();
+      }
+      const napi_status status = tsfn.BlockingCall(st, [](Napi::Env env, Napi::Function, State* s) {
+        if (s->comm) {
+          s->deferred.Resolve(addon_data(env).communicator.New({Napi::External<CheckedComm>::New(env, s->comm.release())}));
+        } else {
+          s->deferred.Reject(Napi::Error::New(env, s->error).Value());
+        }
+        delete s;
+      });
+      if (status != napi_ok) delete st;  // the environment is gone (its thread was terminated)
+      tsfn.Release();
+    }).detach();
+    return promise;
   }
-
-  void OnOK() override {
-    Napi::Env env = Env();
-    Napi::Object obj = addon_data(env).communicator.New({Napi::External<CheckedComm>::New(env, comm_.release())});
-    deferred_.Resolve(obj);
-  }
-
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
  private:
-  Napi::Promise::Deferred deferred_;
-  Connect connect_;
-  std::unique_ptr<CheckedComm> comm_;
+  struct State {
+    Napi::Promise::Deferred deferred;
+    std::unique_ptr<CheckedComm> comm;
+    std::string error;
+  };
 };
 
 std::string string_arg(const Args& a, size_t i, const char* name) {
@@ -305,12 +316,9 @@ Napi::Value ThreadsJoin(const Napi::CallbackInfo& info) {
   const int64_t size = a.integer(2, "size", 1);
   if (rank >= size) throw a.range_error(1, "rank", "below the world size " + std::to_string(size));
   const auto timeout = std::chrono::milliseconds(a.integer(3, "timeoutMs", 1));
-  auto* w = new RendezvousWorker(info.Env(), [=] {
+  return Rendezvous::Start(info.Env(), [=] {
     return comm::threads_join(name, static_cast<int>(rank), static_cast<int>(size), timeout);
   });
-  Napi::Promise p = w->promise();
-  w->Queue();
-  return p;
 }
 
 Napi::Value GlooConnect(const Napi::CallbackInfo& info) {
@@ -328,10 +336,7 @@ Napi::Value GlooConnect(const Napi::CallbackInfo& info) {
   o.secret = string_arg(a, 9, "secret");
   if (o.rank >= o.size) throw a.range_error(6, "rank", "below the world size " + std::to_string(o.size));
   if (o.file_store.empty() && (o.store_port < 1 || o.store_port > 65535)) throw a.range_error(1, "storePort", "a TCP port");
-  auto* w = new RendezvousWorker(info.Env(), [o] { return comm::gloo_connect(o); });
-  Napi::Promise p = w->promise();
-  w->Queue();
-  return p;
+  return Rendezvous::Start(info.Env(), [o] { return comm::gloo_connect(o); });
 }
 
 // hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array of 32 bytes.
@@ -394,10 +399,7 @@ Napi::Value NcclConnect(const Napi::CallbackInfo& info) {
   o.device = static_cast<int>(a.integer(3, "device", 0));
   o.timeout = std::chrono::milliseconds(a.integer(4, "timeoutMs", 1));
   if (o.rank >= o.size) throw a.range_error(1, "rank", "below the world size " + std::to_string(o.size));
-  auto* w = new RendezvousWorker(info.Env(), [o] { return comm::nccl_connect(o); });
-  Napi::Promise p = w->promise();
-  w->Queue();
-  return p;
+  return Rendezvous::Start(info.Env(), [o] { return comm::nccl_connect(o); });
 }
 
 }  // namespace

@@ -30,19 +30,26 @@ namespace {
 // Gloo's Store interface over our client of the TypeScript store.
 class TcpStore : public gloo::rendezvous::Store {
  public:
-  TcpStore(const std::string& host, int port, const std::string& secret, std::chrono::milliseconds timeout)
-      : client_(host, port, secret, timeout), timeout_(timeout) {}
-  void set(const std::string& key, const std::vector<char>& data) override { client_.set(key, data); }
-  std::vector<char> get(const std::string& key) override { return client_.get(key, timeout_); }
-  void wait(const std::vector<std::string>& keys) override { client_.wait(keys, timeout_); }
+  TcpStore(std::shared_ptr<StoreClient> client, std::chrono::milliseconds timeout)
+      : client_(std::move(client)), timeout_(timeout) {}
+  void set(const std::string& key, const std::vector<char>& data) override { client_->set(key, data); }
+  std::vector<char> get(const std::string& key) override { return client_->get(key, timeout_); }
+  void wait(const std::vector<std::string>& keys) override { client_->wait(keys, timeout_); }
   void wait(const std::vector<std::string>& keys, const std::chrono::milliseconds& timeout) override {
-    client_.wait(keys, timeout);
+    client_->wait(keys, timeout);
   }
 
  private:
-  StoreClient client_;
+  std::shared_ptr<StoreClient> client_;
   std::chrono::milliseconds timeout_;
 };
+
+// How long ranks that failed a collective wait for each other, through the
+// store, to learn which rank never came; taken out of the collective's own
+// timeout so that the named error still comes within the timeout.
+std::chrono::milliseconds roll_call_grace(std::chrono::milliseconds timeout) {
+  return std::min(std::chrono::milliseconds(1000), timeout / 5);
+}
 
 // Gloo publishes each rank's pair addresses as the raw bytes of
 // gloo::transport::tcp::Address's Impl: a sockaddr_storage (128 bytes) of
@@ -182,8 +189,14 @@ class Rounds {
 class GlooComm : public Communicator {
  public:
   GlooComm(std::shared_ptr<gloo::rendezvous::Context> ctx, std::chrono::milliseconds timeout,
-           std::shared_ptr<std::vector<std::string>> peers)
-      : Communicator(timeout), ctx_(std::move(ctx)), peers_(std::move(peers)), rounds_(ctx_), acc_(Rounds::kChunk) {}
+           std::shared_ptr<std::vector<std::string>> peers, std::shared_ptr<StoreClient> store, std::string prefix)
+      : Communicator(timeout),
+        ctx_(std::move(ctx)),
+        peers_(std::move(peers)),
+        store_(std::move(store)),
+        prefix_(std::move(prefix)),
+        rounds_(ctx_),
+        acc_(Rounds::kChunk) {}
 
   const char* backend() const override { return "gloo"; }
   int rank() const override { return ctx_->rank; }
@@ -321,12 +334,44 @@ class GlooComm : public Communicator {
 
   template <typename Fn>
   void guard(const char* what, Fn&& fn) {
+    ++ops_;
     try {
       fn();
     } catch (const std::exception& e) {
+      const std::string msg = e.what();
+      std::string who = culprit(msg);
+      if (who.empty()) who = roll_call(msg.find("closed") != std::string::npos || msg.find("reset") != std::string::npos);
       throw CommError(std::string("gloo ") + what + " (rank " + std::to_string(ctx_->rank) + " of " +
                       std::to_string(ctx_->size) + ", timeout " + std::to_string(timeout_.count()) +
-                      " ms) failed: " + culprit(e.what()) + e.what());
+                      " ms) failed: " + who + e.what());
+    }
+  }
+
+  // Every rank that fails operation #ops_ says so in the store and waits a
+  // moment for the others: those that never say so did not reach it (a
+  // stalled rank), and are named. Ops run in lockstep on every rank (the
+  // checked layer sees to it), so the number names the same operation.
+  std::string roll_call(bool closed) {
+    if (!store_) return "";
+    const std::string base = prefix_ + "/roll_call/" + std::to_string(ops_) + "/";
+    try {
+      store_->set(base + std::to_string(ctx_->rank), {'1'});
+      std::vector<std::string> keys;
+      for (int r = 0; r < ctx_->size; ++r) keys.push_back(base + std::to_string(r));
+      const std::vector<bool> here = store_->present(keys, roll_call_grace(timeout_));
+      std::string absent, present;
+      for (int r = 0; r < ctx_->size; ++r) {
+        std::string& list = here[r] ? present : absent;
+        list += (list.empty() ? "" : ", ") + std::to_string(r);
+      }
+      if (absent.empty()) return "every rank reached this operation (a network fault?): ";
+      const bool one = absent.find(',') == std::string::npos;
+      return (one ? "rank " : "ranks ") + absent +
+             (closed ? (one ? " is gone (its connection closed: it exited or crashed" : " are gone (their connections closed: they exited or crashed")
+                     : (one ? " did not reach it within the timeout (" : " did not reach it within the timeout (")) +
+             (closed ? "; " : "") + "ranks [" + present + "] " + (closed ? "are here" : "did") + "): ";
+    } catch (const std::exception&) {
+      return "";  // the store is gone with rank 0: nothing more to learn
     }
   }
 
@@ -345,6 +390,9 @@ class GlooComm : public Communicator {
 
   std::shared_ptr<gloo::rendezvous::Context> ctx_;
   std::shared_ptr<std::vector<std::string>> peers_;
+  std::shared_ptr<StoreClient> store_;
+  std::string prefix_;
+  uint64_t ops_ = 0;
   Rounds rounds_;
   std::vector<char> acc_;
 };
@@ -391,8 +439,11 @@ std::unique_ptr<Communicator> gloo_connect(const GlooOptions& o) {
     else attr.hostname = o.hostname;
     auto dev = gloo::transport::tcp::CreateDevice(attr);
     auto ctx = std::make_shared<gloo::rendezvous::Context>(o.rank, o.size);
-    ctx->setTimeout(o.timeout);
+    // Over the TCP store a failed operation's roll call takes its grace out
+    // of the timeout, so the named error still comes within it.
+    ctx->setTimeout(o.file_store.empty() ? o.timeout - roll_call_grace(o.timeout) : o.timeout);
     std::shared_ptr<std::vector<std::string>> peers;
+    std::shared_ptr<StoreClient> client;
     if (!o.file_store.empty()) {
       gloo::rendezvous::FileStore files(o.file_store);
       gloo::rendezvous::PrefixStore store(o.prefix, files);
@@ -400,13 +451,14 @@ std::unique_ptr<Communicator> gloo_connect(const GlooOptions& o) {
       ctx->connectFullMesh(mesh, dev);
       peers = mesh.peers();
     } else {
-      TcpStore tcp(o.store_host, o.store_port, o.secret, o.timeout);
+      client = std::make_shared<StoreClient>(o.store_host, o.store_port, o.secret, o.timeout);
+      TcpStore tcp(client, o.timeout);
       gloo::rendezvous::PrefixStore store(o.prefix, tcp);
       MeshStore mesh(store, o.size);
       ctx->connectFullMesh(mesh, dev);
       peers = mesh.peers();
     }
-    return std::make_unique<GlooComm>(ctx, o.timeout, peers);
+    return std::make_unique<GlooComm>(ctx, o.timeout, peers, client, o.prefix);
   } catch (const CommError&) {
     throw;
   } catch (const std::exception& e) {

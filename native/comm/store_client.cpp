@@ -111,7 +111,7 @@ void StoreClient::recv_all(char* p, size_t n, std::chrono::steady_clock::time_po
 }
 
 std::vector<char> StoreClient::request(Op op, const std::string& key, const std::vector<char>& value,
-                                       std::chrono::milliseconds timeout, const std::string& what) {
+                                       std::chrono::milliseconds timeout, const std::string& what, bool* timed_out) {
   std::vector<char> body;
   body.push_back(static_cast<char>(op));
   put_u32(body, static_cast<uint32_t>(key.size()));
@@ -144,6 +144,10 @@ std::vector<char> StoreClient::request(Op op, const std::string& key, const std:
                     " failed authentication (another process answers on this port, or its SYNCBN_SECRET differs)");
   const char head[1] = {reply[0]};
   std::vector<char> payload(reply.begin() + 5, reply.end());
+  if (head[0] == 1 && timed_out != nullptr) {
+    *timed_out = true;
+    return payload;
+  }
   if (head[0] == 1)
     throw CommError(what + " timed out after " + std::to_string(timeout.count()) +
                     " ms waiting for " + std::string(payload.begin(), payload.end()));
@@ -159,14 +163,31 @@ std::vector<char> StoreClient::get(const std::string& key, std::chrono::millisec
   return request(kGet, key, {}, timeout, "store get of '" + key + "'");
 }
 
-void StoreClient::wait(const std::vector<std::string>& keys, std::chrono::milliseconds timeout) {
+namespace {
+
+std::vector<char> encode_keys(const std::vector<std::string>& keys) {
   std::vector<char> value;
   put_u32(value, static_cast<uint32_t>(keys.size()));
   for (const auto& k : keys) {
     put_u32(value, static_cast<uint32_t>(k.size()));
     value.insert(value.end(), k.begin(), k.end());
   }
-  request(kWait, "", value, timeout, "store wait");
+  return value;
+}
+
+}  // namespace
+
+void StoreClient::wait(const std::vector<std::string>& keys, std::chrono::milliseconds timeout) {
+  request(kWait, "", encode_keys(keys), timeout, "store wait");
+}
+
+std::vector<bool> StoreClient::present(const std::vector<std::string>& keys, std::chrono::milliseconds timeout) {
+  bool timed_out = false;
+  const std::vector<char> p = request(kWait, "", encode_keys(keys), timeout, "store wait", &timed_out);
+  const std::string missing(p.begin(), p.end());
+  std::vector<bool> out;
+  for (const auto& k : keys) out.push_back(!timed_out || missing.find("'" + k + "'") == std::string::npos);
+  return out;
 }
 
 }  // namespace comm

@@ -32,10 +32,14 @@ class StoreClient {
   void set(const std::string& key, const std::vector<char>& value);
   std::vector<char> get(const std::string& key, std::chrono::milliseconds timeout);
   void wait(const std::vector<std::string>& keys, std::chrono::milliseconds timeout);
+  // Waits like wait(); then, instead of throwing on a timeout, says which
+  // keys are set (one round trip: a timed-out wait's reply names the missing).
+  std::vector<bool> present(const std::vector<std::string>& keys, std::chrono::milliseconds timeout);
 
  private:
+  // With `timed_out`, a timeout sets it and returns the payload instead of throwing.
   std::vector<char> request(Op op, const std::string& key, const std::vector<char>& value,
-                            std::chrono::milliseconds timeout, const std::string& what);
+                            std::chrono::milliseconds timeout, const std::string& what, bool* timed_out = nullptr);
   void send_all(const char* p, size_t n);
   void recv_all(char* p, size_t n, std::chrono::steady_clock::time_point deadline);
 

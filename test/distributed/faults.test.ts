@@ -38,6 +38,25 @@ describeGloo('faults between gloo ranks', () => {
     }
   });
 
+  test('a killed rank: every other rank names it, the layer and the collective, within the timeout', async () => {
+    const out = await runRanks('kill', 3, 3000);
+    expect(out.map((o) => o.rank).sort()).toEqual([0, 2]);
+    for (const o of out) {
+      expect(o.error).toMatch(/^SyncBatchNorm 'features.bn1' forward: collective #2 \(all_reduce of 4 welford triples.*\) on rank \d: gloo all_gather .* failed: rank 1 (closed its connection \(it exited or crashed\)|is gone \(its connection closed: it exited or crashed; ranks \[0, 2\] are here\))/);
+      expect(o.ms).toBeLessThan(3000);
+    }
+  });
+
+  test('a stalled rank: every other rank names it, the layer and the collective, within the timeout', async () => {
+    const out = await runRanks('stall', 3, 3000);
+    expect(out.map((o) => o.rank).sort()).toEqual([0, 2]);
+    for (const o of out) {
+      expect(o.error).toMatch(/^SyncBatchNorm 'features.bn1' forward: collective #2 \(all_reduce of 4 welford triples.*\) on rank \d: gloo all_gather .* failed: rank 1 did not reach it within the timeout \(ranks \[0, 2\] did\)/);
+      expect(o.ms).toBeGreaterThan(1500);
+      expect(o.ms).toBeLessThan(3500);
+    }
+  });
+
   test('a user allReduce against a layer sync of the same byte size: named on every rank', async () => {
     const out = await runRanks('mixed', 2, 5000);
     expect(out).toHaveLength(2);

@@ -54,7 +54,7 @@ async function main() {
         break;
       case 'stall':
         if (rank === 1) {
-          sleepMs(timeoutMs * 3);
+          sleepMs(timeoutMs + 1500);
           process.exit(0);
         }
         bn.forward(x);
@@ -77,6 +77,8 @@ async function main() {
     console.log(JSON.stringify({ rank, error: null, ms: Date.now() - start }));
   } catch (e) {
     console.log(JSON.stringify({ rank, error: e.message, ms: Date.now() - start }));
+    // Rank 0 hosts the store that the others' roll call still reads.
+    sleepMs(1500);
   }
   process.exit(0);
 }
