@@ -8,6 +8,12 @@
 //   instead of faulting fresh ones in (bench/NOTES.md 30).
 // - Outputs that their owner disposes go back to a free list keyed by
 //   length, and the next output of that length takes the array at once.
+// - Small outputs (per-channel statistics) are slices of a shared slab, as
+//   Node's Buffer.allocUnsafe pool hands out: a new ArrayBuffer of a few
+//   hundred bytes would make V8 check its young-generation buffer bytes,
+//   which lag behind a large output just freed, and scavenge a second time
+//   in the same call, promoting the output the user still holds; each
+//   promoted output then costs part of a mark-compact (bench/NOTES.md 32).
 // Either way the ops write every element, and no output ever shares memory
 // with a tensor that is still reachable.
 import { native } from './native';
@@ -17,6 +23,10 @@ type FloatDtype = 'float32' | 'float64';
 
 // Below this many bytes zeroing is cheap and pooling not worth it.
 const POOLED_BYTES = 1 << 16;
+// Arrays up to this many bytes are slab slices; a slab lives while any of its
+// slices does, so a small array kept forever pins at most 16x its size.
+const SLICED_BYTES = 4096;
+const SLAB_BYTES = 1 << 16;
 // glibc's largest mmap threshold (32 MiB on 64-bit): blocks up to this come
 // from the heap and can be reused; larger ones are mapped and unmapped per
 // output, as PyTorch's are.
@@ -44,6 +54,28 @@ function dtypeOf(array: FloatStorage): FloatDtype {
   return array instanceof Float64Array ? 'float64' : 'float32';
 }
 
+let slab = new ArrayBuffer(0);
+let slabUsed = 0;
+
+/** A slice of the current slab, 8-byte aligned; never handed out twice. */
+function sliced(dtype: FloatDtype, length: number, bytes: number): FloatStorage {
+  const size = (bytes + 7) & ~7;
+  if (slabUsed + size > slab.byteLength) {
+    slab = new ArrayBuffer(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const offset = slabUsed;
+  slabUsed += size;
+  return dtype === 'float64' ? new Float64Array(slab, offset, length) : new Float32Array(slab, offset, length);
+}
+
+/** A small array for a value to be written in full (per-channel statistics, copies of them). */
+export function smallArray(dtype: FloatDtype, length: number): FloatStorage {
+  const bytes = length * (dtype === 'float64' ? 8 : 4);
+  if (bytes === 0 || bytes > SLICED_BYTES) return dtype === 'float64' ? new Float64Array(length) : new Float32Array(length);
+  return sliced(dtype, length, bytes);
+}
+
 let allocatorSet = false;
 
 /** A new array whose elements are whatever the memory held: the op overwrites them all. */
@@ -59,7 +91,7 @@ function uninitialized(dtype: FloatDtype, length: number, bytes: number): FloatS
 /** An array for an op to fill completely; recycled when one of this length is free. */
 export function outputArray(dtype: FloatDtype, length: number): FloatStorage {
   const bytes = length * (dtype === 'float64' ? 8 : 4);
-  if (bytes < POOLED_BYTES) return dtype === 'float64' ? new Float64Array(length) : new Float32Array(length);
+  if (bytes < POOLED_BYTES) return smallArray(dtype, length);
   let array = free[dtype].get(length)?.pop();
   if (array) {
     cachedBytes -= bytes;

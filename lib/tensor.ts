@@ -1,7 +1,7 @@
 // Tensor: storage + shape + dtype + device + memory format. No general strides:
 // a tensor is laid out either N,C,... ("contiguous") or N,...,C ("channelsLast").
 import { native, NativeShape } from './native';
-import { adopt, recycle } from './storage';
+import { adopt, recycle, smallArray } from './storage';
 
 /**
  * Element types. `int64` exists for counters such as `num_batches_tracked`;
@@ -359,6 +359,12 @@ export class Tensor {
       const buffer = newDeviceBuffer(this.#cuda.index, this.numel() * dtypeSize(this.dtype));
       if (this.numel() > 0) buffer.copyFrom(this.#cuda.buffer);
       return new Tensor(emptyOf(this.dtype), this.shape, this.memoryFormat, this.dtype, { buffer, index: this.#cuda.index });
+    }
+    if (this.dtype === 'float32' || this.dtype === 'float64') {
+      // A slab slice for small tensors (an eval forward clones the running stats each call).
+      const copy = smallArray(this.dtype, this.numel());
+      copy.set(this.#data as FloatStorage);
+      return new Tensor(copy, this.shape, this.memoryFormat, this.dtype);
     }
     return new Tensor(this.#data.slice(), this.shape, this.memoryFormat, this.dtype);
   }

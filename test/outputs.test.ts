@@ -74,6 +74,36 @@ describe('outputs never alias a tensor the user holds', () => {
   });
 });
 
+describe('small outputs are slices of shared slabs', () => {
+  test('per-channel outputs and clones never overlap one another, whatever their dtype, and stay intact', () => {
+    // 300 calls of 2 + 2 arrays of 64 values (256 or 512 bytes) cross several 64 KiB slabs.
+    const held: { t: Tensor; values: number[] }[] = [];
+    for (let i = 0; i < 300; i++) {
+      const dtype = i % 3 === 0 ? 'float64' : 'float32';
+      const { mean, invstd } = F.batchNormStats(randn([4, 64, 3], { dtype }), 1e-5);
+      const copy = mean.clone();
+      for (const t of [mean, invstd, copy]) held.push({ t, values: snapshot(t) });
+      copy.fill_(i);
+    }
+    const ranges = new Map<ArrayBufferLike, [number, number][]>();
+    for (const { t } of held) {
+      const a = t.data as Float32Array | Float64Array;
+      expect(a.byteOffset % 8).toBe(0);
+      const list = ranges.get(a.buffer) ?? [];
+      list.push([a.byteOffset, a.byteOffset + a.byteLength]);
+      ranges.set(a.buffer, list);
+    }
+    expect(ranges.size).toBeGreaterThan(1);
+    for (const list of ranges.values()) {
+      list.sort((p, q) => p[0] - q[0]);
+      for (let i = 1; i < list.length; i++) expect(list[i][0]).toBeGreaterThanOrEqual(list[i - 1][1]);
+    }
+    // Every mean and invstd as first read; every clone holds what fill_ wrote into it alone.
+    const intact = held.map(({ t, values }, k) => (k % 3 === 2 ? snapshot(t).every((v) => v === Math.floor(k / 3)) : sameValues(snapshot(t), values)));
+    expect(intact.every(Boolean)).toBe(true);
+  });
+});
+
 describe('a disposed tensor is an error wherever it is used', () => {
   function disposedOutput(): Tensor {
     const y = F.batchNorm(randn(SHAPE), null, null, { training: true });

@@ -11,7 +11,7 @@ const SPEC = {
   steps: { kind: 'int', min: 1, help: 'steps of the training loop (default 300)' },
   case: { kind: 'string', help: 'only cases whose id contains this text, e.g. 256x1024 or "contiguous infer"' },
   'slow-peers': { kind: 'flag', help: 'after the pair, time TensorFlow.js, ONNX Runtime and the plain loop apart, with PyTorch after each' },
-  'slow-case': { kind: 'string', help: 'cases for the slow peers (default 64x256x14x14 contiguous)' },
+  'slow-case': { kind: 'string', help: 'cases for the slow peers, comma-separated (default 64x256x14x14, both formats)' },
   out: { kind: 'string', help: 'directory for the JSON and SVG (default bench/results)' },
   help: { kind: 'flag', help: 'print this' },
 };

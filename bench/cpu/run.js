@@ -264,7 +264,7 @@ async function slowPeers(pairRows) {
     process.stderr.write(`  ${p.name}: ${info.available ? `${info.version}, ${info.threads} thread(s)${info.detail ? `, ${info.detail}` : ''}` : `not run: ${info.reason}`}\n`);
   }
   const live = peers.filter((p) => p.available);
-  const wanted = (opts['slow-case'] ?? (quick ? 'contiguous' : '64x256x14x14 contiguous')).split(',');
+  const wanted = (opts['slow-case'] ?? (quick ? 'contiguous' : '64x256x14x14')).split(',');
   const cases = makeCases(quick).filter((c) => wanted.some((w) => c.id.includes(w)));
   if (cases.length === 0) throw new Error(`--slow-case '${opts['slow-case']}' matches no case`);
   const rows = [];

@@ -26,10 +26,14 @@ const dy = randn(shape);
 const rssBefore = process.memoryUsage().rss;
 const times = [];
 const t0 = process.hrtime.bigint();
+// Declared outside the loop, as a user's `y = bn.forward(x)`: the last
+// step's outputs stay referenced until this step's replace them.
+let y = null;
+let dx = null;
 for (let i = 0; i < steps; i++) {
   const s = process.hrtime.bigint();
-  const y = bn.forward(x);
-  const dx = bn.backward(dy);
+  y = bn.forward(x);
+  dx = bn.backward(dy);
   if (style === 'disposed') {
     y.dispose();
     dx.dispose();

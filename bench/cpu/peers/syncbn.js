@@ -30,13 +30,22 @@ function makeRun(c, style) {
   if (style === 'natural') {
     const bn = moduleFor(c.shape);
     if (c.mode === 'infer') bn.eval();
+    // As in `y = bn.forward(x)` in a loop: the last outputs stay referenced
+    // until the next call's replace them (a scavenge in between promotes
+    // them, bench/NOTES.md 32).
+    let y = null;
+    let dx = null;
     return {
-      'train-fwd': () => bn.forward(x),
-      'train-fwdbwd': () => {
-        bn.forward(x);
-        bn.backward(dy);
+      'train-fwd': () => {
+        y = bn.forward(x);
       },
-      infer: () => bn.forward(x),
+      'train-fwdbwd': () => {
+        y = bn.forward(x);
+        dx = bn.backward(dy);
+      },
+      infer: () => {
+        y = bn.forward(x);
+      },
     }[c.mode];
   }
   const C = c.shape[1];

@@ -40,17 +40,22 @@ def prepare(shape, fmt, mode):
     bn = module_for(shape)
     # The layer's input is an activation whose gradient is wanted, as inside a network.
     xg = x.detach().clone().requires_grad_(True)
+    # As in `y = bn(x)` in a loop: the last output stays referenced until the next replaces it.
+    held = {}
 
     def train_fwd():
-        bn(x)
+        held["y"] = bn(x)
 
     def train_fwdbwd():
-        bn(xg).backward(dy)
+        y = bn(xg)
+        y.backward(dy)
+        held["y"] = y
+        held["dx"] = xg.grad
         xg.grad = None
 
     def infer():
         with torch.no_grad():
-            bn(x)
+            held["y"] = bn(x)
 
     if mode == "infer":
         bn.eval()
@@ -104,10 +109,12 @@ def loop(shape, steps, threads):
     rss_before = current_rss_mb()
     times = []
     t0 = time.perf_counter()
+    y = dx = None
     for _ in range(steps):
         s = time.perf_counter()
         y = bn(xg)
         y.backward(dy)
+        dx = xg.grad
         xg.grad = None
         times.append((time.perf_counter() - s) * 1e3)
     total = (time.perf_counter() - t0) * 1e3
