@@ -62,15 +62,15 @@ function loopTable(result) {
 function slowTable(result) {
   const s = result.slow;
   const names = s.peers.filter((p) => p.available).map((p) => p.name);
-  const head = ['case', ...names.map((n) => `${n} ms (x nn)`), 'pytorch ms: alone', ...names.map((n) => `after ${n}`)];
+  const head = ['case', ...names.map((n) => `${n} ms (x nn)`), 'pytorch ms: alone', ...names.map((n) => `after ${n} / then after a full gc`)];
   const rows = [head, head.map(() => '---')];
   for (const r of s.rows) {
-    const after = (k) => {
-      const a = r.pytorchAfter[k];
+    const one = (a) => {
       if (!a) return 'n/a';
       const c = a.cores;
       return c ? `${fmt(a.ms)} (cores: node ${c.node.toFixed(2)}, pytorch ${c.pytorch.toFixed(2)}, others ${c.others.toFixed(2)})` : fmt(a.ms);
     };
+    const after = (k) => (k === 'alone' ? one(r.pytorchAfter.alone) : `${one(r.pytorchAfter[k])} / ${one(r.pytorchAfterCollect[k])}`);
     rows.push([r.id, ...names.map((n) => (r.ms[n] === undefined ? 'n/a' : `${fmt(r.ms[n])} (${times(ratio(r.ms[n], r.syncbnNatural))})`)),
       after('alone'), ...names.map(after)]);
   }

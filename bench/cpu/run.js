@@ -62,8 +62,9 @@ const warmup = quick ? 1 : 3;
 const warmMs = quick ? 0 : 40;
 // A sample times back-to-back calls for at least this long and counts their
 // mean: long enough that the collections natural use causes (a scavenge per
-// 32 MB of outputs) fall inside samples in proportion, not in a few of them.
-const sampleMs = quick ? 0 : 30;
+// 32 MB of outputs, a mark-compact per 64 MB promoted) fall inside samples
+// in proportion, not in a few of them (30 ms samples spread 1.5-2.1x).
+const sampleMs = quick ? 0 : 100;
 const budgetMs = quick ? 200 : 1500;
 // Calls slower than this are timed once (the slow peers' large cases).
 const SLOW_MS = 1000;
@@ -277,7 +278,7 @@ async function slowPeers(pairRows) {
     return { ms: median(s), cores: coresBusy(a, cpuTimes({ node: process.pid, pytorch: torch.pid() })) };
   };
   for (const c of cases) {
-    const row = { id: c.id, ms: {}, pytorchAfter: {}, skipped: {} };
+    const row = { id: c.id, ms: {}, pytorchAfter: {}, pytorchAfterCollect: {}, skipped: {} };
     collect();
     row.pytorchAfter.alone = await torchAfter(c);
     progress.step(`${c.id}, pytorch alone`);
@@ -290,8 +291,12 @@ async function slowPeers(pairRows) {
       }
       collect();
       row.ms[p.name] = median(await measureSlow(p.impl, c));
-      // No collection here: PyTorch meets the machine as the peer left it, as in the old all-peers run.
+      // PyTorch meets the machine as the peer left it; then again after a
+      // full collection, as the old all-peers run measured it (the
+      // collection's freeing may go on in V8's threads meanwhile).
       row.pytorchAfter[p.name] = await torchAfter(c);
+      collect();
+      row.pytorchAfterCollect[p.name] = await torchAfter(c);
       progress.step(`${c.id}, ${p.name}`);
     }
     const pair = pairRows.find((r) => r.id === c.id);
