@@ -105,6 +105,11 @@ export function loadSafetensors(file: string): Record<string, Tensor> {
     }
     if (metadata !== null) Object.defineProperty(out, '__metadata__', { value: metadata, enumerable: false, writable: true, configurable: true });
     return out;
+  } catch (e) {
+    const message = (e as { message?: unknown })?.message;
+    const text = typeof message === 'string' ? message : String(e);
+    if (text.startsWith(`${file}:`)) throw e;
+    throw new RangeError(`${file}: invalid safetensors file: ${text}`);
   } finally {
     fs.closeSync(fd);
   }

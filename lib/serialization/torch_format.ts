@@ -115,10 +115,16 @@ class TorchFileLoader {
       throw new TypeError(`${this.zip.path}: ${where} has dtype ${torchDtype}, which syncbn tensors do not hold ` +
         '(supported: float32, float64, float16, bfloat16, int64)');
     }
+    const record = `${this.prefix}/data/${ref.key}`;
+    const need = ref.numel * STORAGE_TYPES[ref.storageType].itemSize;
+    // Checked before allocating, so a corrupt numel cannot ask for memory the file does not back.
+    if (this.zip.sizeOf(record) < need) {
+      throw new RangeError(`${this.zip.path}: ${where}'s storage '${ref.key}' should hold ${ref.numel} elements (${need} bytes), its record has ${this.zip.sizeOf(record)}`);
+    }
     const data = allocate(dtype, ref.numel);
     const bytes = bytesOf(data);
     // Straight from the file into the tensor's memory: one copy of the checkpoint, never two.
-    this.zip.readEntryInto(`${this.prefix}/data/${ref.key}`, bytes);
+    this.zip.readEntryInto(record, bytes);
     if (this.bigEndian) swapBytes(bytes, STORAGE_TYPES[ref.storageType].itemSize);
     const entry = { dtype, data };
     this.storages.set(ref.key, entry);

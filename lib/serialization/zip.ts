@@ -89,8 +89,16 @@ export class ZipReader {
       this.readDirectory();
     } catch (e) {
       fs.closeSync(this.fd);
-      throw e;
+      throw this.named(e);
     }
+  }
+
+  /** Every error names the file: a corrupt field can surface from deep in a Buffer read. */
+  private named(e: unknown): Error {
+    const message = (e as { message?: unknown })?.message;
+    const text = typeof message === 'string' ? message : String(e);
+    if (text.startsWith(`${this.path}:`)) return e as Error;
+    return new RangeError(`${this.path}: corrupt zip archive: ${text}`);
   }
 
   close(): void {
@@ -163,6 +171,11 @@ export class ZipReader {
     return this.entries.has(name);
   }
 
+  /** The size in bytes of an entry (checked before a reader allocates for it). */
+  sizeOf(name: string): number {
+    return this.entry(name).size;
+  }
+
   private entry(name: string): ZipEntry {
     const e = this.entries.get(name);
     if (!e) throw new RangeError(`${this.path}: the archive has no entry '${name}'`);
@@ -173,14 +186,22 @@ export class ZipReader {
   /** The whole entry as a Buffer (small records: data.pkl, version). */
   read(name: string): Buffer {
     const e = this.entry(name);
-    return readAt(this.fd, e.dataOffset, e.size);
+    try {
+      return readAt(this.fd, e.dataOffset, e.size);
+    } catch (err) {
+      throw this.named(err);
+    }
   }
 
   /** Reads the first `into.length` bytes of an entry straight into `into`. */
   readEntryInto(name: string, into: Uint8Array): void {
     const e = this.entry(name);
     if (into.length > e.size) throw new RangeError(`${this.path}: entry '${name}' has ${e.size} bytes, ${into.length} are needed`);
-    readInto(this.fd, e.dataOffset, into);
+    try {
+      readInto(this.fd, e.dataOffset, into);
+    } catch (err) {
+      throw this.named(err);
+    }
   }
 }
 

@@ -227,6 +227,35 @@ describe('load refuses what it must not read, saying why', () => {
     expect(() => load(write('u8.safetensors', u8, data))).toThrow(/'f32' has dtype U8/);
   });
 
+  test('corrupted files (2000 seeded byte flips): an Error or a load, never a crash, a hang or a huge allocation', () => {
+    let seed = 12345;
+    const next = (): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed;
+    };
+    const outcomes = { loaded: 0, refused: 0 };
+    for (const name of ['model.pt', 'dtypes.safetensors', 'views.pt', 'zip64.pt']) {
+      const good = fs.readFileSync(fixture(name));
+      for (let i = 0; i < 500; i++) {
+        const bad = Buffer.from(good);
+        for (let k = 0, flips = 1 + (next() % 4); k < flips; k++) bad[next() % bad.length] = next() & 0xff;
+        const f = path.join(tmp, `fuzz${path.extname(name)}`);
+        fs.writeFileSync(f, bad);
+        try {
+          load(f);
+          outcomes.loaded++;
+        } catch (e) {
+          // Errors come from Node's realm too (Buffer reads): checked by message, which must name the file.
+          const message = String((e as { message?: unknown }).message);
+          if (!message.startsWith(`${f}:`)) throw new Error(`an error that does not name the file: ${message}`);
+          outcomes.refused++;
+        }
+      }
+    }
+    expect(outcomes.loaded + outcomes.refused).toBe(2000);
+    expect(outcomes.refused).toBeGreaterThan(100);
+  });
+
   test('a file of neither format', () => {
     const f = path.join(tmp, 'notes.txt');
     fs.writeFileSync(f, 'hello');
