@@ -227,11 +227,22 @@ export abstract class Module {
   }
 
   namedChildren(): Array<[string, Module]> {
-    return this.members().modules;
+    const out: Array<[string, Module]> = [];
+    for (const name of Object.keys(this)) {
+      const v = this.field(name);
+      if (v instanceof Module) out.push([name, v]);
+    }
+    return out;
   }
 
   children(): Module[] {
-    return this.members().modules.map(([, m]) => m);
+    // On Sequential's forward path: one pass over the fields, nothing else built.
+    const out: Module[] = [];
+    for (const name of Object.keys(this)) {
+      const v = this.field(name);
+      if (v instanceof Module) out.push(v);
+    }
+    return out;
   }
 
   /** Every module in the tree, this one first (named ''), each once. */
