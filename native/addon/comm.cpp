@@ -271,10 +271,11 @@ class Rendezvous {
   using Connect = std::function<std::unique_ptr<Communicator>()>;
 
   static Napi::Promise Start(Napi::Env env, Connect connect) {
-    auto* st = new State{Napi::Promise::Deferred::New(env), nullptr, ""};
+    auto* st = new State{Napi::Promise::Deferred::New(env), nullptr, "", {}};
     Napi::Promise promise = st->deferred.Promise();
     auto tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
                                               "syncbn rendezvous", 0, 1);
+    st->tsfn = tsfn;
     std::thread([tsfn, st, connect = std::move(connect)]() mutable {
       try {
         st->comm = std::make_unique<CheckedComm>(connect());
@@ -287,10 +288,15 @@ class Rendezvous {
         } else {
           s->deferred.Reject(Napi::Error::New(env, s->error).Value());
         }
+        // Released here, on the JS thread, not after BlockingCall on this one:
+        // the settled promise may let a worker thread exit at once, and its
+        // environment's teardown frees the function under a later Release
+        // (uv_mutex_lock abort when a rank's rendezvous timed out and it exited).
+        Napi::ThreadSafeFunction done = s->tsfn;
         delete s;
+        done.Release();
       });
       if (status != napi_ok) delete st;  // the environment is gone (its thread was terminated)
-      tsfn.Release();
     }).detach();
     return promise;
   }
@@ -300,6 +306,7 @@ class Rendezvous {
     Napi::Promise::Deferred deferred;
     std::unique_ptr<CheckedComm> comm;
     std::string error;
+    Napi::ThreadSafeFunction tsfn;
   };
 };
 

@@ -63,6 +63,20 @@ describe('dist.spawn on worker threads', () => {
     fs.rmSync(out, { recursive: true, force: true });
   });
 
+  test('ranks left in the rendezvous time out and exit without bringing the process down (in a process of its own)', () => {
+    const code = `const { distributed: dist } = require(${JSON.stringify(path.join(ROOT, 'dist'))});
+      (async () => {
+        for (let i = 0; i < 3; i++) {
+          await dist.spawn(${JSON.stringify(WORKER)}, { nprocs: 3, args: ['straggle', '', 'threads'] }).catch((e) => console.log(e.rank));
+          await new Promise((r) => setTimeout(r, 1500));
+        }
+        console.log('survived');
+      })();`;
+    const r = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8', timeout: 60000 });
+    expect([r.status, r.signal]).toEqual([0, null]);
+    expect(r.stdout.trim().split('\n')).toEqual(['1', '1', '1', 'survived']);
+  });
+
   test('bad options are refused before anything starts', async () => {
     await expect(dist.spawn(WORKER, { nprocs: 0 })).rejects.toThrow(/nprocs must be an integer >= 1/);
     await expect(dist.spawn(WORKER, { nprocs: 2, backend: 'nccl' as never })).rejects.toThrow(/backend must be 'threads' or 'gloo'/);

@@ -11,12 +11,13 @@ const { nn, tensor, distributed: dist } = require(path.resolve(__dirname, '../..
 async function main() {
   const [mode, out, backend] = dist.spawnArgs();
   const env = { RANK: process.env.RANK, WORLD_SIZE: process.env.WORLD_SIZE, LOCAL_RANK: process.env.LOCAL_RANK };
-  if (mode === 'throw' && process.env.RANK === '1') throw new Error('rank 1 gave up on purpose');
+  if ((mode === 'throw' || mode === 'straggle') && process.env.RANK === '1') throw new Error('rank 1 gave up on purpose');
   // The other threads leave at once: a thread left waiting in the native rendezvous
   // would end only at its timeout, inside jest's process.
   if (mode === 'throw' && backend === 'threads') return;
   if (mode === 'exit' && process.env.RANK === '2') process.exit(3);
-  await dist.initProcessGroup({ backend, timeoutMs: 3000 });
+  // 'straggle': the others wait in the rendezvous until it times out, then throw and exit at once.
+  await dist.initProcessGroup({ backend, timeoutMs: mode === 'straggle' ? 1000 : 3000 });
   const rank = dist.getRank();
   const world = dist.getWorldSize();
   // Different weights, statistics and counters on every rank, then rank 1's everywhere.
