@@ -115,6 +115,10 @@ export interface NativeAddon {
   batchNormWelfordFinalize(summary: Float64Array, channels: number, eps: number, momentum: number,
     mean: FloatArray, invstd: FloatArray, runningMean: Opt<FloatArray>, runningVar: Opt<FloatArray>): void;
   threadsJoin(name: string, rank: number, size: number, timeoutMs: number): Promise<NativeComm>;
+  /** Registers a rank without waiting; poll the handle with threadsJoinPoll. */
+  threadsJoinStart(name: string, rank: number, size: number, timeoutMs: number): unknown;
+  /** The communicator once every rank joined, else null; throws after the timeout naming the missing ranks. */
+  threadsJoinPoll(handle: unknown): NativeComm | null;
   glooConnect(storeHost: string, storePort: number, fileStore: string, prefix: string, hostname: string,
     iface: string, rank: number, size: number, timeoutMs: number, secret: string): Promise<NativeComm>;
   /** HMAC-SHA256 of the store's native client (native/comm/hmac_sha256.h); exposed for its tests. */

@@ -96,6 +96,20 @@ async function glooAddress(master: string, where: string): Promise<{ hostname: s
 }
 
 /**
+ * Joins a threads group by polling from this thread's event loop: the ranks
+ * wait without holding any thread (a wait on libuv's pool of 4 would
+ * deadlock a world of more than 4 ranks).
+ */
+async function threadsJoin(name: string, rank: number, size: number, timeoutMs: number): Promise<NativeComm> {
+  const handle = native.threadsJoinStart(name, rank, size, timeoutMs);
+  for (let delay = 0; ; delay = Math.min(5, delay + 1)) {
+    const comm = native.threadsJoinPoll(handle);
+    if (comm !== null) return comm;
+    await new Promise((r) => setTimeout(r, delay));
+  }
+}
+
+/**
  * Waits (asynchronously) until every rank has reached `stage`, naming those
  * that have not. Rank 0 hosts the store in its event loop, so no rank may
  * leave a rendezvous, and block in a collective, while another still needs
@@ -143,14 +157,14 @@ export async function initProcessGroup(opts: InitProcessGroupOptions): Promise<P
     const m = /^local:\/\/(.+)$/.exec(initMethod);
     if (!m) throw new TypeError(`${where}: the threads backend takes initMethod 'local://name', got '${initMethod}'`);
     const name = m[1];
-    const comm = await native.threadsJoin(name, rank, worldSize, timeoutMs);
+    const comm = await threadsJoin(name, rank, worldSize, timeoutMs);
     // worldSize ranks share the cores: each worker thread's kernels get their
     // share, so the replicas do not oversubscribe (setNumThreads overrides).
     if (!isMainThread) native.setNumThreads(Math.max(1, Math.floor(native.getNumThreads() / worldSize)));
     const world = new ProcessGroup('threads', all, rank, comm, 'world');
     state = {
       world, groups: [], store: null, timeoutMs, created: 0,
-      connect: (prefix, r, size) => native.threadsJoin(`${name}/${prefix}`, r, size, timeoutMs),
+      connect: (prefix, r, size) => threadsJoin(`${name}/${prefix}`, r, size, timeoutMs),
     };
     return world;
   }

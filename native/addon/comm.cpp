@@ -262,53 +262,45 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
   std::unique_ptr<CheckedComm> comm_;
 };
 
-// Runs a rendezvous on a thread of its own and resolves with a Communicator.
-// Not on libuv's pool: a threads-backend rendezvous blocks until every rank
-// has joined, and with more ranks than the pool's 4 threads the ranks still
-// to join would wait for a pool thread forever.
-class Rendezvous {
+// Runs a rendezvous on a libuv worker thread and resolves with a
+// Communicator. (The threads backend's initProcessGroup does not come here:
+// its ranks join with threadsJoinStart/threadsJoinPoll, which never hold a
+// pool thread while waiting for the others.)
+class RendezvousWorker : public Napi::AsyncWorker {
  public:
   using Connect = std::function<std::unique_ptr<Communicator>()>;
+  RendezvousWorker(Napi::Env env, Connect connect)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), connect_(std::move(connect)) {}
 
   static Napi::Promise Start(Napi::Env env, Connect connect) {
-    auto* st = new State{Napi::Promise::Deferred::New(env), nullptr, "", {}};
-    Napi::Promise promise = st->deferred.Promise();
-    auto tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
-                                              "syncbn rendezvous", 0, 1);
-    st->tsfn = tsfn;
-    std::thread([tsfn, st, connect = std::move(connect)]() mutable {
-      try {
-        st->comm = std::make_unique<CheckedComm>(connect());
-      } catch (const std::exception& e) {
-        st->error = e.what();
-      }
-      const napi_status status = tsfn.BlockingCall(st, [](Napi::Env env, Napi::Function, State* s) {
-        if (s->comm) {
-          s->deferred.Resolve(addon_data(env).communicator.New({Napi::External<CheckedComm>::New(env, s->comm.release())}));
-        } else {
-          s->deferred.Reject(Napi::Error::New(env, s->error).Value());
-        }
-        // Released here, on the JS thread, not after BlockingCall on this one:
-        // the settled promise may let a worker thread exit at once, and its
-        // environment's teardown frees the function under a later Release
-        // (uv_mutex_lock abort when a rank's rendezvous timed out and it exited).
-        Napi::ThreadSafeFunction done = s->tsfn;
-        delete s;
-        done.Release();
-      });
-      if (status != napi_ok) delete st;  // the environment is gone (its thread was terminated)
-    }).detach();
-    return promise;
+    auto* w = new RendezvousWorker(env, std::move(connect));
+    Napi::Promise p = w->deferred_.Promise();
+    w->Queue();
+    return p;
   }
 
+  void Execute() override {
+    try {
+      comm_ = std::make_unique<CheckedComm>(connect_());
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    deferred_.Resolve(addon_data(env).communicator.New({Napi::External<CheckedComm>::New(env, comm_.release())}));
+  }
+
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
  private:
-  struct State {
-    Napi::Promise::Deferred deferred;
-    std::unique_ptr<CheckedComm> comm;
-    std::string error;
-    Napi::ThreadSafeFunction tsfn;
-  };
+  Napi::Promise::Deferred deferred_;
+  Connect connect_;
+  std::unique_ptr<CheckedComm> comm_;
 };
+
+using Rendezvous = RendezvousWorker;
 
 std::string string_arg(const Args& a, size_t i, const char* name) {
   const Napi::Value v = a.value(i);
@@ -326,6 +318,42 @@ Napi::Value ThreadsJoin(const Napi::CallbackInfo& info) {
   return Rendezvous::Start(info.Env(), [=] {
     return comm::threads_join(name, static_cast<int>(rank), static_cast<int>(size), timeout);
   });
+}
+
+// threadsJoinStart(name, rank, size, timeoutMs): registers the rank at once
+// and returns a handle for threadsJoinPoll.
+Napi::Value ThreadsJoinStart(const Napi::CallbackInfo& info) {
+  Args a(info, "threadsJoinStart", 4);
+  const std::string name = string_arg(a, 0, "name");
+  const int64_t rank = a.integer(1, "rank", 0);
+  const int64_t size = a.integer(2, "size", 1);
+  if (rank >= size) throw a.range_error(1, "rank", "below the world size " + std::to_string(size));
+  const auto timeout = std::chrono::milliseconds(a.integer(3, "timeoutMs", 1));
+  try {
+    comm::ThreadsJoin* j = comm::threads_join_start(name, static_cast<int>(rank), static_cast<int>(size), timeout).release();
+    return Napi::External<comm::ThreadsJoin>::New(info.Env(), j, [](Napi::Env, comm::ThreadsJoin* p) { delete p; });
+  } catch (const comm::CommError& e) {
+    throw Napi::Error::New(info.Env(), e.what());
+  }
+}
+
+// threadsJoinPoll(handle): the Communicator once every rank has joined, else
+// null (poll again later); throws after the timeout, naming the missing ranks.
+Napi::Value ThreadsJoinPoll(const Napi::CallbackInfo& info) {
+  Args a(info, "threadsJoinPoll", 1);
+  if (!a.value(0).IsExternal()) throw a.type_error(0, "handle", "a handle from threadsJoinStart", a.value(0));
+  comm::ThreadsJoin* j = a.value(0).As<Napi::External<comm::ThreadsJoin>>().Data();
+  if (j == nullptr || j->done()) throw Napi::Error::New(info.Env(), a.prefix() + "this join has already completed");
+  try {
+    std::unique_ptr<Communicator> c = comm::threads_join_poll(*j, std::chrono::milliseconds(0));
+    if (!c) return info.Env().Null();
+    j->finish();
+    auto checked = std::make_unique<CheckedComm>(std::move(c));
+    return addon_data(info.Env()).communicator.New({Napi::External<CheckedComm>::New(info.Env(), checked.release())});
+  } catch (const comm::CommError& e) {
+    j->finish();
+    throw Napi::Error::New(info.Env(), e.what());
+  }
 }
 
 Napi::Value GlooConnect(const Napi::CallbackInfo& info) {
@@ -416,6 +444,8 @@ void RegisterComm(Napi::Env env, Napi::Object exports) {
   data.communicator = Napi::Persistent(CommWrap::Define(env));
   exports.Set("Communicator", data.communicator.Value());
   exports.Set("threadsJoin", Napi::Function::New(env, ThreadsJoin, "threadsJoin"));
+  exports.Set("threadsJoinStart", Napi::Function::New(env, ThreadsJoinStart, "threadsJoinStart"));
+  exports.Set("threadsJoinPoll", Napi::Function::New(env, ThreadsJoinPoll, "threadsJoinPoll"));
   exports.Set("glooConnect", Napi::Function::New(env, GlooConnect, "glooConnect"));
   exports.Set("ncclLoad", Napi::Function::New(env, NcclLoad, "ncclLoad"));
   exports.Set("hmacSha256", Napi::Function::New(env, HmacSha256, "hmacSha256"));

@@ -206,8 +206,19 @@ class ThreadsComm : public Communicator {
 
 }  // namespace
 
-std::unique_ptr<Communicator> threads_join(const std::string& name, int rank, int size,
-                                           std::chrono::milliseconds timeout) {
+struct ThreadsJoin::State {
+  std::shared_ptr<Group> g;
+  int rank;
+  std::chrono::milliseconds timeout;
+  std::chrono::steady_clock::time_point deadline;
+};
+
+ThreadsJoin::ThreadsJoin(std::unique_ptr<State> s) : s_(std::move(s)) {}
+ThreadsJoin::~ThreadsJoin() = default;
+void ThreadsJoin::finish() { s_.reset(); }
+
+std::unique_ptr<ThreadsJoin> threads_join_start(const std::string& name, int rank, int size,
+                                                std::chrono::milliseconds timeout) {
   if (size < 1) throw CommError("threads rendezvous: world size must be >= 1");
   if (rank < 0 || rank >= size)
     throw CommError("threads rendezvous: rank " + std::to_string(rank) + " is outside [0, " +
@@ -233,25 +244,38 @@ std::unique_ptr<Communicator> threads_join(const std::string& name, int rank, in
       if (it != g_forming.end() && it->second == g) g_forming.erase(it);
     }
     g->cv.notify_all();
-  } else {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (g->joined_count < size && !g->broken) {
-      if (g->cv.wait_until(lk, deadline) == std::cv_status::timeout && g->joined_count < size) {
-        const std::string why = "threads rendezvous '" + name + "' timed out after " +
-                                std::to_string(timeout.count()) + " ms waiting for ranks " +
-                                rank_list(g->joined, false) + " to join";
-        g->broken = true;
-        g->broken_reason = why;
-        lk.unlock();
-        std::lock_guard<std::mutex> reg(g_registry_mu);
-        auto it = g_forming.find(name);
-        if (it != g_forming.end() && it->second == g) g_forming.erase(it);
-        throw CommError(why);
-      }
-    }
-    if (g->broken) throw CommError(g->broken_reason);
   }
-  return std::make_unique<ThreadsComm>(g, rank, timeout);
+  auto st = std::make_unique<ThreadsJoin::State>(ThreadsJoin::State{g, rank, timeout, std::chrono::steady_clock::now() + timeout});
+  return std::unique_ptr<ThreadsJoin>(new ThreadsJoin(std::move(st)));
+}
+
+std::unique_ptr<Communicator> threads_join_poll(ThreadsJoin& j, std::chrono::milliseconds wait) {
+  ThreadsJoin::State& s = *j.s_;
+  Group& g = *s.g;
+  std::unique_lock<std::mutex> lk(g.mu);
+  const auto until = std::min(s.deadline, std::chrono::steady_clock::now() + wait);
+  while (g.joined_count < g.size && !g.broken && std::chrono::steady_clock::now() < until) g.cv.wait_until(lk, until);
+  if (g.broken) throw CommError(g.broken_reason);
+  if (g.joined_count == g.size) return std::make_unique<ThreadsComm>(s.g, s.rank, s.timeout);
+  if (std::chrono::steady_clock::now() < s.deadline) return nullptr;
+  const std::string why = "threads rendezvous '" + g.name + "' timed out after " + std::to_string(s.timeout.count()) +
+                          " ms waiting for ranks " + rank_list(g.joined, false) + " to join";
+  g.broken = true;
+  g.broken_reason = why;
+  g.cv.notify_all();
+  lk.unlock();
+  std::lock_guard<std::mutex> reg(g_registry_mu);
+  auto it = g_forming.find(g.name);
+  if (it != g_forming.end() && it->second == s.g) g_forming.erase(it);
+  throw CommError(why);
+}
+
+std::unique_ptr<Communicator> threads_join(const std::string& name, int rank, int size,
+                                           std::chrono::milliseconds timeout) {
+  std::unique_ptr<ThreadsJoin> j = threads_join_start(name, rank, size, timeout);
+  for (;;) {
+    if (auto c = threads_join_poll(*j, timeout)) return c;
+  }
 }
 
 }  // namespace comm
