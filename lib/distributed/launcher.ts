@@ -124,12 +124,17 @@ export function launch(o: LaunchOptions, out: NodeJS.WritableStream = process.st
   const width = String(world - 1).length;
   const children: ChildProcess[] = [];
   // The job's secret for the rendezvous store (cf. Horovod's secret key): one
-  // fresh value shared by this node's ranks; a multi-node job sets the same
-  // SYNCBN_SECRET on every node's launcher.
-  const secret = process.env.SYNCBN_SECRET || randomBytes(32).toString('hex');
+  // fresh value shared by this node's ranks. Nodes cannot agree on a fresh
+  // one, and ranks with different secrets fail authentication only after the
+  // rendezvous timeout, so a multi-node job without it stops here.
   if (o.nnodes > 1 && !process.env.SYNCBN_SECRET) {
-    err.write('syncbn-run: a multi-node job needs SYNCBN_SECRET set to the same value on every node; this node made one of its own\n');
+    err.write(
+      `syncbn-run: --nnodes ${o.nnodes} needs SYNCBN_SECRET set to the same value on every node's launcher ` +
+        "(e.g. export SYNCBN_SECRET=$(node -p \"require('crypto').randomBytes(32).toString('hex')\") once, then pass it to each node)\n",
+    );
+    return Promise.resolve(2);
   }
+  const secret = process.env.SYNCBN_SECRET || randomBytes(32).toString('hex');
   let failure: { rank: number; code: number } | null = null;
   let exited = 0;
 

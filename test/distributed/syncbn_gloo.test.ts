@@ -97,8 +97,17 @@ describe('syncbn-run', () => {
   test('multi-node ranks come from --node-rank', async () => {
     const script = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'syncbn-run-')), 'env.js');
     fs.writeFileSync(script, 'console.log(process.env.RANK, process.env.WORLD_SIZE);\n');
-    const r = await runNode([LAUNCHER, '--nnodes', '2', '--node-rank', '1', '--nproc-per-node', '2', '--master-addr', 'node0', script]);
+    const r = await runNode([LAUNCHER, '--nnodes', '2', '--node-rank', '1', '--nproc-per-node', '2', '--master-addr', 'node0', script], { SYNCBN_SECRET: 'shared-by-both-nodes' });
     expect(r.stdout.trim().split('\n').sort()).toEqual(['[rank 2] 2 4', '[rank 3] 3 4']);
+  });
+
+  test('a multi-node job without a shared SYNCBN_SECRET is refused before any rank starts', async () => {
+    const script = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'syncbn-run-')), 'env.js');
+    fs.writeFileSync(script, "console.log('started');\n");
+    const r = await runNode([LAUNCHER, '--nnodes', '2', '--node-rank', '0', '--nproc-per-node', '1', script], { SYNCBN_SECRET: '' });
+    expect(r.code).toBe(2);
+    expect(r.stdout).not.toContain('started');
+    expect(r.stderr).toMatch(/--nnodes 2 needs SYNCBN_SECRET set to the same value on every node/);
   });
 
   test('a failing rank stops the others and the launcher exits non-zero', async () => {
