@@ -30,7 +30,8 @@ export function dtypeSize(dtype: DType): number {
   return dtype === 'float64' || dtype === 'int64' ? 8 : dtype === 'float32' ? 4 : 2;
 }
 
-function allocate(dtype: DType, n: number): Storage {
+/** A zeroed host array of `n` elements in `dtype`'s storage type (half floats as Uint16Array). */
+export function allocate(dtype: DType, n: number): Storage {
   switch (dtype) {
     case 'float32':
       return new Float32Array(n);

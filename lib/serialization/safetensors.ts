@@ -5,27 +5,13 @@
 // and the tensors cover that buffer without gaps or overlaps.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { DType, Storage, Tensor } from '../tensor';
+import { allocate, dtypeSize, DType, Tensor } from '../tensor';
 import { readInto } from './zip';
 
 const DTYPES: Readonly<Record<string, DType>> = { F32: 'float32', F64: 'float64', F16: 'float16', BF16: 'bfloat16', I64: 'int64' };
 const NAMES: Readonly<Record<DType, string>> = { float32: 'F32', float64: 'F64', float16: 'F16', bfloat16: 'BF16', int64: 'I64' };
-const ITEM_SIZE: Readonly<Record<DType, number>> = { float32: 4, float64: 8, float16: 2, bfloat16: 2, int64: 8 };
 // The reference implementation refuses larger headers.
 const MAX_HEADER = 100_000_000;
-
-function allocate(dtype: DType, n: number): Storage {
-  switch (dtype) {
-    case 'float32':
-      return new Float32Array(n);
-    case 'float64':
-      return new Float64Array(n);
-    case 'int64':
-      return new BigInt64Array(n);
-    default:
-      return new Uint16Array(n);
-  }
-}
 
 /** True when `head` (the first bytes of a file) looks like a safetensors header. */
 export function looksLikeSafetensors(head: Buffer, fileSize: number): boolean {
@@ -83,8 +69,8 @@ export function loadSafetensors(file: string): Record<string, Tensor> {
       if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((d) => Number.isSafeInteger(d) && d >= 0)) fail(`tensor '${name}' has bad data_offsets`);
       const [begin, end] = offsets as [number, number];
       const numel = (shape as number[]).reduce((a, b) => a * b, 1);
-      if (end < begin || end - begin !== numel * ITEM_SIZE[dtype]) {
-        fail(`tensor '${name}': data_offsets [${begin}, ${end}] hold ${end - begin} bytes, shape [${(shape as number[]).join(', ')}] of ${t.dtype} needs ${numel * ITEM_SIZE[dtype]}`);
+      if (end < begin || end - begin !== numel * dtypeSize(dtype)) {
+        fail(`tensor '${name}': data_offsets [${begin}, ${end}] hold ${end - begin} bytes, shape [${(shape as number[]).join(', ')}] of ${t.dtype} needs ${numel * dtypeSize(dtype)}`);
       }
       if (end > dataSize) fail(`tensor '${name}' ends at byte ${end} of a ${dataSize}-byte data buffer (truncated file?)`);
       ranges.push([begin, end, name]);

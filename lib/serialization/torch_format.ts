@@ -5,7 +5,7 @@
 // `<archive>/byteorder`. Cf. torch/serialization.py (_save, _load).
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DType, Parameter, Storage, Tensor } from '../tensor';
+import { allocate, DType, Parameter, Storage, Tensor } from '../tensor';
 import { StateDictMetadata, getMetadata, setMetadata } from '../state_dict_metadata';
 import { PyDict, StorageRef, STORAGE_TYPES, TensorRef, unpickle } from './pickle_reader';
 import { OrderedDictRecord, PickleWriter, TensorRecord } from './pickle_writer';
@@ -26,19 +26,6 @@ const STORAGE_CLASS: Readonly<Record<DType, string>> = {
   bfloat16: 'BFloat16Storage',
   int64: 'LongStorage',
 };
-
-function allocate(dtype: DType, n: number): Storage {
-  switch (dtype) {
-    case 'float32':
-      return new Float32Array(n);
-    case 'float64':
-      return new Float64Array(n);
-    case 'int64':
-      return new BigInt64Array(n);
-    default:
-      return new Uint16Array(n);
-  }
-}
 
 function bytesOf(a: Storage): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
