@@ -308,29 +308,33 @@ std::string string_arg(const Args& a, size_t i, const char* name) {
   return v.As<Napi::String>().Utf8Value();
 }
 
-Napi::Value ThreadsJoin(const Napi::CallbackInfo& info) {
-  Args a(info, "threadsJoin", 4);
+// (name, rank, size, timeoutMs), as threadsJoin and threadsJoinStart take them.
+struct JoinArgs {
+  std::string name;
+  int rank;
+  int size;
+  std::chrono::milliseconds timeout;
+};
+
+JoinArgs join_args(const Args& a) {
   const std::string name = string_arg(a, 0, "name");
   const int64_t rank = a.integer(1, "rank", 0);
   const int64_t size = a.integer(2, "size", 1);
   if (rank >= size) throw a.range_error(1, "rank", "below the world size " + std::to_string(size));
-  const auto timeout = std::chrono::milliseconds(a.integer(3, "timeoutMs", 1));
-  return Rendezvous::Start(info.Env(), [=] {
-    return comm::threads_join(name, static_cast<int>(rank), static_cast<int>(size), timeout);
-  });
+  return {name, static_cast<int>(rank), static_cast<int>(size), std::chrono::milliseconds(a.integer(3, "timeoutMs", 1))};
+}
+
+Napi::Value ThreadsJoin(const Napi::CallbackInfo& info) {
+  const JoinArgs j = join_args(Args(info, "threadsJoin", 4));
+  return Rendezvous::Start(info.Env(), [=] { return comm::threads_join(j.name, j.rank, j.size, j.timeout); });
 }
 
 // threadsJoinStart(name, rank, size, timeoutMs): registers the rank at once
 // and returns a handle for threadsJoinPoll.
 Napi::Value ThreadsJoinStart(const Napi::CallbackInfo& info) {
-  Args a(info, "threadsJoinStart", 4);
-  const std::string name = string_arg(a, 0, "name");
-  const int64_t rank = a.integer(1, "rank", 0);
-  const int64_t size = a.integer(2, "size", 1);
-  if (rank >= size) throw a.range_error(1, "rank", "below the world size " + std::to_string(size));
-  const auto timeout = std::chrono::milliseconds(a.integer(3, "timeoutMs", 1));
+  const JoinArgs args = join_args(Args(info, "threadsJoinStart", 4));
   try {
-    comm::ThreadsJoin* j = comm::threads_join_start(name, static_cast<int>(rank), static_cast<int>(size), timeout).release();
+    comm::ThreadsJoin* j = comm::threads_join_start(args.name, args.rank, args.size, args.timeout).release();
     return Napi::External<comm::ThreadsJoin>::New(info.Env(), j, [](Napi::Env, comm::ThreadsJoin* p) { delete p; });
   } catch (const comm::CommError& e) {
     throw Napi::Error::New(info.Env(), e.what());
