@@ -1,10 +1,11 @@
 // F.batchNorm and the ATen-level ops below it. Every op validates in
 // TypeScript, allocates its outputs, and makes one call into the addon.
+import { tensor } from './factories';
 import * as cuda from './functional_cuda';
 import { CudaDType, native, NativeShape } from './native';
 import { channelTensor, checkInput, checkNumber, describeShape, matchGrad, paramDtype } from './op_checks';
 import { outputArray } from './storage';
-import { Device, Tensor, FloatStorage, batchView, emptyCuda, storageDtype, tensor } from './tensor';
+import { Device, Tensor, FloatStorage, batchView, emptyCuda, storageDtype } from './tensor';
 
 type FloatTensor = Tensor & { data: FloatStorage };
 

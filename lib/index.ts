@@ -6,24 +6,10 @@
  * const bn = new nn.BatchNorm2d(64);
  * const y = bn.forward(randn([8, 64, 14, 14]));
  */
-export {
-  Tensor,
-  Parameter,
-  DType,
-  FloatDType,
-  MemoryFormat,
-  Device,
-  TensorOptions,
-  tensor,
-  zeros,
-  ones,
-  full,
-  empty,
-  randn,
-  rand,
-  manualSeed,
-  initialSeed,
-} from './tensor';
+export { Tensor, DType, FloatDType, MemoryFormat, Device, TensorOptions } from './tensor';
+export { Parameter } from './parameter';
+export { tensor, zeros, ones, full, empty } from './factories';
+export { randn, rand, manualSeed, initialSeed } from './random';
 export * as nn from './nn';
 export * as F from './functional';
 export * as distributed from './distributed';

@@ -1,5 +1,8 @@
 // Tensor: storage + shape + dtype + device + memory format. No general strides:
 // a tensor is laid out either N,C,... ("contiguous") or N,...,C ("channelsLast").
+// Beside it: the half-float codec (half_float.ts), Parameter (parameter.ts),
+// the factories (factories.ts) and random numbers (random.ts).
+import { fromHalfBits, isHalf, toHalfBits } from './half_float';
 import { native, NativeShape } from './native';
 import { adopt, recycle, smallArray } from './storage';
 
@@ -45,56 +48,6 @@ export function allocate(dtype: DType, n: number): Storage {
   }
 }
 
-// float32 <-> float16 / bfloat16 bits, round to nearest even.
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-function toHalfBits(v: number, dtype: 'float16' | 'bfloat16'): number {
-  f32[0] = v;
-  const x = u32[0];
-  if (dtype === 'bfloat16') {
-    if ((x & 0x7fffffff) > 0x7f800000) return 0x7fc0;
-    return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
-  }
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let h = mant >>> shift;
-    const rem = mant & ((1 << shift) - 1);
-    const half = 1 << (shift - 1);
-    if (rem > half || (rem === half && (h & 1))) h++;
-    return sign | h;
-  }
-  let h = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++;
-  return sign | h;
-}
-
-function fromHalfBits(h: number, dtype: 'float16' | 'bfloat16'): number {
-  if (dtype === 'bfloat16') {
-    u32[0] = h << 16;
-    return f32[0];
-  }
-  const sign = h & 0x8000 ? -1 : 1;
-  const e = (h >>> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return sign * m * 2 ** -24;
-  if (e === 0x1f) return m ? NaN : sign * Infinity;
-  return sign * (1 + m / 1024) * 2 ** (e - 15);
-}
-
-function isHalf(dtype: DType): dtype is 'float16' | 'bfloat16' {
-  return dtype === 'float16' || dtype === 'bfloat16';
-}
-
 /** Where a CUDA tensor's storage lives. @internal */
 export interface CudaStorage {
   buffer: import('./native').DeviceBuffer;
@@ -136,7 +89,8 @@ export function checkShape(shape: readonly number[], where: string): void {
   }
 }
 
-function product(dims: readonly number[]): number {
+/** @internal The number of elements of a shape. */
+export function product(dims: readonly number[]): number {
   let p = 1;
   for (const d of dims) p *= d;
   return p;
@@ -147,7 +101,8 @@ export function batchView(shape: readonly number[]): NativeShape {
   return [shape[0], shape[1], product(shape.slice(2))];
 }
 
-function checkDtype(dtype: unknown, where: string): DType {
+/** @internal Throws unless `dtype` is one of the five dtypes. */
+export function checkDtype(dtype: unknown, where: string): DType {
   if (!DTYPES.includes(dtype as DType)) {
     throw new TypeError(`${where}: unsupported dtype ${String(dtype)}; expected one of ${DTYPES.join(', ')}`);
   }
@@ -172,7 +127,8 @@ function cudaIndex(device: Device): number {
   return Number(device.slice(5));
 }
 
-function checkFormat(format: unknown, rank: number, where: string): MemoryFormat {
+/** @internal Parses a memoryFormat option for a tensor of `rank` dimensions. */
+export function checkFormat(format: unknown, rank: number, where: string): MemoryFormat {
   if (format === undefined || format === 'contiguous') return 'contiguous';
   if (format !== 'channelsLast') {
     throw new TypeError(`${where}: unsupported memoryFormat ${String(format)}; expected 'contiguous' or 'channelsLast'`);
@@ -432,7 +388,7 @@ export class Tensor {
   /** Fills in place. */
   fill_(value: number): this {
     this.#live('Tensor.fill_');
-    if (this.#cuda) return this.copy_(full(this.shape, value, { dtype: this.dtype, memoryFormat: this.memoryFormat }));
+    if (this.#cuda) return this.copy_(new Tensor(allocate(this.dtype, this.numel()), this.shape, this.memoryFormat, this.dtype).fill_(value));
     if (this.dtype === 'int64') (this.#data as BigInt64Array).fill(BigInt(Math.trunc(value)));
     else if (isHalf(this.dtype)) (this.#data as Uint16Array).fill(toHalfBits(value, this.dtype));
     else (this.#data as FloatStorage).fill(value);
@@ -456,7 +412,7 @@ export class Tensor {
     }
     if (this.#cuda) {
       const staged = (src.isCuda ? src.cpu() : src).contiguous(this.memoryFormat);
-      const host = staged.dtype === this.dtype ? staged.data : tensor(staged.toArray(), staged.shape, { dtype: this.dtype }).contiguous(this.memoryFormat).data;
+      const host = staged.dtype === this.dtype ? staged.data : new Tensor(allocate(this.dtype, staged.numel()), staged.shape, this.memoryFormat, this.dtype).copy_(staged).data;
       if (this.numel() > 0) this.#cuda.buffer.copyFromHost(host);
       return this;
     }
@@ -511,224 +467,3 @@ export function emptyCuda(shape: readonly number[], dtype: DType, device: Device
   return new Tensor(emptyOf(dtype), shape, memoryFormat, dtype, { buffer, index });
 }
 
-/**
- * A tensor that a module trains, with the gradient that `backward` accumulates.
- * Cf. `torch.nn.Parameter`.
- *
- * @example
- * const w = new Parameter(ones([4]));
- * w.grad; // null until a backward pass
- */
-export class Parameter extends Tensor {
-  grad: Tensor | null = null;
-  requiresGrad: boolean;
-
-  constructor(t: Tensor, requiresGrad = true) {
-    if (t.isCuda) super(emptyOf(t.dtype), t.shape, t.memoryFormat, t.dtype, t.cudaStorage());
-    else super(t.data, t.shape, t.memoryFormat, t.dtype);
-    this.requiresGrad = requiresGrad;
-  }
-}
-
-type NestedNumbers = number | NestedNumbers[];
-
-function inferShape(data: NestedNumbers[]): number[] {
-  const shape: number[] = [];
-  let level: NestedNumbers = data;
-  while (Array.isArray(level)) {
-    shape.push(level.length);
-    level = level[0];
-  }
-  return shape;
-}
-
-/**
- * Creates a tensor from values in logical order, copying them. `data` may be
- * a flat array or TypedArray with `shape`, or nested arrays (shape inferred).
- * Cf. `torch.tensor`.
- *
- * @example
- * const x = tensor([[1, 2], [3, 4]]);                  // shape [2, 2], float32
- * const y = tensor(new Float64Array(6), [1, 2, 3], { dtype: 'float64' });
- */
-export function tensor(
-  data: ArrayLike<number> | ArrayLike<bigint> | NestedNumbers[],
-  shape?: readonly number[],
-  opts: TensorOptions = {},
-): Tensor {
-  const device = checkDevice(opts.device, 'tensor');
-  let flat: ArrayLike<number> | ArrayLike<bigint>;
-  let dims: readonly number[];
-  if (Array.isArray(data) && data.some((v) => Array.isArray(v))) {
-    dims = inferShape(data as NestedNumbers[]);
-    flat = (data as unknown[]).flat(Infinity as 1) as number[];
-    if (flat.length !== product(dims)) throw new RangeError(`tensor: nested arrays are ragged; expected shape [${dims.join(', ')}]`);
-    if (shape !== undefined && (shape.length !== dims.length || shape.some((d, i) => d !== dims[i]))) {
-      throw new RangeError(`tensor: nested data has shape [${dims.join(', ')}] but shape [${shape.join(', ')}] was given`);
-    }
-  } else {
-    if (data === null || typeof data !== 'object' || typeof (data as ArrayLike<number>).length !== 'number') {
-      throw new TypeError('tensor: data must be an array, a nested array or a TypedArray');
-    }
-    flat = data as ArrayLike<number>;
-    dims = shape ?? [flat.length];
-  }
-  checkShape(dims, 'tensor');
-  const n = product(dims);
-  if (flat.length !== n) {
-    throw new RangeError(`tensor: data has ${flat.length} elements but shape [${dims.join(', ')}] needs ${n}`);
-  }
-  const given = storageDtype(data);
-  const defaultDtype: DType = given === 'float64' || given === 'int64' ? given : 'float32';
-  const dtype = checkDtype(opts.dtype ?? defaultDtype, 'tensor');
-  const storage = allocate(dtype, n);
-  // Float arrays into float storage: one native copy (rounding to float32
-  // as an element-wise assignment would) instead of a loop of checks.
-  const floats = given === 'float32' || given === 'float64';
-  if (floats && (dtype === 'float32' || dtype === 'float64')) {
-    (storage as FloatStorage).set(flat as FloatStorage);
-  } else {
-    for (let i = 0; i < n; i++) {
-      const v = flat[i];
-      if (typeof v !== 'number' && typeof v !== 'bigint') {
-        throw new TypeError(`tensor: element ${i} is ${typeof v}, expected a number`);
-      }
-      if (dtype === 'int64') (storage as BigInt64Array)[i] = typeof v === 'bigint' ? v : BigInt(Math.trunc(v));
-      else if (isHalf(dtype)) (storage as Uint16Array)[i] = toHalfBits(Number(v), dtype);
-      else (storage as FloatStorage)[i] = Number(v);
-    }
-  }
-  const t = new Tensor(storage, dims, 'contiguous', dtype);
-  const laid = opts.memoryFormat ? t.contiguous(checkFormat(opts.memoryFormat, dims.length, 'tensor')) : t;
-  return laid.to(device);
-}
-
-function filled(shape: readonly number[], value: number, opts: TensorOptions, where: string): Tensor {
-  checkShape(shape, where);
-  const device = checkDevice(opts.device, where);
-  const dtype = checkDtype(opts.dtype ?? 'float32', where);
-  const fmt = checkFormat(opts.memoryFormat, shape.length, where);
-  const t = new Tensor(allocate(dtype, product(shape)), shape, fmt, dtype);
-  if (value !== 0) t.fill_(value);
-  return t.to(device);
-}
-
-/** Cf. `torch.zeros`. @example const z = zeros([2, 3]); */
-export function zeros(shape: readonly number[], opts: TensorOptions = {}): Tensor {
-  return filled(shape, 0, opts, 'zeros');
-}
-
-/** Cf. `torch.ones`. @example const o = ones([4], { dtype: 'float64' }); */
-export function ones(shape: readonly number[], opts: TensorOptions = {}): Tensor {
-  return filled(shape, 1, opts, 'ones');
-}
-
-/** Cf. `torch.full`. @example const f = full([3], 0.5); */
-export function full(shape: readonly number[], value: number, opts: TensorOptions = {}): Tensor {
-  return filled(shape, value, opts, 'full');
-}
-
-/**
- * Cf. `torch.empty`. JavaScript zero-fills new memory, so the values are 0;
- * do not rely on that.
- *
- * @example const e = empty([8, 3]);
- */
-export function empty(shape: readonly number[], opts: TensorOptions = {}): Tensor {
-  return filled(shape, 0, opts, 'empty');
-}
-
-// xoshiro128** seeded through splitmix32: small, fast and well distributed.
-class Generator {
-  private s = new Uint32Array(4);
-  private spare: number | null = null;
-  private seed = 0;
-
-  constructor(seed: number) {
-    this.manualSeed(seed);
-  }
-
-  manualSeed(seed: number): void {
-    this.seed = seed;
-    let z = (Math.trunc(seed) >>> 0) ^ Math.trunc(seed / 4294967296);
-    for (let i = 0; i < 4; i++) {
-      z = (z + 0x9e3779b9) >>> 0;
-      let t = z;
-      t = Math.imul(t ^ (t >>> 16), 0x85ebca6b) >>> 0;
-      t = Math.imul(t ^ (t >>> 13), 0xc2b2ae35) >>> 0;
-      this.s[i] = (t ^ (t >>> 16)) >>> 0;
-    }
-    this.spare = null;
-  }
-
-  initialSeed(): number {
-    return this.seed;
-  }
-
-  private nextU32(): number {
-    const s = this.s;
-    const result = Math.imul(((Math.imul(s[1], 5) << 7) | (Math.imul(s[1], 5) >>> 25)) >>> 0, 9) >>> 0;
-    const t = (s[1] << 9) >>> 0;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = ((s[3] << 11) | (s[3] >>> 21)) >>> 0;
-    return result;
-  }
-
-  /** Uniform in (0, 1) with 53 random bits. */
-  uniform(): number {
-    const hi = this.nextU32() >>> 5;
-    const lo = this.nextU32() >>> 6;
-    return (hi * 67108864 + lo + 0.5) / 9007199254740992;
-  }
-
-  normal(): number {
-    if (this.spare !== null) {
-      const v = this.spare;
-      this.spare = null;
-      return v;
-    }
-    const r = Math.sqrt(-2 * Math.log(this.uniform()));
-    const theta = 2 * Math.PI * this.uniform();
-    this.spare = r * Math.sin(theta);
-    return r * Math.cos(theta);
-  }
-}
-
-// PyTorch's default generator also starts from a fixed seed.
-const defaultGenerator = new Generator(67280421310721);
-
-/** Seeds the generator behind `randn`/`rand`. Cf. `torch.manual_seed`. @example manualSeed(0); */
-export function manualSeed(seed: number): void {
-  if (typeof seed !== 'number' || !Number.isFinite(seed)) throw new TypeError('manualSeed: seed must be a finite number');
-  defaultGenerator.manualSeed(seed);
-}
-
-/** Cf. `torch.initial_seed`. */
-export function initialSeed(): number {
-  return defaultGenerator.initialSeed();
-}
-
-function sampled(shape: readonly number[], opts: TensorOptions, where: string, draw: () => number): Tensor {
-  const dtype = opts.dtype ?? 'float32';
-  if (dtype === 'int64') throw new TypeError(`${where}: dtype must be a floating dtype`);
-  const host = filled(shape, 0, { ...opts, device: 'cpu', dtype: 'float64' }, where);
-  const d = host.data as Float64Array;
-  for (let i = 0; i < d.length; i++) d[i] = draw();
-  const t = filled(shape, 0, { ...opts, device: 'cpu' }, where);
-  t.copy_(host);
-  return t.to(checkDevice(opts.device, where));
-}
-
-/** Standard normal samples. Cf. `torch.randn`. @example manualSeed(1); const x = randn([8, 4]); */
-export function randn(shape: readonly number[], opts: TensorOptions = {}): Tensor {
-  return sampled(shape, opts, 'randn', () => defaultGenerator.normal());
-}
-
-/** Uniform samples in [0, 1). Cf. `torch.rand`. @example const u = rand([3]); */
-export function rand(shape: readonly number[], opts: TensorOptions = {}): Tensor {
-  return sampled(shape, opts, 'rand', () => defaultGenerator.uniform());
-}

@@ -3,7 +3,8 @@
 // async_op=False; every wait is bounded by the group's timeout.
 import { Module } from '../nn/module';
 import { CommArray, CommDtype } from '../native';
-import { Tensor, zeros } from '../tensor';
+import { zeros } from '../factories';
+import { Tensor } from '../tensor';
 import { ProcessGroup, ReduceOp } from './process_group';
 import { defaultGroup, worldGroup } from './init';
 

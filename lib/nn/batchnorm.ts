@@ -1,7 +1,9 @@
 // The BatchNorm family: policy (modes, momentum, running stats, the counter)
 // lives here; the math is one functional call. Cf. torch/nn/modules/batchnorm.py.
+import { ones, zeros } from '../factories';
 import * as F from '../functional';
-import { Device, FloatDType, Parameter, Tensor, checkDevice, ones, zeros } from '../tensor';
+import { Parameter } from '../parameter';
+import { Device, FloatDType, Tensor, checkDevice } from '../tensor';
 import { Module, StateDictLoad } from './module';
 import type { DType } from '../tensor';
 

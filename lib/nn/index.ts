@@ -24,5 +24,5 @@ export {
   SynchronizedBatchNorm2d,
   SynchronizedBatchNorm3d,
 } from './sync_batchnorm';
-export { Parameter } from '../tensor';
+export { Parameter } from '../parameter';
 export * as functional from '../functional';

@@ -1,6 +1,7 @@
 // Module: the registries of parameters, buffers and children that state
 // dicts, `train()`/`eval()` and `toString()` walk. Cf. torch.nn.Module.
-import { DType, Device, Parameter, Tensor, checkDevice } from '../tensor';
+import { Parameter } from '../parameter';
+import { DType, Device, Tensor, checkDevice } from '../tensor';
 import { StateDictMetadata, getMetadata, setMetadata } from '../state_dict_metadata';
 
 /** Result of `loadStateDict`: what the dict lacked and what it had too much of. */

@@ -9,7 +9,9 @@
 import { defaultGroup } from '../distributed/init';
 import { Fingerprint, ProcessGroup, setSyncDescriber } from '../distributed/process_group';
 import * as F from '../functional';
-import { Parameter, Tensor, tensor } from '../tensor';
+import { tensor } from '../factories';
+import { Parameter } from '../parameter';
+import { Tensor } from '../tensor';
 import { BatchNorm, BatchNormOptions, check1dInput, check2dInput, check3dInput } from './batchnorm';
 import { Module } from './module';
 

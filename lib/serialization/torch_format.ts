@@ -5,7 +5,8 @@
 // `<archive>/byteorder`. Cf. torch/serialization.py (_save, _load).
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { allocate, DType, Parameter, Storage, Tensor } from '../tensor';
+import { Parameter } from '../parameter';
+import { allocate, DType, Storage, Tensor } from '../tensor';
 import { StateDictMetadata, getMetadata, setMetadata } from '../state_dict_metadata';
 import { PyDict, StorageRef, STORAGE_TYPES, TensorRef, unpickle } from './pickle_reader';
 import { OrderedDictRecord, PickleWriter, TensorRecord } from './pickle_writer';
