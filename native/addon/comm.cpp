@@ -430,9 +430,9 @@ Napi::Value NcclConnect(const Napi::CallbackInfo& info) {
     throw a.type_error(0, "uniqueId", "a Uint8Array of 128 bytes", idv);
   napi_typedarray_type kind;
   int elem = 0;
-  void* id = a.raw(0, "uniqueId", static_cast<int64_t>(comm::kNcclUniqueIdBytes), &kind, &elem);
+  void* id = a.raw(0, "uniqueId", static_cast<int64_t>(comm::NCCL_UNIQUE_ID_BYTES), &kind, &elem);
   comm::NcclOptions o;
-  o.unique_id.assign(static_cast<const char*>(id), comm::kNcclUniqueIdBytes);
+  o.unique_id.assign(static_cast<const char*>(id), comm::NCCL_UNIQUE_ID_BYTES);
   o.rank = static_cast<int>(a.integer(1, "rank", 0));
   o.size = static_cast<int>(a.integer(2, "size", 1));
   o.device = static_cast<int>(a.integer(3, "device", 0));

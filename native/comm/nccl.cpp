@@ -62,7 +62,7 @@ const NcclLibrary& nccl_load(const std::string& requested) {
     throw;
   }
   int version = 0;
-  if (api.GetVersion(&version) != 0) {
+  if (api.GetVersion(&version) != ncclSuccess) {
     dlclose(handle);
     throw CommError("NCCL library " + path + " failed ncclGetVersion");
   }
@@ -83,7 +83,7 @@ std::string nccl_unique_id() {
   const NcclApi& api = nccl_api();
   ncclUniqueId id{};
   const ncclResult_t r = api.GetUniqueId(&id);
-  if (r != kNcclSuccess) throw CommError(std::string("ncclGetUniqueId failed: ") + api.GetErrorString(r));
+  if (r != ncclSuccess) throw CommError(std::string("ncclGetUniqueId failed: ") + api.GetErrorString(r));
   return std::string(id.internal, sizeof id.internal);
 }
 

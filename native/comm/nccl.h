@@ -17,17 +17,24 @@ struct NcclLibrary {
   int version = 0;   // ncclGetVersion(), e.g. 22703 for 2.27.3
 };
 
-// The NCCL 2 ABI as syncbn uses it: handles are opaque, enums are ints with
-// NCCL's stable values.
-using ncclResult_t = int;
+// The NCCL 2 ABI as syncbn uses it, spelled as nccl.h spells it (NCCL's
+// stable enum values, fixed to int as the C enums are): handles are opaque.
+enum ncclResult_t : int {
+  ncclSuccess = 0,
+  ncclUnhandledCudaError = 1,
+  ncclSystemError = 2,
+  ncclInternalError = 3,
+  ncclInvalidArgument = 4,
+  ncclInvalidUsage = 5,
+  ncclRemoteError = 6,
+  ncclInProgress = 7,
+};
+enum ncclDataType_t : int { ncclInt64 = 4, ncclFloat32 = 7, ncclFloat64 = 8 };
+enum ncclRedOp_t : int { ncclSum = 0, ncclProd = 1, ncclMax = 2, ncclMin = 3, ncclAvg = 4 };
 using ncclComm_t = void*;
-constexpr ncclResult_t kNcclSuccess = 0;
-constexpr ncclResult_t kNcclInProgress = 7;
-constexpr int kNcclInt64 = 4, kNcclFloat32 = 7, kNcclFloat64 = 8;
-constexpr int kNcclSum = 0, kNcclMax = 2, kNcclMin = 3;
-constexpr size_t kNcclUniqueIdBytes = 128;
+constexpr size_t NCCL_UNIQUE_ID_BYTES = 128;
 struct ncclUniqueId {
-  char internal[kNcclUniqueIdBytes];
+  char internal[NCCL_UNIQUE_ID_BYTES];
 };
 
 struct NcclApi {
@@ -37,9 +44,10 @@ struct NcclApi {
   ncclResult_t (*CommDestroy)(ncclComm_t);
   ncclResult_t (*CommAbort)(ncclComm_t);
   ncclResult_t (*CommGetAsyncError)(ncclComm_t, ncclResult_t*);
-  ncclResult_t (*AllReduce)(const void*, void*, size_t, int, int, ncclComm_t, void*);
-  ncclResult_t (*AllGather)(const void*, void*, size_t, int, ncclComm_t, void*);
-  ncclResult_t (*Broadcast)(const void*, void*, size_t, int, int, ncclComm_t, void*);
+  // The last argument is a cudaStream_t.
+  ncclResult_t (*AllReduce)(const void*, void*, size_t, ncclDataType_t, ncclRedOp_t, ncclComm_t, void*);
+  ncclResult_t (*AllGather)(const void*, void*, size_t, ncclDataType_t, ncclComm_t, void*);
+  ncclResult_t (*Broadcast)(const void*, void*, size_t, ncclDataType_t, int, ncclComm_t, void*);
   const char* (*GetErrorString)(ncclResult_t);
 };
 
@@ -55,7 +63,7 @@ const NcclApi& nccl_api();
 std::string nccl_unique_id();
 
 struct NcclOptions {
-  std::string unique_id;  // kNcclUniqueIdBytes bytes
+  std::string unique_id;  // NCCL_UNIQUE_ID_BYTES bytes
   int rank = 0;
   int size = 1;
   int device = 0;  // the CUDA device this rank's tensors live on

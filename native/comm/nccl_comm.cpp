@@ -20,13 +20,25 @@ namespace comm {
 
 namespace {
 
-int nccl_type(ElemType t) {
+ncclDataType_t nccl_type(ElemType t) {
   switch (t) {
-    case ElemType::Float32: return kNcclFloat32;
-    case ElemType::Float64: return kNcclFloat64;
-    case ElemType::Int64: return kNcclInt64;
+    case ElemType::Float32: return ncclFloat32;
+    case ElemType::Float64: return ncclFloat64;
+    case ElemType::Int64: return ncclInt64;
   }
-  return kNcclFloat32;
+  return ncclFloat32;
+}
+
+// 'avg' is NCCL's own ncclAvg (NCCL 2.10+), so the division happens on the device.
+ncclRedOp_t nccl_op(ReduceOp op, bool average) {
+  if (average) return ncclAvg;
+  switch (op) {
+    case ReduceOp::Min: return ncclMin;
+    case ReduceOp::Max: return ncclMax;
+    case ReduceOp::Sum:
+    case ReduceOp::Welford: break;
+  }
+  return ncclSum;
 }
 
 class NcclComm : public Communicator {
@@ -57,8 +69,7 @@ class NcclComm : public Communicator {
 
   void all_reduce_device(void* data, size_t count, ElemType type, ReduceOp op, bool average) override {
     if (op == ReduceOp::Welford) throw CommError("nccl all_reduce: 'welford' reduces host triples, not device memory");
-    const int nop = average ? 4 /* ncclAvg */ : op == ReduceOp::Min ? kNcclMin : op == ReduceOp::Max ? kNcclMax : kNcclSum;
-    run("all_reduce", [&](cudaStream_t s) { return api_.AllReduce(data, data, count, nccl_type(type), nop, comm_, s); });
+    run("all_reduce", [&](cudaStream_t s) { return api_.AllReduce(data, data, count, nccl_type(type), nccl_op(op, average), comm_, s); });
   }
 
   void all_gather(const void* in, void* out, size_t count, ElemType type) override {
@@ -133,7 +144,7 @@ class NcclComm : public Communicator {
       cuda::set_device(device_);
       cudaStream_t s = cuda::stream(device_);
       const ncclResult_t r = enqueue(s);
-      if (r != kNcclSuccess && r != kNcclInProgress) fail(what, std::string("failed: ") + api_.GetErrorString(r));
+      if (r != ncclSuccess && r != ncclInProgress) fail(what, std::string("failed: ") + api_.GetErrorString(r));
       wait(what, s);
     } catch (const cuda::CudaError& e) {
       fail(what, std::string("failed: ") + e.what());
@@ -148,9 +159,9 @@ class NcclComm : public Communicator {
       const cudaError_t e = cudaStreamQuery(s);
       if (e == cudaSuccess) return;
       if (e != cudaErrorNotReady) fail(what, std::string("failed on the device: ") + cudaGetErrorString(e));
-      ncclResult_t async = kNcclSuccess;
+      ncclResult_t async = ncclSuccess;
       api_.CommGetAsyncError(comm_, &async);
-      if (async != kNcclSuccess && async != kNcclInProgress) fail(what, std::string("failed: ") + api_.GetErrorString(async));
+      if (async != ncclSuccess && async != ncclInProgress) fail(what, std::string("failed: ") + api_.GetErrorString(async));
       if (std::chrono::steady_clock::now() > deadline)
         fail(what, "did not complete: a rank of the group died, or did not call the same collective");
       std::this_thread::sleep_for(std::chrono::microseconds(20));
@@ -174,8 +185,8 @@ class NcclComm : public Communicator {
 
 std::unique_ptr<Communicator> nccl_connect(const NcclOptions& o) {
   const NcclApi& api = nccl_api();
-  if (o.unique_id.size() != kNcclUniqueIdBytes)
-    throw CommError("nccl: the unique id must have " + std::to_string(kNcclUniqueIdBytes) + " bytes, got " +
+  if (o.unique_id.size() != NCCL_UNIQUE_ID_BYTES)
+    throw CommError("nccl: the unique id must have " + std::to_string(NCCL_UNIQUE_ID_BYTES) + " bytes, got " +
                     std::to_string(o.unique_id.size()));
   try {
     if (o.device >= cuda::device_count())
@@ -187,10 +198,10 @@ std::unique_ptr<Communicator> nccl_connect(const NcclOptions& o) {
     throw CommError(std::string("nccl: ") + e.what());
   }
   ncclUniqueId id{};
-  std::memcpy(id.internal, o.unique_id.data(), kNcclUniqueIdBytes);
+  std::memcpy(id.internal, o.unique_id.data(), NCCL_UNIQUE_ID_BYTES);
   ncclComm_t comm = nullptr;
   const ncclResult_t r = api.CommInitRank(&comm, o.size, id, o.rank);
-  if (r != kNcclSuccess)
+  if (r != ncclSuccess)
     throw CommError("ncclCommInitRank (rank " + std::to_string(o.rank) + " of " + std::to_string(o.size) + ", cuda:" +
                     std::to_string(o.device) + ") failed: " + api.GetErrorString(r));
   return std::make_unique<NcclComm>(comm, o.rank, o.size, o.device, o.timeout);
