@@ -19,8 +19,7 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   const double eps = a.non_negative(3, "eps");
   dispatch(a.dtype(0, "input"), [&](auto tag) {
     using T = decltype(tag);
-    cpu::stats<T>(a.array<T>(0, "input", s.numel()), s, eps, a.array<T>(4, "mean", s.c),
-                  a.array<T>(5, "invstd", s.c));
+    cpu::ops<T>().stats({a.array<T>(0, "input", s.numel()), s, eps, a.array<T>(4, "mean", s.c), a.array<T>(5, "invstd", s.c)});
   });
   return info.Env().Undefined();
 }
@@ -35,10 +34,9 @@ Napi::Value GatherStatsWithCounts(const Napi::CallbackInfo& info) {
   const double* counts = a.array<double>(2, "counts", world);
   dispatch(a.dtype(0, "means"), [&](auto tag) {
     using T = decltype(tag);
-    cpu::gather_stats_with_counts<T>(
-        a.array<T>(0, "means", world * c), a.array<T>(1, "invstds", world * c), counts, world, c,
-        momentum, eps, a.array<T>(7, "mean", c), a.array<T>(8, "invstd", c),
-        a.optional<T>(9, "runningMean", c), a.optional<T>(10, "runningVar", c));
+    cpu::ops<T>().gather_stats_with_counts({a.array<T>(0, "means", world * c), a.array<T>(1, "invstds", world * c), counts,
+                                            world, c, momentum, eps, a.array<T>(7, "mean", c), a.array<T>(8, "invstd", c),
+                                            a.optional<T>(9, "runningMean", c), a.optional<T>(10, "runningVar", c)});
   });
   return info.Env().Undefined();
 }
@@ -49,9 +47,9 @@ Napi::Value Elemt(const Napi::CallbackInfo& info) {
   const BatchShape s = a.shape(1);
   dispatch(a.dtype(0, "input"), [&](auto tag) {
     using T = decltype(tag);
-    cpu::elemt<T>(a.array<T>(0, "input", s.numel()), s, a.array<T>(3, "mean", s.c),
+    cpu::ops<T>().elemt({a.array<T>(0, "input", s.numel()), s, a.array<T>(3, "mean", s.c),
                   a.array<T>(4, "invstd", s.c), a.optional<T>(5, "weight", s.c),
-                  a.optional<T>(6, "bias", s.c), a.array<T>(7, "output", s.numel()));
+                  a.optional<T>(6, "bias", s.c), a.array<T>(7, "output", s.numel())});
   });
   return info.Env().Undefined();
 }
@@ -62,11 +60,11 @@ Napi::Value BackwardReduce(const Napi::CallbackInfo& info) {
   const BatchShape s = a.shape(2);
   dispatch(a.dtype(0, "gradOutput"), [&](auto tag) {
     using T = decltype(tag);
-    cpu::backward_reduce<T>(a.array<T>(0, "gradOutput", s.numel()),
+    cpu::ops<T>().backward_reduce({a.array<T>(0, "gradOutput", s.numel()),
                             a.array<T>(1, "input", s.numel()), s, a.array<T>(4, "mean", s.c),
                             a.array<T>(5, "invstd", s.c), a.optional<T>(6, "sumDy", s.c),
                             a.optional<T>(7, "sumDyXmu", s.c), a.optional<T>(8, "gradWeight", s.c),
-                            a.optional<T>(9, "gradBias", s.c));
+                            a.optional<T>(9, "gradBias", s.c)});
   });
   return info.Env().Undefined();
 }
@@ -78,11 +76,11 @@ Napi::Value BackwardElemt(const Napi::CallbackInfo& info) {
   const double count = a.non_negative(9, "totalCount");
   dispatch(a.dtype(0, "gradOutput"), [&](auto tag) {
     using T = decltype(tag);
-    cpu::backward_elemt<T>(a.array<T>(0, "gradOutput", s.numel()),
+    cpu::ops<T>().backward_elemt({a.array<T>(0, "gradOutput", s.numel()),
                            a.array<T>(1, "input", s.numel()), s, a.array<T>(4, "mean", s.c),
                            a.array<T>(5, "invstd", s.c), a.optional<T>(6, "weight", s.c),
                            a.array<T>(7, "sumDy", s.c), a.array<T>(8, "sumDyXmu", s.c), count,
-                           a.array<T>(10, "gradInput", s.numel()));
+                           a.array<T>(10, "gradInput", s.numel())});
   });
   return info.Env().Undefined();
 }
@@ -95,12 +93,12 @@ Napi::Value ForwardTraining(const Napi::CallbackInfo& info) {
   const double momentum = a.number(6, "momentum");
   dispatch(a.dtype(0, "input"), [&](auto tag) {
     using T = decltype(tag);
-    cpu::forward_training<T>(a.array<T>(0, "input", s.numel()), s,
+    cpu::ops<T>().forward_training({a.array<T>(0, "input", s.numel()), s,
                              a.optional<T>(3, "weight", s.c), a.optional<T>(4, "bias", s.c), eps,
                              momentum, a.optional<T>(7, "runningMean", s.c),
                              a.optional<T>(8, "runningVar", s.c),
                              a.array<T>(9, "output", s.numel()), a.array<T>(10, "saveMean", s.c),
-                             a.array<T>(11, "saveInvstd", s.c));
+                             a.array<T>(11, "saveInvstd", s.c)});
   });
   return info.Env().Undefined();
 }
@@ -112,10 +110,10 @@ Napi::Value ForwardInference(const Napi::CallbackInfo& info) {
   const double eps = a.non_negative(7, "eps");
   dispatch(a.dtype(0, "input"), [&](auto tag) {
     using T = decltype(tag);
-    cpu::forward_inference<T>(a.array<T>(0, "input", s.numel()), s,
+    cpu::ops<T>().forward_inference({a.array<T>(0, "input", s.numel()), s,
                               a.array<T>(3, "runningMean", s.c), a.array<T>(4, "runningVar", s.c),
                               a.optional<T>(5, "weight", s.c), a.optional<T>(6, "bias", s.c), eps,
-                              a.array<T>(8, "output", s.numel()));
+                              a.array<T>(8, "output", s.numel())});
   });
   return info.Env().Undefined();
 }
@@ -129,12 +127,12 @@ Napi::Value Backward(const Napi::CallbackInfo& info) {
   const bool accumulate = a.boolean(12, "accumulate");
   dispatch(a.dtype(0, "gradOutput"), [&](auto tag) {
     using T = decltype(tag);
-    cpu::backward<T>(a.array<T>(0, "gradOutput", s.numel()), a.array<T>(1, "input", s.numel()), s,
+    cpu::ops<T>().backward({a.array<T>(0, "gradOutput", s.numel()), a.array<T>(1, "input", s.numel()), s,
                      a.optional<T>(4, "weight", s.c), a.array<T>(5, "mean", s.c),
                      a.array<T>(6, "invstdOrVar", s.c), training, eps,
                      a.optional<T>(9, "gradInput", s.numel()),
                      a.optional<T>(10, "gradWeight", s.c), a.optional<T>(11, "gradBias", s.c),
-                     accumulate);
+                     accumulate});
   });
   return info.Env().Undefined();
 }
@@ -145,8 +143,7 @@ Napi::Value Moments(const Napi::CallbackInfo& info) {
   const BatchShape s = a.shape(1);
   dispatch(a.dtype(0, "input"), [&](auto tag) {
     using T = decltype(tag);
-    cpu::moments<T>(a.array<T>(0, "input", s.numel()), s, a.array<T>(3, "mean", s.c),
-                    a.array<T>(4, "var", s.c));
+    cpu::ops<T>().moments({a.array<T>(0, "input", s.numel()), s, a.array<T>(3, "mean", s.c), a.array<T>(4, "var", s.c)});
   });
   return info.Env().Undefined();
 }
@@ -158,7 +155,7 @@ Napi::Value WelfordStats(const Napi::CallbackInfo& info) {
   double* out = a.array<double>(3, "summary", 3 * s.c);
   dispatch(a.dtype(0, "input"), [&](auto tag) {
     using T = decltype(tag);
-    cpu::welford_stats<T>(a.array<T>(0, "input", s.numel()), s, out);
+    cpu::ops<T>().welford_stats({a.array<T>(0, "input", s.numel()), s, out});
   });
   return info.Env().Undefined();
 }
@@ -172,9 +169,9 @@ Napi::Value WelfordFinalize(const Napi::CallbackInfo& info) {
   const double momentum = a.number(3, "momentum");
   dispatch(a.dtype(4, "mean"), [&](auto tag) {
     using T = decltype(tag);
-    cpu::welford_finalize<T>(summary, c, eps, momentum, a.array<T>(4, "mean", c),
+    cpu::ops<T>().welford_finalize({summary, c, eps, momentum, a.array<T>(4, "mean", c),
                              a.array<T>(5, "invstd", c), a.optional<T>(6, "runningMean", c),
-                             a.optional<T>(7, "runningVar", c));
+                             a.optional<T>(7, "runningVar", c)});
   });
   return info.Env().Undefined();
 }
@@ -189,10 +186,10 @@ Napi::Value BlendStats(const Napi::CallbackInfo& info) {
   const double scale = a.number(6, "varScale");
   dispatch(a.dtype(2, "meanA"), [&](auto tag) {
     using T = decltype(tag);
-    cpu::blend_stats<T>(c, m, a.array<T>(2, "meanA", c), a.array<T>(3, "varA", c),
+    cpu::ops<T>().blend_stats({c, m, a.array<T>(2, "meanA", c), a.array<T>(3, "varA", c),
                         a.optional<T>(4, "meanB", c), a.optional<T>(5, "varB", c), scale,
                         a.optional<T>(7, "runningMean", c), a.optional<T>(8, "runningVar", c),
-                        a.array<T>(9, "outMean", c), a.array<T>(10, "outVar", c));
+                        a.array<T>(9, "outMean", c), a.array<T>(10, "outVar", c)});
   });
   return info.Env().Undefined();
 }

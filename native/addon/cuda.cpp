@@ -115,24 +115,20 @@ Napi::Value DeviceBuffer::CopyFrom(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-cuda::DType dtype_arg(const Args& a, size_t i) {
+DType dtype_arg(const Args& a, size_t i) {
   const Napi::Value v = a.value(i);
   const std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
-  if (s == "float32") return cuda::DType::Float32;
-  if (s == "float64") return cuda::DType::Float64;
-  if (s == "float16") return cuda::DType::Float16;
-  if (s == "bfloat16") return cuda::DType::BFloat16;
+  for (DType t : {DType::Float32, DType::Float64, DType::Float16, DType::BFloat16})
+    if (s == dtype_name(t)) return t;
   throw a.type_error(i, "dtype", "'float32', 'float64', 'float16' or 'bfloat16'", v);
 }
 
-size_t elem(cuda::DType t) { return t == cuda::DType::Float64 ? 8 : t == cuda::DType::Float32 ? 4 : 2; }
-size_t param(cuda::DType t) { return t == cuda::DType::Float64 ? 8 : 4; }
 
 // The launch for `device`, with workspace from the caching allocator that
 // goes back to the cache when this object ends (stream order keeps it safe).
 class Workspace {
  public:
-  Workspace(int device, cuda::DType t, const BatchShape& s) : device_(device) {
+  Workspace(int device, DType t, const BatchShape& s) : device_(device) {
     launch_.stream = cuda::stream(device);
     launch_.multiprocessors = cuda::multiprocessors(device);
     launch_.workspace_size = cuda::workspace_bytes(t, s, launch_.multiprocessors);
@@ -160,7 +156,7 @@ Napi::Value run_op(const Napi::CallbackInfo& info, const char* op, Fn&& fn) {
 
 // (dtype, device, x, shape, channelsLast, ...) common head of every op.
 struct Head {
-  cuda::DType t;
+  DType t;
   int device;
   BatchShape s;
   size_t x_bytes;
@@ -172,8 +168,8 @@ Head head(const Args& a) {
   h.t = dtype_arg(a, 0);
   h.device = static_cast<int>(a.integer(1, "device", 0));
   h.s = a.shape(2);
-  h.x_bytes = static_cast<size_t>(h.s.numel()) * elem(h.t);
-  h.c_bytes = static_cast<size_t>(h.s.c) * param(h.t);
+  h.x_bytes = static_cast<size_t>(h.s.numel()) * dtype_bytes(h.t);
+  h.c_bytes = static_cast<size_t>(h.s.c) * dtype_bytes(param_dtype(h.t));
   return h;
 }
 
@@ -194,7 +190,7 @@ Napi::Value ForwardTraining(const Napi::CallbackInfo& info) {
   DeviceBuffer* si = unwrap(a, 13, "saveInvstd", h.c_bytes, h.device, false);
   return run_op(info, "batch_norm forward (training) on CUDA", [&] {
     Workspace ws(h.device, h.t, h.s);
-    return cuda::forward_training(h.t, ptr(x), h.s, ptr(w), ptr(b), eps, momentum, ptr(rm), ptr(rv), ptr(y), ptr(sm), ptr(si), ws.launch());
+    return cuda::forward_training(h.t, {ptr(x), h.s, ptr(w), ptr(b), eps, momentum, ptr(rm), ptr(rv), ptr(y), ptr(sm), ptr(si)}, ws.launch());
   });
 }
 
@@ -211,7 +207,7 @@ Napi::Value ForwardInference(const Napi::CallbackInfo& info) {
   DeviceBuffer* y = unwrap(a, 10, "output", h.x_bytes, h.device, false);
   return run_op(info, "batch_norm forward (inference) on CUDA", [&] {
     const cuda::Launch l{cuda::stream(h.device), cuda::multiprocessors(h.device), nullptr, 0};
-    return cuda::forward_inference(h.t, ptr(x), h.s, ptr(rm), ptr(rv), ptr(w), ptr(b), eps, ptr(y), l);
+    return cuda::forward_inference(h.t, {ptr(x), h.s, ptr(rm), ptr(rv), ptr(w), ptr(b), eps, ptr(y)}, l);
   });
 }
 
@@ -232,7 +228,7 @@ Napi::Value Backward(const Napi::CallbackInfo& info) {
   const bool accumulate = a.boolean(14, "accumulate");
   return run_op(info, "batch_norm backward on CUDA", [&] {
     Workspace ws(h.device, h.t, h.s);
-    return cuda::backward(h.t, ptr(dy), ptr(x), h.s, ptr(w), ptr(m), ptr(v), training, eps, ptr(dx), ptr(gw), ptr(gb), accumulate, ws.launch());
+    return cuda::backward(h.t, {ptr(dy), ptr(x), h.s, ptr(w), ptr(m), ptr(v), training, eps, ptr(dx), ptr(gw), ptr(gb), accumulate}, ws.launch());
   });
 }
 
@@ -246,7 +242,7 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   DeviceBuffer* is = unwrap(a, 7, "invstd", h.c_bytes, h.device, false);
   return run_op(info, "batch_norm_stats on CUDA", [&] {
     Workspace ws(h.device, h.t, h.s);
-    return cuda::stats(h.t, ptr(x), h.s, eps, ptr(m), ptr(is), ws.launch());
+    return cuda::stats(h.t, {ptr(x), h.s, eps, ptr(m), ptr(is)}, ws.launch());
   });
 }
 
@@ -258,7 +254,7 @@ Napi::Value WelfordStats(const Napi::CallbackInfo& info) {
   DeviceBuffer* out = unwrap(a, 5, "summary", static_cast<size_t>(h.s.c) * 3 * sizeof(double), h.device, false);
   return run_op(info, "SyncBatchNorm statistics on CUDA", [&] {
     Workspace ws(h.device, h.t, h.s);
-    return cuda::welford_stats(h.t, ptr(x), h.s, static_cast<double*>(ptr(out)), ws.launch());
+    return cuda::welford_stats(h.t, {ptr(x), h.s, static_cast<double*>(ptr(out))}, ws.launch());
   });
 }
 
@@ -274,7 +270,7 @@ Napi::Value Elemt(const Napi::CallbackInfo& info) {
   DeviceBuffer* y = unwrap(a, 9, "output", h.x_bytes, h.device, false);
   return run_op(info, "batch_norm_elemt on CUDA", [&] {
     const cuda::Launch l{cuda::stream(h.device), cuda::multiprocessors(h.device), nullptr, 0};
-    return cuda::elemt(h.t, ptr(x), h.s, ptr(m), ptr(is), ptr(w), ptr(b), ptr(y), l);
+    return cuda::elemt(h.t, {ptr(x), h.s, ptr(m), ptr(is), ptr(w), ptr(b), ptr(y)}, l);
   });
 }
 
@@ -292,7 +288,7 @@ Napi::Value BackwardReduce(const Napi::CallbackInfo& info) {
   DeviceBuffer* gb = unwrap(a, 11, "gradBias", h.c_bytes, h.device, true);
   return run_op(info, "batch_norm_backward_reduce on CUDA", [&] {
     Workspace ws(h.device, h.t, h.s);
-    return cuda::backward_reduce(h.t, ptr(dy), ptr(x), h.s, ptr(m), ptr(is), ptr(sg), ptr(sgx), ptr(gw), ptr(gb), ws.launch());
+    return cuda::backward_reduce(h.t, {ptr(dy), ptr(x), h.s, ptr(m), ptr(is), ptr(sg), ptr(sgx), ptr(gw), ptr(gb)}, ws.launch());
   });
 }
 
@@ -311,7 +307,7 @@ Napi::Value BackwardElemt(const Napi::CallbackInfo& info) {
   DeviceBuffer* dx = unwrap(a, 12, "gradInput", h.x_bytes, h.device, false);
   return run_op(info, "batch_norm_backward_elemt on CUDA", [&] {
     const cuda::Launch l{cuda::stream(h.device), cuda::multiprocessors(h.device), nullptr, 0};
-    return cuda::backward_elemt(h.t, ptr(dy), ptr(x), h.s, ptr(m), ptr(is), ptr(w), ptr(sg), ptr(sgx), count, ptr(dx), l);
+    return cuda::backward_elemt(h.t, {ptr(dy), ptr(x), h.s, ptr(m), ptr(is), ptr(w), ptr(sg), ptr(sgx), count, ptr(dx)}, l);
   });
 }
 

@@ -9,6 +9,8 @@
 
 #include <cstdint>
 
+#include "dtype.h"
+
 // BatchShape's helpers are used by the CUDA kernels too.
 #ifdef __CUDACC__
 #define SYNCBN_HOST_DEVICE __host__ __device__
@@ -31,82 +33,211 @@ struct BatchShape {
   SYNCBN_HOST_DEVICE bool rows() const { return channels_last || inner == 1; }
 };
 
-namespace cpu {
+// ---- the op table -------------------------------------------------------------
+// Each op's arguments, stated once. T is the element type: float or double
+// for the CPU kernels, whose per-channel arrays have the input's type; void
+// for the CUDA kernels, which take the dtype beside (per-channel arrays are
+// float for half inputs there, see dtype.h). Optional pointers may be null.
+// The CPU table (cpu::Ops) and the CUDA entry points (cuda/batch_norm_cuda.h)
+// take these structs, and the addon fills them from named arguments.
 
 // mean and invstd = 1 / sqrt(biased var + eps) of the local batch.
 template <typename T>
-void stats(const T* x, const BatchShape& s, double eps, T* mean, T* invstd);
+struct StatsArgs {
+  const T* x;
+  BatchShape s;
+  double eps;
+  T* mean;
+  T* invstd;
+};
 
 // Merges per-worker (mean, invstd, count) rows, `world` of them, into the
 // global mean and invstd; when running stats are given they move by `momentum`
 // towards the global mean and unbiased variance.
 template <typename T>
-void gather_stats_with_counts(const T* means, const T* invstds, const double* counts, int64_t world,
-                              int64_t c, double momentum, double eps, T* mean, T* invstd,
-                              T* running_mean, T* running_var);
+struct GatherStatsWithCountsArgs {
+  const T* means;    // world x c
+  const T* invstds;  // world x c
+  const double* counts;
+  int64_t world;
+  int64_t c;
+  double momentum;
+  double eps;
+  T* mean;
+  T* invstd;
+  T* running_mean;  // optional
+  T* running_var;   // optional
+};
 
 // y = (x - mean) * invstd * weight + bias
 template <typename T>
-void elemt(const T* x, const BatchShape& s, const T* mean, const T* invstd, const T* weight,
-           const T* bias, T* y);
+struct ElemtArgs {
+  const T* x;
+  BatchShape s;
+  const T* mean;
+  const T* invstd;
+  const T* weight;  // optional
+  const T* bias;    // optional
+  T* y;
+};
 
 // sum_dy = sum(dy), sum_dy_xmu = sum(dy * (x - mean)); grad_weight =
-// sum_dy_xmu * invstd and grad_bias = sum_dy when those pointers are given.
+// sum_dy_xmu * invstd and grad_bias = sum_dy. Every output is optional.
 template <typename T>
-void backward_reduce(const T* dy, const T* x, const BatchShape& s, const T* mean, const T* invstd,
-                     T* sum_dy, T* sum_dy_xmu, T* grad_weight, T* grad_bias);
+struct BackwardReduceArgs {
+  const T* dy;
+  const T* x;
+  BatchShape s;
+  const T* mean;
+  const T* invstd;
+  T* sum_dy;
+  T* sum_dy_xmu;
+  T* grad_weight;
+  T* grad_bias;
+};
 
 // dx from globally reduced sums over `total_count` values per channel.
 template <typename T>
-void backward_elemt(const T* dy, const T* x, const BatchShape& s, const T* mean, const T* invstd,
-                    const T* weight, const T* sum_dy, const T* sum_dy_xmu, double total_count,
-                    T* dx);
+struct BackwardElemtArgs {
+  const T* dy;
+  const T* x;
+  BatchShape s;
+  const T* mean;
+  const T* invstd;
+  const T* weight;  // optional
+  const T* sum_dy;
+  const T* sum_dy_xmu;
+  double total_count;
+  T* dx;
+};
 
 // Fused single-worker training forward: batch stats, running-stat update
 // (unbiased variance, factor `momentum`), normalization.
 template <typename T>
-void forward_training(const T* x, const BatchShape& s, const T* weight, const T* bias, double eps,
-                      double momentum, T* running_mean, T* running_var, T* y, T* save_mean,
-                      T* save_invstd);
+struct ForwardTrainingArgs {
+  const T* x;
+  BatchShape s;
+  const T* weight;  // optional
+  const T* bias;    // optional
+  double eps;
+  double momentum;
+  T* running_mean;  // optional, updated in place
+  T* running_var;   // optional, updated in place
+  T* y;
+  T* save_mean;
+  T* save_invstd;
+};
 
 // Normalization with the running statistics.
 template <typename T>
-void forward_inference(const T* x, const BatchShape& s, const T* running_mean,
-                       const T* running_var, const T* weight, const T* bias, double eps, T* y);
+struct ForwardInferenceArgs {
+  const T* x;
+  BatchShape s;
+  const T* running_mean;
+  const T* running_var;
+  const T* weight;  // optional
+  const T* bias;    // optional
+  double eps;
+  T* y;
+};
 
-// Fused backward. training: mean/invstd are the saved batch stats and dx takes
-// the full derivative through them; otherwise they are running mean and
-// running var, and invstd = 1/sqrt(var + eps) is a constant. Any of dx,
+// Fused backward. training: mean/invstd_or_var are the saved batch stats and
+// dx takes the full derivative through them; otherwise they are running mean
+// and running var, and invstd = 1/sqrt(var + eps) is a constant. Any of dx,
 // grad_weight, grad_bias may be null; with `accumulate` the grads are added.
 template <typename T>
-void backward(const T* dy, const T* x, const BatchShape& s, const T* weight, const T* mean,
-              const T* invstd_or_var, bool training, double eps, T* dx, T* grad_weight,
-              T* grad_bias, bool accumulate);
+struct BackwardArgs {
+  const T* dy;
+  const T* x;
+  BatchShape s;
+  const T* weight;  // optional
+  const T* mean;
+  const T* invstd_or_var;
+  bool training;
+  double eps;
+  T* dx;
+  T* grad_weight;
+  T* grad_bias;
+  bool accumulate;
+};
 
 // Per channel (count, mean, m2 = sum of squared deviations) in double,
-// written as out[3c], out[3c+1], out[3c+2]: the summary that workers merge
-// exactly (Chan et al.) to get the statistics of their combined batches.
+// written as summary[3c], summary[3c+1], summary[3c+2]: the summary that
+// workers merge exactly (Chan et al.) to get the statistics of their
+// combined batches.
 template <typename T>
-void welford_stats(const T* x, const BatchShape& s, double* out);
+struct WelfordStatsArgs {
+  const T* x;
+  BatchShape s;
+  double* summary;
+};
 
 // Global mean and invstd from merged (count, mean, m2) summaries; running
 // stats (when given) move by `momentum` towards mean and m2 / (count - 1).
 template <typename T>
-void welford_finalize(const double* summary, int64_t c, double eps, double momentum, T* mean,
-                      T* invstd, T* running_mean, T* running_var);
+struct WelfordFinalizeArgs {
+  const double* summary;  // 3 * c
+  int64_t c;
+  double eps;
+  double momentum;
+  T* mean;
+  T* invstd;
+  T* running_mean;  // optional
+  T* running_var;   // optional
+};
 
 // Batch mean and unbiased variance (divisor count - 1) of every channel.
 template <typename T>
-void moments(const T* x, const BatchShape& s, T* mean, T* var);
+struct MomentsArgs {
+  const T* x;
+  BatchShape s;
+  T* mean;
+  T* var;
+};
 
 // Per-channel blend of statistics with running ones:
 //   out_mean = m * avg(mean_a, mean_b) + (1 - m) * running_mean
 //   out_var  = m * avg(var_a, var_b) * var_scale + (1 - m) * running_var
 // where avg is the value of a alone when b is null. out may alias running.
 template <typename T>
-void blend_stats(int64_t c, double m, const T* mean_a, const T* var_a, const T* mean_b,
-                 const T* var_b, double var_scale, const T* running_mean, const T* running_var,
-                 T* out_mean, T* out_var);
+struct BlendStatsArgs {
+  int64_t c;
+  double momentum;
+  const T* mean_a;
+  const T* var_a;
+  const T* mean_b;  // optional
+  const T* var_b;   // optional
+  double var_scale;
+  const T* running_mean;  // optional
+  const T* running_var;   // optional
+  T* out_mean;
+  T* out_var;
+};
+
+namespace cpu {
+
+// The CPU kernels of every op for element type T. ops<T>() is filled once,
+// at load, from the build of batch_norm_impl.h for this CPU's instruction
+// set (avx2 or baseline); the per-channel ops (gather_stats_with_counts,
+// welford_finalize, blend_stats) are the same in both.
+template <typename T>
+struct Ops {
+  void (*stats)(const StatsArgs<T>&);
+  void (*gather_stats_with_counts)(const GatherStatsWithCountsArgs<T>&);
+  void (*elemt)(const ElemtArgs<T>&);
+  void (*backward_reduce)(const BackwardReduceArgs<T>&);
+  void (*backward_elemt)(const BackwardElemtArgs<T>&);
+  void (*forward_training)(const ForwardTrainingArgs<T>&);
+  void (*forward_inference)(const ForwardInferenceArgs<T>&);
+  void (*backward)(const BackwardArgs<T>&);
+  void (*welford_stats)(const WelfordStatsArgs<T>&);
+  void (*welford_finalize)(const WelfordFinalizeArgs<T>&);
+  void (*moments)(const MomentsArgs<T>&);
+  void (*blend_stats)(const BlendStatsArgs<T>&);
+};
+
+template <typename T>
+const Ops<T>& ops();
 
 // Re-lays an (N, C, inner) array between the two memory formats; `elem_size`
 // bytes per element (2, 4 or 8), so it serves every dtype.

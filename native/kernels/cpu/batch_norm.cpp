@@ -14,31 +14,15 @@
 namespace syncbn {
 namespace cpu {
 
-#define SYNCBN_DECLARE_ISA(NS)                                                                                        \
-  namespace NS {                                                                                                      \
-  template <typename T>                                                                                               \
-  void stats(const T*, const BatchShape&, double, T*, T*);                                                            \
-  template <typename T>                                                                                               \
-  void welford_stats(const T*, const BatchShape&, double*);                                                           \
-  template <typename T>                                                                                               \
-  void moments(const T*, const BatchShape&, T*, T*);                                                                  \
-  template <typename T>                                                                                               \
-  void elemt(const T*, const BatchShape&, const T*, const T*, const T*, const T*, T*);                                \
-  template <typename T>                                                                                               \
-  void forward_inference(const T*, const BatchShape&, const T*, const T*, const T*, const T*, double, T*);            \
-  template <typename T>                                                                                               \
-  void forward_training(const T*, const BatchShape&, const T*, const T*, double, double, T*, T*, T*, T*, T*);         \
-  template <typename T>                                                                                               \
-  void backward_reduce(const T*, const T*, const BatchShape&, const T*, const T*, T*, T*, T*, T*);                    \
-  template <typename T>                                                                                               \
-  void backward_elemt(const T*, const T*, const BatchShape&, const T*, const T*, const T*, const T*, const T*, double, \
-                      T*);                                                                                            \
-  template <typename T>                                                                                               \
-  void backward(const T*, const T*, const BatchShape&, const T*, const T*, const T*, bool, double, T*, T*, T*, bool); \
-  }
-
-SYNCBN_DECLARE_ISA(avx2)
-SYNCBN_DECLARE_ISA(base)
+// Each instruction-set build of batch_norm_impl.h fills the bulk kernels.
+namespace avx2 {
+template <typename T>
+void fill(Ops<T>& ops);
+}
+namespace base {
+template <typename T>
+void fill(Ops<T>& ops);
+}
 
 namespace {
 
@@ -57,9 +41,6 @@ std::atomic<int> g_default_threads{0};
 thread_local int t_threads = 0;
 
 }  // namespace
-
-#define SYNCBN_DISPATCH(name, ...) \
-  (use_avx2() ? avx2::name<T>(__VA_ARGS__) : base::name<T>(__VA_ARGS__))
 
 int max_num_threads() {
 #ifdef _OPENMP
@@ -81,59 +62,6 @@ int get_num_threads() {
 void set_num_threads(int n) { t_threads = std::min(max_num_threads(), std::max(1, n)); }
 
 const char* isa() { return use_avx2() ? "avx2" : "baseline"; }
-
-template <typename T>
-void stats(const T* x, const BatchShape& s, double eps, T* mean, T* invstd) {
-  SYNCBN_DISPATCH(stats, x, s, eps, mean, invstd);
-}
-
-template <typename T>
-void welford_stats(const T* x, const BatchShape& s, double* out) {
-  SYNCBN_DISPATCH(welford_stats, x, s, out);
-}
-
-template <typename T>
-void moments(const T* x, const BatchShape& s, T* mean, T* var) {
-  SYNCBN_DISPATCH(moments, x, s, mean, var);
-}
-
-template <typename T>
-void elemt(const T* x, const BatchShape& s, const T* mean, const T* invstd, const T* weight, const T* bias, T* y) {
-  SYNCBN_DISPATCH(elemt, x, s, mean, invstd, weight, bias, y);
-}
-
-template <typename T>
-void forward_inference(const T* x, const BatchShape& s, const T* running_mean, const T* running_var,
-                       const T* weight, const T* bias, double eps, T* y) {
-  SYNCBN_DISPATCH(forward_inference, x, s, running_mean, running_var, weight, bias, eps, y);
-}
-
-template <typename T>
-void forward_training(const T* x, const BatchShape& s, const T* weight, const T* bias, double eps,
-                      double momentum, T* running_mean, T* running_var, T* y, T* save_mean, T* save_invstd) {
-  SYNCBN_DISPATCH(forward_training, x, s, weight, bias, eps, momentum, running_mean, running_var, y, save_mean,
-                  save_invstd);
-}
-
-template <typename T>
-void backward_reduce(const T* dy, const T* x, const BatchShape& s, const T* mean, const T* invstd, T* sum_dy,
-                     T* sum_dy_xmu, T* grad_weight, T* grad_bias) {
-  SYNCBN_DISPATCH(backward_reduce, dy, x, s, mean, invstd, sum_dy, sum_dy_xmu, grad_weight, grad_bias);
-}
-
-template <typename T>
-void backward_elemt(const T* dy, const T* x, const BatchShape& s, const T* mean, const T* invstd,
-                    const T* weight, const T* sum_dy, const T* sum_dy_xmu, double total_count, T* dx) {
-  SYNCBN_DISPATCH(backward_elemt, dy, x, s, mean, invstd, weight, sum_dy, sum_dy_xmu, total_count, dx);
-}
-
-template <typename T>
-void backward(const T* dy, const T* x, const BatchShape& s, const T* weight, const T* mean,
-              const T* invstd_or_var, bool training, double eps, T* dx, T* grad_weight, T* grad_bias,
-              bool accumulate) {
-  SYNCBN_DISPATCH(backward, dy, x, s, weight, mean, invstd_or_var, training, eps, dx, grad_weight, grad_bias,
-                  accumulate);
-}
 
 namespace {
 
@@ -158,9 +86,10 @@ void store_stats(int64_t ch, double n, double avg, double m2, double eps, double
 }  // namespace
 
 template <typename T>
-void gather_stats_with_counts(const T* means, const T* invstds, const double* counts, int64_t world,
-                              int64_t c, double momentum, double eps, T* mean, T* invstd,
-                              T* running_mean, T* running_var) {
+void gather_stats_with_counts(const GatherStatsWithCountsArgs<T>& a) {
+  const T *means = a.means, *invstds = a.invstds;
+  const double* counts = a.counts;
+  const int64_t world = a.world, c = a.c;
   for (int64_t ch = 0; ch < c; ++ch) {
     // Chan et al.'s pairwise merge of (count, mean, M2), one worker at a time.
     double n = 0.0, avg = 0.0, m2 = 0.0;
@@ -169,38 +98,40 @@ void gather_stats_with_counts(const T* means, const T* invstds, const double* co
       if (!(cnt > 0)) continue;
       const double m = static_cast<double>(means[w * c + ch]);
       const double is = static_cast<double>(invstds[w * c + ch]);
-      const double var = 1.0 / (is * is) - eps;
+      const double var = 1.0 / (is * is) - a.eps;
       const double total = n + cnt;
       const double delta = m - avg;
       avg += delta * cnt / total;
       m2 += var * cnt + delta * delta * n * cnt / total;
       n = total;
     }
-    store_stats(ch, n, avg, m2, eps, momentum, mean, invstd, running_mean, running_var);
+    store_stats(ch, n, avg, m2, a.eps, a.momentum, a.mean, a.invstd, a.running_mean, a.running_var);
   }
 }
 
 template <typename T>
-void welford_finalize(const double* summary, int64_t c, double eps, double momentum, T* mean, T* invstd,
-                      T* running_mean, T* running_var) {
-  for (int64_t ch = 0; ch < c; ++ch) {
-    store_stats(ch, summary[3 * ch], summary[3 * ch + 1], summary[3 * ch + 2], eps, momentum, mean, invstd, running_mean,
-                running_var);
+void welford_finalize(const WelfordFinalizeArgs<T>& a) {
+  const double* summary = a.summary;
+  for (int64_t ch = 0; ch < a.c; ++ch) {
+    store_stats(ch, summary[3 * ch], summary[3 * ch + 1], summary[3 * ch + 2], a.eps, a.momentum, a.mean, a.invstd,
+                a.running_mean, a.running_var);
   }
 }
 
 template <typename T>
-void blend_stats(int64_t c, double m, const T* mean_a, const T* var_a, const T* mean_b, const T* var_b,
-                 double var_scale, const T* running_mean, const T* running_var, T* out_mean, T* out_var) {
-  for (int64_t ch = 0; ch < c; ++ch) {
+void blend_stats(const BlendStatsArgs<T>& a) {
+  const T *mean_a = a.mean_a, *var_a = a.var_a, *mean_b = a.mean_b, *var_b = a.var_b, *running_mean = a.running_mean,
+          *running_var = a.running_var;
+  const double m = a.momentum, var_scale = a.var_scale;
+  for (int64_t ch = 0; ch < a.c; ++ch) {
     double mean = static_cast<double>(mean_a[ch]);
     double var = static_cast<double>(var_a[ch]);
     if (mean_b) mean = (mean + static_cast<double>(mean_b[ch])) * 0.5;
     if (var_b) var = (var + static_cast<double>(var_b[ch])) * 0.5;
     const double rm = running_mean ? static_cast<double>(running_mean[ch]) : 0.0;
     const double rv = running_var ? static_cast<double>(running_var[ch]) : 0.0;
-    out_mean[ch] = static_cast<T>(m * mean + (1.0 - m) * rm);
-    out_var[ch] = static_cast<T>(m * var * var_scale + (1.0 - m) * rv);
+    a.out_mean[ch] = static_cast<T>(m * mean + (1.0 - m) * rm);
+    a.out_var[ch] = static_cast<T>(m * var * var_scale + (1.0 - m) * rv);
   }
 }
 
@@ -250,28 +181,29 @@ void convert_memory_format(const void* src, void* dst, int64_t n, int64_t c, int
   }
 }
 
-#define SYNCBN_INSTANTIATE(T)                                                                                     \
-  template void stats<T>(const T*, const BatchShape&, double, T*, T*);                                          \
-  template void welford_stats<T>(const T*, const BatchShape&, double*);                                         \
-  template void moments<T>(const T*, const BatchShape&, T*, T*);                                                \
-  template void elemt<T>(const T*, const BatchShape&, const T*, const T*, const T*, const T*, T*);              \
-  template void forward_inference<T>(const T*, const BatchShape&, const T*, const T*, const T*, const T*,       \
-                                     double, T*);                                                               \
-  template void forward_training<T>(const T*, const BatchShape&, const T*, const T*, double, double, T*, T*,    \
-                                    T*, T*, T*);                                                                \
-  template void backward_reduce<T>(const T*, const T*, const BatchShape&, const T*, const T*, T*, T*, T*, T*);  \
-  template void backward_elemt<T>(const T*, const T*, const BatchShape&, const T*, const T*, const T*,          \
-                                  const T*, const T*, double, T*);                                              \
-  template void backward<T>(const T*, const T*, const BatchShape&, const T*, const T*, const T*, bool, double,  \
-                            T*, T*, T*, bool);                                                                  \
-  template void gather_stats_with_counts<T>(const T*, const T*, const double*, int64_t, int64_t, double,        \
-                                            double, T*, T*, T*, T*);                                            \
-  template void welford_finalize<T>(const double*, int64_t, double, double, T*, T*, T*, T*);                    \
-  template void blend_stats<T>(int64_t, double, const T*, const T*, const T*, const T*, double, const T*,       \
-                               const T*, T*, T*);
+namespace {
 
-SYNCBN_INSTANTIATE(float)
-SYNCBN_INSTANTIATE(double)
+template <typename T>
+Ops<T> make_ops() {
+  Ops<T> ops{};
+  if (use_avx2()) avx2::fill(ops);
+  else base::fill(ops);
+  ops.gather_stats_with_counts = &gather_stats_with_counts<T>;
+  ops.welford_finalize = &welford_finalize<T>;
+  ops.blend_stats = &blend_stats<T>;
+  return ops;
+}
+
+}  // namespace
+
+template <typename T>
+const Ops<T>& ops() {
+  static const Ops<T> table = make_ops<T>();
+  return table;
+}
+
+template const Ops<float>& ops<float>();
+template const Ops<double>& ops<double>();
 
 }  // namespace cpu
 }  // namespace syncbn

@@ -1256,7 +1256,11 @@ using namespace detail;
 // ---- entry points -------------------------------------------------------------
 
 template <typename T>
-void stats(const T* x, const BatchShape& s, double eps, T* mean, T* invstd) {
+void stats(const StatsArgs<T>& a) {
+  const T* x = a.x;
+  const BatchShape& s = a.s;
+  const double eps = a.eps;
+  T *mean = a.mean, *invstd = a.invstd;
   std::vector<Moments> m;
   moments_of(x, s, m);
   for (int64_t c = 0; c < s.c; ++c) {
@@ -1266,7 +1270,10 @@ void stats(const T* x, const BatchShape& s, double eps, T* mean, T* invstd) {
 }
 
 template <typename T>
-void welford_stats(const T* x, const BatchShape& s, double* out) {
+void welford_stats(const WelfordStatsArgs<T>& a) {
+  const T* x = a.x;
+  const BatchShape& s = a.s;
+  double* out = a.summary;
   std::vector<Moments> m;
   moments_of(x, s, m);
   const double count = static_cast<double>(s.count());
@@ -1278,7 +1285,10 @@ void welford_stats(const T* x, const BatchShape& s, double* out) {
 }
 
 template <typename T>
-void moments(const T* x, const BatchShape& s, T* mean, T* var) {
+void moments(const MomentsArgs<T>& a) {
+  const T* x = a.x;
+  const BatchShape& s = a.s;
+  T *mean = a.mean, *var = a.var;
   std::vector<Moments> m;
   moments_of(x, s, m);
   for (int64_t c = 0; c < s.c; ++c) {
@@ -1288,15 +1298,21 @@ void moments(const T* x, const BatchShape& s, T* mean, T* var) {
 }
 
 template <typename T>
-void elemt(const T* x, const BatchShape& s, const T* mean, const T* invstd, const T* weight, const T* bias, T* y) {
+void elemt(const ElemtArgs<T>& a) {
+  const T *x = a.x, *mean = a.mean, *invstd = a.invstd, *weight = a.weight, *bias = a.bias;
+  const BatchShape& s = a.s;
+  T* y = a.y;
   Affine<T> f(s.c);
   for (int64_t c = 0; c < s.c; ++c) set_affine(f, c, static_cast<double>(mean[c]), static_cast<double>(invstd[c]), weight, bias);
   affine_pass(x, y, s, f);
 }
 
 template <typename T>
-void forward_inference(const T* x, const BatchShape& s, const T* running_mean, const T* running_var, const T* weight,
-                       const T* bias, double eps, T* y) {
+void forward_inference(const ForwardInferenceArgs<T>& a) {
+  const T *x = a.x, *running_mean = a.running_mean, *running_var = a.running_var, *weight = a.weight, *bias = a.bias;
+  const BatchShape& s = a.s;
+  const double eps = a.eps;
+  T* y = a.y;
   Affine<T> f(s.c);
   for (int64_t c = 0; c < s.c; ++c)
     set_affine(f, c, static_cast<double>(running_mean[c]), 1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps), weight, bias);
@@ -1343,8 +1359,12 @@ void finish_channels(int64_t c0, int64_t c1, double count, const double* mean, c
 }
 
 template <typename T>
-void forward_training(const T* x, const BatchShape& s, const T* weight, const T* bias, double eps, double momentum,
-                      T* running_mean, T* running_var, T* y, T* save_mean, T* save_invstd) {
+void forward_training(const ForwardTrainingArgs<T>& a) {
+  const T *x = a.x, *weight = a.weight, *bias = a.bias;
+  const BatchShape& s = a.s;
+  const double eps = a.eps, momentum = a.momentum;
+  T *running_mean = a.running_mean, *running_var = a.running_var, *y = a.y, *save_mean = a.save_mean,
+    *save_invstd = a.save_invstd;
   const int64_t C = s.c;
   Affine<T> f(C);
   const double count = static_cast<double>(s.count());
@@ -1429,8 +1449,10 @@ void forward_training(const T* x, const BatchShape& s, const T* weight, const T*
 }
 
 template <typename T>
-void backward_reduce(const T* dy, const T* x, const BatchShape& s, const T* mean, const T* invstd, T* sum_dy,
-                     T* sum_dy_xmu, T* grad_weight, T* grad_bias) {
+void backward_reduce(const BackwardReduceArgs<T>& a) {
+  const T *dy = a.dy, *x = a.x, *mean = a.mean, *invstd = a.invstd;
+  const BatchShape& s = a.s;
+  T *sum_dy = a.sum_dy, *sum_dy_xmu = a.sum_dy_xmu, *grad_weight = a.grad_weight, *grad_bias = a.grad_bias;
   std::vector<double> sg, sgx;
   grad_sums(dy, x, s, mean, sg, sgx);
   for (int64_t c = 0; c < s.c; ++c) {
@@ -1442,8 +1464,12 @@ void backward_reduce(const T* dy, const T* x, const BatchShape& s, const T* mean
 }
 
 template <typename T>
-void backward_elemt(const T* dy, const T* x, const BatchShape& s, const T* mean, const T* invstd, const T* weight,
-                    const T* sum_dy, const T* sum_dy_xmu, double total_count, T* dx) {
+void backward_elemt(const BackwardElemtArgs<T>& a) {
+  const T *dy = a.dy, *x = a.x, *mean = a.mean, *invstd = a.invstd, *weight = a.weight, *sum_dy = a.sum_dy,
+          *sum_dy_xmu = a.sum_dy_xmu;
+  const BatchShape& s = a.s;
+  const double total_count = a.total_count;
+  T* dx = a.dx;
   GradCoef<T> g(s.c);
   const double inv_n = total_count > 0 ? 1.0 / total_count : 0.0;
   for (int64_t c = 0; c < s.c; ++c) {
@@ -1526,8 +1552,12 @@ void backward_training(const T* dy, const T* x, const BatchShape& s, const T* we
 }
 
 template <typename T>
-void backward(const T* dy, const T* x, const BatchShape& s, const T* weight, const T* mean, const T* invstd_or_var,
-              bool training, double eps, T* dx, T* grad_weight, T* grad_bias, bool accumulate) {
+void backward(const BackwardArgs<T>& a) {
+  const T *dy = a.dy, *x = a.x, *weight = a.weight, *mean = a.mean, *invstd_or_var = a.invstd_or_var;
+  const BatchShape& s = a.s;
+  const bool training = a.training, accumulate = a.accumulate;
+  const double eps = a.eps;
+  T *dx = a.dx, *grad_weight = a.grad_weight, *grad_bias = a.grad_bias;
   const int64_t C = s.c;
   std::vector<double> is(C), sg(C, 0.0), sgx(C, 0.0);
   for (int64_t c = 0; c < C; ++c) {
@@ -1561,25 +1591,23 @@ void backward(const T* dy, const T* x, const BatchShape& s, const T* weight, con
   }
 }
 
-#define SYNCBN_INSTANTIATE_ISA(T)                                                                                   \
-  template void stats<T>(const T*, const BatchShape&, double, T*, T*);                                            \
-  template void welford_stats<T>(const T*, const BatchShape&, double*);                                           \
-  template void moments<T>(const T*, const BatchShape&, T*, T*);                                                  \
-  template void elemt<T>(const T*, const BatchShape&, const T*, const T*, const T*, const T*, T*);                \
-  template void forward_inference<T>(const T*, const BatchShape&, const T*, const T*, const T*, const T*, double, \
-                                     T*);                                                                         \
-  template void forward_training<T>(const T*, const BatchShape&, const T*, const T*, double, double, T*, T*, T*, \
-                                    T*, T*);                                                                      \
-  template void backward_reduce<T>(const T*, const T*, const BatchShape&, const T*, const T*, T*, T*, T*, T*);    \
-  template void backward_elemt<T>(const T*, const T*, const BatchShape&, const T*, const T*, const T*, const T*,  \
-                                  const T*, double, T*);                                                          \
-  template void backward<T>(const T*, const T*, const BatchShape&, const T*, const T*, const T*, bool, double, T*, \
-                            T*, T*, bool);
+// This build's bulk kernels into the op table (batch_norm.cpp picks the
+// build once and adds the per-channel ops).
+template <typename T>
+void fill(Ops<T>& ops) {
+  ops.stats = &stats<T>;
+  ops.welford_stats = &welford_stats<T>;
+  ops.moments = &moments<T>;
+  ops.elemt = &elemt<T>;
+  ops.forward_inference = &forward_inference<T>;
+  ops.forward_training = &forward_training<T>;
+  ops.backward_reduce = &backward_reduce<T>;
+  ops.backward_elemt = &backward_elemt<T>;
+  ops.backward = &backward<T>;
+}
 
-SYNCBN_INSTANTIATE_ISA(float)
-SYNCBN_INSTANTIATE_ISA(double)
-
-#undef SYNCBN_INSTANTIATE_ISA
+template void fill<float>(Ops<float>&);
+template void fill<double>(Ops<double>&);
 
 }  // namespace SYNCBN_CPU_ISA
 }  // namespace cpu

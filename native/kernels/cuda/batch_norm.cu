@@ -343,7 +343,7 @@ int elementwise_blocks(const BatchShape& s, int sms) {
 int channel_blocks(int64_t c) { return static_cast<int>((c + kThreads - 1) / kThreads); }
 
 template <typename T>
-struct Ops {
+struct Passes {
   using A = typename Acc<T>::type;
 
   // Welford partials into the workspace; returns the split count.
@@ -414,102 +414,101 @@ size_t workspace_bytes(DType t, const BatchShape& s, int multiprocessors) {
   return static_cast<size_t>(s.c) * (static_cast<size_t>(splits_for(s, multiprocessors)) * 3 + 2) * acc;
 }
 
-cudaError_t stats(DType t, const void* x, const BatchShape& s, double eps, void* mean, void* invstd, const Launch& l) {
+// Per-channel arrays are Acc<T>: float for float and half inputs, double for double.
+template <typename T>
+using P = typename Passes<T>::A;
+
+cudaError_t stats(DType t, const StatsArgs<void>& a, const Launch& l) {
   return dispatch(t, [&](auto tag) {
     using T = decltype(tag);
-    using A = typename Ops<T>::A;
-    const int splits = Ops<T>::welford(static_cast<const T*>(x), s, l);
-    Ops<T>::finalize(splits, s, eps, 0.0, static_cast<A*>(mean), static_cast<A*>(invstd), nullptr, nullptr, nullptr, l);
+    const int splits = Passes<T>::welford(static_cast<const T*>(a.x), a.s, l);
+    Passes<T>::finalize(splits, a.s, a.eps, 0.0, static_cast<P<T>*>(a.mean), static_cast<P<T>*>(a.invstd), nullptr, nullptr,
+                     nullptr, l);
   });
 }
 
-cudaError_t welford_stats(DType t, const void* x, const BatchShape& s, double* summary, const Launch& l) {
+cudaError_t welford_stats(DType t, const WelfordStatsArgs<void>& a, const Launch& l) {
   return dispatch(t, [&](auto tag) {
     using T = decltype(tag);
-    const int splits = Ops<T>::welford(static_cast<const T*>(x), s, l);
-    Ops<T>::finalize(splits, s, 0.0, 0.0, nullptr, nullptr, nullptr, nullptr, summary, l);
+    const int splits = Passes<T>::welford(static_cast<const T*>(a.x), a.s, l);
+    Passes<T>::finalize(splits, a.s, 0.0, 0.0, nullptr, nullptr, nullptr, nullptr, a.summary, l);
   });
 }
 
-cudaError_t elemt(DType t, const void* x, const BatchShape& s, const void* mean, const void* invstd, const void* weight,
-                  const void* bias, void* y, const Launch& l) {
+cudaError_t elemt(DType t, const ElemtArgs<void>& a, const Launch& l) {
   return dispatch(t, [&](auto tag) {
     using T = decltype(tag);
-    using A = typename Ops<T>::A;
-    Ops<T>::affine_pass(static_cast<const T*>(x), s, static_cast<const A*>(mean), static_cast<const A*>(invstd), false, 0.0,
-                        static_cast<const A*>(weight), static_cast<const A*>(bias), static_cast<T*>(y), l);
+    Passes<T>::affine_pass(static_cast<const T*>(a.x), a.s, static_cast<const P<T>*>(a.mean),
+                        static_cast<const P<T>*>(a.invstd), false, 0.0, static_cast<const P<T>*>(a.weight),
+                        static_cast<const P<T>*>(a.bias), static_cast<T*>(a.y), l);
   });
 }
 
-cudaError_t forward_training(DType t, const void* x, const BatchShape& s, const void* weight, const void* bias, double eps,
-                             double momentum, void* running_mean, void* running_var, void* y, void* save_mean,
-                             void* save_invstd, const Launch& l) {
+cudaError_t forward_training(DType t, const ForwardTrainingArgs<void>& a, const Launch& l) {
   return dispatch(t, [&](auto tag) {
     using T = decltype(tag);
-    using A = typename Ops<T>::A;
-    const int splits = Ops<T>::welford(static_cast<const T*>(x), s, l);
-    Ops<T>::finalize(splits, s, eps, momentum, static_cast<A*>(save_mean), static_cast<A*>(save_invstd),
-                     static_cast<A*>(running_mean), static_cast<A*>(running_var), nullptr, l);
-    Ops<T>::affine_pass(static_cast<const T*>(x), s, static_cast<const A*>(save_mean), static_cast<const A*>(save_invstd),
-                        false, 0.0, static_cast<const A*>(weight), static_cast<const A*>(bias), static_cast<T*>(y), l);
+    const int splits = Passes<T>::welford(static_cast<const T*>(a.x), a.s, l);
+    Passes<T>::finalize(splits, a.s, a.eps, a.momentum, static_cast<P<T>*>(a.save_mean), static_cast<P<T>*>(a.save_invstd),
+                     static_cast<P<T>*>(a.running_mean), static_cast<P<T>*>(a.running_var), nullptr, l);
+    Passes<T>::affine_pass(static_cast<const T*>(a.x), a.s, static_cast<const P<T>*>(a.save_mean),
+                        static_cast<const P<T>*>(a.save_invstd), false, 0.0, static_cast<const P<T>*>(a.weight),
+                        static_cast<const P<T>*>(a.bias), static_cast<T*>(a.y), l);
   });
 }
 
-cudaError_t forward_inference(DType t, const void* x, const BatchShape& s, const void* running_mean, const void* running_var,
-                              const void* weight, const void* bias, double eps, void* y, const Launch& l) {
+cudaError_t forward_inference(DType t, const ForwardInferenceArgs<void>& a, const Launch& l) {
   return dispatch(t, [&](auto tag) {
     using T = decltype(tag);
-    using A = typename Ops<T>::A;
-    Ops<T>::affine_pass(static_cast<const T*>(x), s, static_cast<const A*>(running_mean), static_cast<const A*>(running_var),
-                        true, eps, static_cast<const A*>(weight), static_cast<const A*>(bias), static_cast<T*>(y), l);
+    Passes<T>::affine_pass(static_cast<const T*>(a.x), a.s, static_cast<const P<T>*>(a.running_mean),
+                        static_cast<const P<T>*>(a.running_var), true, a.eps, static_cast<const P<T>*>(a.weight),
+                        static_cast<const P<T>*>(a.bias), static_cast<T*>(a.y), l);
   });
 }
 
-cudaError_t backward_reduce(DType t, const void* dy, const void* x, const BatchShape& s, const void* mean, const void* invstd,
-                            void* sum_dy, void* sum_dy_xmu, void* grad_weight, void* grad_bias, const Launch& l) {
+cudaError_t backward_reduce(DType t, const BackwardReduceArgs<void>& a, const Launch& l) {
   return dispatch(t, [&](auto tag) {
     using T = decltype(tag);
-    using A = typename Ops<T>::A;
-    const int splits = Ops<T>::grad_sums(static_cast<const T*>(dy), static_cast<const T*>(x), s, static_cast<const A*>(mean), l);
-    finalize_sums<A><<<channel_blocks(s.c), kThreads, 0, l.stream>>>(
-        static_cast<const A*>(l.workspace), splits, s.c, static_cast<const A*>(invstd), false, 0.0, static_cast<A*>(sum_dy),
-        static_cast<A*>(sum_dy_xmu), static_cast<A*>(grad_weight), static_cast<A*>(grad_bias), false);
+    using A = P<T>;
+    const int splits =
+        Passes<T>::grad_sums(static_cast<const T*>(a.dy), static_cast<const T*>(a.x), a.s, static_cast<const A*>(a.mean), l);
+    finalize_sums<A><<<channel_blocks(a.s.c), kThreads, 0, l.stream>>>(
+        static_cast<const A*>(l.workspace), splits, a.s.c, static_cast<const A*>(a.invstd), false, 0.0,
+        static_cast<A*>(a.sum_dy), static_cast<A*>(a.sum_dy_xmu), static_cast<A*>(a.grad_weight),
+        static_cast<A*>(a.grad_bias), false);
   });
 }
 
-cudaError_t backward_elemt(DType t, const void* dy, const void* x, const BatchShape& s, const void* mean, const void* invstd,
-                           const void* weight, const void* sum_dy, const void* sum_dy_xmu, double total_count, void* dx,
-                           const Launch& l) {
+cudaError_t backward_elemt(DType t, const BackwardElemtArgs<void>& a, const Launch& l) {
   return dispatch(t, [&](auto tag) {
     using T = decltype(tag);
-    using A = typename Ops<T>::A;
-    Ops<T>::grad_input_pass(static_cast<const T*>(dy), static_cast<const T*>(x), s, static_cast<const A*>(mean),
-                            static_cast<const A*>(invstd), false, 0.0, static_cast<const A*>(weight),
-                            static_cast<const A*>(sum_dy), static_cast<const A*>(sum_dy_xmu), total_count,
-                            static_cast<T*>(dx), l);
+    using A = P<T>;
+    Passes<T>::grad_input_pass(static_cast<const T*>(a.dy), static_cast<const T*>(a.x), a.s, static_cast<const A*>(a.mean),
+                            static_cast<const A*>(a.invstd), false, 0.0, static_cast<const A*>(a.weight),
+                            static_cast<const A*>(a.sum_dy), static_cast<const A*>(a.sum_dy_xmu), a.total_count,
+                            static_cast<T*>(a.dx), l);
   });
 }
 
-cudaError_t backward(DType t, const void* dy, const void* x, const BatchShape& s, const void* weight, const void* mean,
-                     const void* invstd_or_var, bool training, double eps, void* dx, void* grad_weight, void* grad_bias,
-                     bool accumulate, const Launch& l) {
+cudaError_t backward(DType t, const BackwardArgs<void>& a, const Launch& l) {
   return dispatch(t, [&](auto tag) {
     using T = decltype(tag);
-    using A = typename Ops<T>::A;
+    using A = P<T>;
+    const BatchShape& s = a.s;
     // Per-channel sums land after the partials in the workspace.
     A* sums = static_cast<A*>(l.workspace) + static_cast<size_t>(s.c) * splits_for(s, l.multiprocessors) * 3;
-    A* sg = training ? sums : nullptr;
-    A* sgx = training ? sums + s.c : nullptr;
-    if (training || grad_weight || grad_bias) {
-      const int splits = Ops<T>::grad_sums(static_cast<const T*>(dy), static_cast<const T*>(x), s, static_cast<const A*>(mean), l);
+    A* sg = a.training ? sums : nullptr;
+    A* sgx = a.training ? sums + s.c : nullptr;
+    if (a.training || a.grad_weight || a.grad_bias) {
+      const int splits =
+          Passes<T>::grad_sums(static_cast<const T*>(a.dy), static_cast<const T*>(a.x), s, static_cast<const A*>(a.mean), l);
       finalize_sums<A><<<channel_blocks(s.c), kThreads, 0, l.stream>>>(
-          static_cast<const A*>(l.workspace), splits, s.c, static_cast<const A*>(invstd_or_var), !training, eps, sg, sgx,
-          static_cast<A*>(grad_weight), static_cast<A*>(grad_bias), accumulate);
+          static_cast<const A*>(l.workspace), splits, s.c, static_cast<const A*>(a.invstd_or_var), !a.training, a.eps, sg,
+          sgx, static_cast<A*>(a.grad_weight), static_cast<A*>(a.grad_bias), a.accumulate);
     }
-    if (dx)
-      Ops<T>::grad_input_pass(static_cast<const T*>(dy), static_cast<const T*>(x), s, static_cast<const A*>(mean),
-                              static_cast<const A*>(invstd_or_var), !training, eps, static_cast<const A*>(weight), sg, sgx,
-                              static_cast<double>(s.count()), static_cast<T*>(dx), l);
+    if (a.dx)
+      Passes<T>::grad_input_pass(static_cast<const T*>(a.dy), static_cast<const T*>(a.x), s, static_cast<const A*>(a.mean),
+                              static_cast<const A*>(a.invstd_or_var), !a.training, a.eps, static_cast<const A*>(a.weight),
+                              sg, sgx, static_cast<double>(s.count()), static_cast<T*>(a.dx), l);
   });
 }
 
