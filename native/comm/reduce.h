@@ -1,9 +1,9 @@
 // Element-wise reductions shared by the backends that reduce on the host.
 #pragma once
 
-#include <cmath>
 #include <cstddef>
 
+#include "../kernels/statistics.h"
 #include "communicator.h"
 
 namespace syncbn {
@@ -12,18 +12,13 @@ namespace comm {
 // acc = acc (op) in, over `count` elements of `type`.
 void reduce_into(void* acc, const void* in, size_t count, ElemType type, ReduceOp op);
 
-// Chan et al.'s merge of two (count, mean, m2) summaries; exact for any split
-// of the data and stable when the mean is far from zero.
+// Chan et al.'s merge of two (count, mean, m2) summaries: the one in
+// native/kernels/statistics.h that the CPU and CUDA kernels merge with, so
+// ranks combine exactly as one batch's chunks do (empty ranks skipped,
+// non-finite means as in PyTorch).
 inline WelfordTriple welford_merge(const WelfordTriple& a, const WelfordTriple& b) {
-  if (!(b.count > 0)) return a;
-  if (!(a.count > 0)) return b;
-  const double n = a.count + b.count;
-  // A NaN or an infinity in either part: the plain mean (what one pass over
-  // all the data gives, +-Inf or NaN, as in PyTorch) and a NaN m2, where the
-  // difference of means would turn an infinite mean into NaN.
-  if (!std::isfinite(a.mean) || !std::isfinite(b.mean)) return {n, (a.mean * a.count + b.mean * b.count) / n, NAN};
-  const double delta = b.mean - a.mean;
-  return {n, a.mean + delta * (b.count / n), a.m2 + b.m2 + delta * delta * (a.count * b.count / n)};
+  const stats::Welford<double> m = stats::merge<double>({a.count, a.mean, a.m2}, {b.count, b.mean, b.m2});
+  return {m.n, m.mean, m.m2};
 }
 
 }  // namespace comm

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <vector>
 
+#include "../statistics.h"
 #include "threading.h"
 
 namespace syncbn {
@@ -63,49 +64,23 @@ void set_num_threads(int n) { t_threads = std::min(max_num_threads(), std::max(1
 
 const char* isa() { return use_avx2() ? "avx2" : "baseline"; }
 
-namespace {
-
-// Mean and invstd of channel `ch` from merged (n, mean, m2), and the running
-// stats' move towards the mean and unbiased variance. Empty: zeros, no move.
-template <typename T>
-void store_stats(int64_t ch, double n, double avg, double m2, double eps, double momentum, T* mean, T* invstd,
-                 T* running_mean, T* running_var) {
-  if (!(n > 0)) {
-    mean[ch] = T(0);
-    invstd[ch] = T(0);
-    return;
-  }
-  mean[ch] = static_cast<T>(avg);
-  invstd[ch] = static_cast<T>(1.0 / std::sqrt(m2 / n + eps));
-  if (running_mean)
-    running_mean[ch] = static_cast<T>(momentum * avg + (1.0 - momentum) * static_cast<double>(running_mean[ch]));
-  if (running_var)
-    running_var[ch] = static_cast<T>(momentum * m2 / (n - 1.0) + (1.0 - momentum) * static_cast<double>(running_var[ch]));
-}
-
-}  // namespace
-
+// The merge and the finalize are native/kernels/statistics.h's, shared with
+// the fused CPU kernels and the CUDA kernels, so that every path treats
+// empty ranks, one value and eps 0 alike.
 template <typename T>
 void gather_stats_with_counts(const GatherStatsWithCountsArgs<T>& a) {
   const T *means = a.means, *invstds = a.invstds;
   const double* counts = a.counts;
   const int64_t world = a.world, c = a.c;
   for (int64_t ch = 0; ch < c; ++ch) {
-    // Chan et al.'s pairwise merge of (count, mean, M2), one worker at a time.
-    double n = 0.0, avg = 0.0, m2 = 0.0;
+    // One worker at a time; a worker of count 0 is skipped by the merge.
+    stats::Welford<double> all{0.0, 0.0, 0.0};
     for (int64_t w = 0; w < world; ++w) {
       const double cnt = counts[w];
-      if (!(cnt > 0)) continue;
-      const double m = static_cast<double>(means[w * c + ch]);
-      const double is = static_cast<double>(invstds[w * c + ch]);
-      const double var = 1.0 / (is * is) - a.eps;
-      const double total = n + cnt;
-      const double delta = m - avg;
-      avg += delta * cnt / total;
-      m2 += var * cnt + delta * delta * n * cnt / total;
-      n = total;
+      const double var = stats::var_of_invstd(static_cast<double>(invstds[w * c + ch]), a.eps);
+      all = stats::merge(all, {cnt, static_cast<double>(means[w * c + ch]), var * cnt});
     }
-    store_stats(ch, n, avg, m2, a.eps, a.momentum, a.mean, a.invstd, a.running_mean, a.running_var);
+    stats::finalize(all, a.eps, a.momentum, ch, a.mean, a.invstd, a.running_mean, a.running_var);
   }
 }
 
@@ -113,8 +88,8 @@ template <typename T>
 void welford_finalize(const WelfordFinalizeArgs<T>& a) {
   const double* summary = a.summary;
   for (int64_t ch = 0; ch < a.c; ++ch) {
-    store_stats(ch, summary[3 * ch], summary[3 * ch + 1], summary[3 * ch + 2], a.eps, a.momentum, a.mean, a.invstd,
-                a.running_mean, a.running_var);
+    stats::finalize({summary[3 * ch], summary[3 * ch + 1], summary[3 * ch + 2]}, a.eps, a.momentum, ch, a.mean,
+                    a.invstd, a.running_mean, a.running_var);
   }
 }
 
@@ -130,8 +105,8 @@ void blend_stats(const BlendStatsArgs<T>& a) {
     if (var_b) var = (var + static_cast<double>(var_b[ch])) * 0.5;
     const double rm = running_mean ? static_cast<double>(running_mean[ch]) : 0.0;
     const double rv = running_var ? static_cast<double>(running_var[ch]) : 0.0;
-    a.out_mean[ch] = static_cast<T>(m * mean + (1.0 - m) * rm);
-    a.out_var[ch] = static_cast<T>(m * var * var_scale + (1.0 - m) * rv);
+    a.out_mean[ch] = static_cast<T>(stats::running_update(rm, mean, m));
+    a.out_var[ch] = static_cast<T>(stats::running_update(rv, var * var_scale, m));
   }
 }
 

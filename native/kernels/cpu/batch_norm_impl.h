@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "../batch_norm.h"
+#include "../statistics.h"
 #include "threading.h"
 
 #ifndef SYNCBN_CPU_ISA
@@ -83,25 +84,15 @@ inline int64_t stream_bytes() {
 // Runs shorter than this stream nothing.
 constexpr int64_t kStreamRun = 64;
 
-struct Moments {
-  double n = 0, mean = 0, m2 = 0;
-};
+// (count, mean, m2) of a channel or a part of one; merged with
+// statistics.h's merge, the one the CUDA kernels and the collectives use.
+// Value-initialize (Moments{}): the shared type has no member initializers.
+using Moments = stats::Welford<double>;
 
-inline void merge(Moments& a, const Moments& b) {
-  if (!(b.n > 0)) return;
-  if (!(a.n > 0)) {
-    a = b;
-    return;
-  }
-  const double n = a.n + b.n;
-  const double delta = b.mean - a.mean;
-  a.mean += delta * (b.n / n);
-  a.m2 += b.m2 + delta * delta * (a.n * b.n / n);
-  a.n = n;
-}
+inline void merge(Moments& a, const Moments& b) { a = stats::merge(a, b); }
 
 // Channels [c0, c1) of (nb, mb, m2b) merged into (na, ma, m2a), as merge()
-// does one channel. Rows give every channel the same count, so the weights
+// does one channel, with the same chan_step. Rows give every channel the same count, so the weights
 // are computed once and the per-channel work is a multiply-add that
 // vectorizes (a scalar merge per channel was 10% of a 256x1024 forward).
 inline void merge_channels(double& na, double* ma, double* m2a, double nb, const double* mb, const double* m2b,
@@ -112,12 +103,10 @@ inline void merge_channels(double& na, double* ma, double* m2a, double nb, const
     std::copy(m2b + c0, m2b + c1, m2a + c0);
   } else {
     const double n = na + nb, wb = nb / n, w = na * nb / n;
+    // No non-finite branch here: moments_of and forward_training redo a
+    // channel whose merged result is not finite (two_pass_moments).
 #pragma omp simd
-    for (int64_t c = c0; c < c1; ++c) {
-      const double delta = mb[c] - ma[c];
-      ma[c] += delta * wb;
-      m2a[c] += m2b[c] + delta * delta * w;
-    }
+    for (int64_t c = c0; c < c1; ++c) stats::chan_step(ma[c], m2a[c], mb[c], m2b[c], wb, w);
   }
   na += nb;
 }
@@ -435,7 +424,7 @@ void channel_chunks(const BatchShape& s, int64_t c, std::vector<Chunk>& out) {
 
 template <typename T>
 Moments chunk_moments(const T* x, const BatchShape& s, const Chunk& k) {
-  Moments r;
+  Moments r{};
   const int64_t len = k.i1 - k.i0;
   r.n = static_cast<double>((k.n1 - k.n0) * len);
   if (r.n == 0) return r;
@@ -456,7 +445,7 @@ template <typename T>
 Moments channel_moments(const T* x, const BatchShape& s, int64_t c) {
   std::vector<Chunk> chunks;
   channel_chunks(s, c, chunks);
-  Moments m;
+  Moments m{};
   for (const Chunk& k : chunks) merge(m, chunk_moments(x, s, k));
   return m;
 }
@@ -1247,7 +1236,7 @@ void grad_input_pass(const T* dy, const T* x, T* dx, const BatchShape& s, const 
   });
 }
 
-double invstd_of(const Moments& m, double eps) { return m.n > 0 ? 1.0 / std::sqrt(m.m2 / m.n + eps) : 0.0; }
+double invstd_of(const Moments& m, double eps) { return m.n > 0 ? stats::invstd(m.m2 / m.n, eps) : 0.0; }
 
 }  // namespace detail
 
@@ -1293,7 +1282,7 @@ void moments(const MomentsArgs<T>& a) {
   moments_of(x, s, m);
   for (int64_t c = 0; c < s.c; ++c) {
     mean[c] = static_cast<T>(m[c].mean);
-    var[c] = static_cast<T>(m[c].n > 1 ? m[c].m2 / (m[c].n - 1) : NAN);
+    var[c] = static_cast<T>(stats::unbiased_var(m[c].n, m[c].m2));
   }
 }
 
@@ -1321,8 +1310,10 @@ void forward_inference(const ForwardInferenceArgs<T>& a) {
 
 // Everything per channel that follows from the moments of channels
 // [c0, c1), each of `count` values: the affine transform, the saved
-// statistics, the running statistics. Loops over arrays, so the square
-// roots and divisions vectorize.
+// statistics, the running statistics, with statistics.h's invstd,
+// unbiased variance and running update (as welford_finalize and CUDA's
+// finalize apply them one channel at a time). Loops over arrays, so the
+// square roots and divisions vectorize.
 template <typename T>
 void finish_channels(int64_t c0, int64_t c1, double count, const double* mean, const double* m2, double eps,
                      double momentum, const T* weight, const T* bias, Affine<T>& f, T* save_mean, T* save_invstd,
@@ -1342,18 +1333,18 @@ void finish_channels(int64_t c0, int64_t c1, double count, const double* mean, c
     return;
   }
   for (int64_t c = c0; c < c1; ++c) {
-    const double is = 1.0 / std::sqrt(m2[c] / count + eps);
+    const double is = stats::invstd(m2[c] / count, eps);
     save_invstd[c] = static_cast<T>(is);
     scale[c] = static_cast<T>(weight ? is * static_cast<double>(weight[c]) : is);
   }
   if (running_mean) {
     for (int64_t c = c0; c < c1; ++c)
-      running_mean[c] = static_cast<T>(momentum * mean[c] + (1.0 - momentum) * static_cast<double>(running_mean[c]));
+      running_mean[c] = static_cast<T>(stats::running_update(static_cast<double>(running_mean[c]), mean[c], momentum));
   }
   if (running_var) {
     for (int64_t c = c0; c < c1; ++c) {
-      const double unbiased = count > 1 ? m2[c] / (count - 1) : INFINITY;
-      running_var[c] = static_cast<T>(momentum * unbiased + (1.0 - momentum) * static_cast<double>(running_var[c]));
+      const double unbiased = stats::unbiased_var(count, m2[c]);
+      running_var[c] = static_cast<T>(stats::running_update(static_cast<double>(running_var[c]), unbiased, momentum));
     }
   }
 }

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 
+#include "../statistics.h"
 #include "batch_norm_cuda.h"
 
 namespace syncbn {
@@ -35,20 +36,10 @@ struct Acc<double> {
   using type = double;
 };
 
-template <typename A>
-struct Welford {
-  A n, mean, m2;
-};
-
-template <typename A>
-__device__ __forceinline__ Welford<A> merge(Welford<A> a, Welford<A> b) {
-  if (b.n == A(0)) return a;
-  if (a.n == A(0)) return b;
-  const A n = a.n + b.n;
-  const A delta = b.mean - a.mean;
-  const A f = b.n / n;
-  return {n, a.mean + delta * f, a.m2 + b.m2 + delta * delta * a.n * f};
-}
+// The merge, invstd and running-stat update are native/kernels/statistics.h's,
+// the lines the CPU kernels and the host collectives compile too.
+using stats::Welford;
+using stats::merge;
 
 template <typename A>
 __device__ __forceinline__ void push(Welford<A>& w, A v) {
@@ -242,33 +233,18 @@ __global__ void finalize_welford(const A* part, int splits, int64_t c_count, dou
   const int64_t c = blockIdx.x * blockDim.x + threadIdx.x;
   if (c >= c_count) return;
   // Merged in double: the partial counts can exceed float's exact integers.
-  double n = 0, m = 0, m2 = 0;
+  Welford<double> w{0.0, 0.0, 0.0};
   for (int k = 0; k < splits; ++k) {
     const A* p = part + (c * splits + k) * 3;
-    const double bn = static_cast<double>(p[0]);
-    if (bn == 0) continue;
-    const double total = n + bn;
-    const double delta = static_cast<double>(p[1]) - m;
-    m += delta * bn / total;
-    m2 += static_cast<double>(p[2]) + delta * delta * n * bn / total;
-    n = total;
+    w = merge(w, Welford<double>{static_cast<double>(p[0]), static_cast<double>(p[1]), static_cast<double>(p[2])});
   }
   if (summary) {
-    summary[3 * c] = n;
-    summary[3 * c + 1] = m;
-    summary[3 * c + 2] = m2;
+    summary[3 * c] = w.n;
+    summary[3 * c + 1] = w.mean;
+    summary[3 * c + 2] = w.m2;
     return;
   }
-  if (n == 0) {
-    mean[c] = A(0);
-    invstd[c] = A(0);
-    return;
-  }
-  mean[c] = static_cast<A>(m);
-  invstd[c] = static_cast<A>(rsqrt(m2 / n + eps));
-  if (running_mean) running_mean[c] = static_cast<A>(momentum * m + (1 - momentum) * static_cast<double>(running_mean[c]));
-  if (running_var)
-    running_var[c] = static_cast<A>(momentum * m2 / (n - 1) + (1 - momentum) * static_cast<double>(running_var[c]));
+  stats::finalize(w, eps, momentum, c, mean, invstd, running_mean, running_var);
 }
 
 template <typename A>
