@@ -70,13 +70,32 @@ function checkOptions(numFeatures: number, opts: BatchNormOptions, where: string
   return o;
 }
 
+/** The 1d, 2d or 3d of a layer class: which input ranks it takes. */
+export type SpatialDims = 1 | 2 | 3;
+
+// The input ranks of 1d, 2d and 3d layers, and PyTorch's words for them.
+const INPUT_RANKS: Record<SpatialDims, { ranks: readonly number[]; words: string }> = {
+  1: { ranks: [2, 3], words: '2D or 3D' },
+  2: { ranks: [4], words: '4D' },
+  3: { ranks: [5], words: '5D' },
+};
+
 /**
  * Shared implementation of BatchNorm1d/2d/3d (PyTorch's `_BatchNorm`).
- * Subclasses only check the input's rank.
+ * The twelve 1d/2d/3d classes of the families (plain, lazy, synchronized,
+ * momentum) differ only in static data: `spatialDims`, and for the lazy
+ * forms `becomes`; test/layer_classes.test.ts checks all twelve.
  */
 export abstract class BatchNorm extends Module {
   /** 2 since PyTorch 0.4.1 added num_batches_tracked. */
   static override readonly stateDictVersion: number = 2;
+  /** Input ranks: 1 takes (N, C) or (N, C, L), 2 (N, C, H, W), 3 (N, C, D, H, W); null any rank >= 2. */
+  static readonly spatialDims: SpatialDims | null = null;
+  /**
+   * A lazy class names the class its layers become once numFeatures is
+   * known (PyTorch's `cls_to_become`); null for the others.
+   */
+  static readonly becomes: (abstract new (...args: never[]) => BatchNorm) | null = null;
   numFeatures: number;
   eps: number;
   momentum: number | null;
@@ -103,7 +122,7 @@ export abstract class BatchNorm extends Module {
 
   constructor(numFeatures: number, opts: BatchNormOptions = {}) {
     super();
-    const lazy = this.isLazy();
+    const lazy = (new.target as typeof BatchNorm).becomes !== null;
     const o = checkOptions(numFeatures, opts, new.target.name, lazy);
     this.numFeatures = numFeatures;
     this.eps = o.eps;
@@ -114,11 +133,6 @@ export abstract class BatchNorm extends Module {
     this.device = checkDevice(opts.device, new.target.name);
     this.uninitialized = lazy;
     this.allocate(numFeatures);
-  }
-
-  /** Lazy forms take numFeatures from their first input (or a loaded state dict). */
-  protected isLazy(): boolean {
-    return false;
   }
 
   /** True for a lazy module until numFeatures is known; its tensors are empty until then. */
@@ -205,7 +219,21 @@ export abstract class BatchNorm extends Module {
   }
 
   /** Throws PyTorch's "expected 4D input (got 3D input)" for a wrong rank. */
-  protected abstract checkInputDim(input: Tensor): void;
+  protected checkInputDim(input: Tensor): void {
+    const dims = (this.constructor as typeof BatchNorm).spatialDims;
+    if (dims === null) {
+      if (input.ndim < 2) throw new RangeError(`expected at least 2D input (got ${input.ndim}D input)`);
+      return;
+    }
+    const { ranks, words } = INPUT_RANKS[dims];
+    if (!ranks.includes(input.ndim)) throw new RangeError(`expected ${words} input (got ${input.ndim}D input)`);
+  }
+
+  /** The class PyTorch would report: a lazy layer, once materialized, is its plain class. */
+  override typeName(): string {
+    const becomes = (this.constructor as typeof BatchNorm).becomes;
+    return becomes !== null && !this.uninitialized ? becomes.name : super.typeName();
+  }
 
   /** Checks a forward input before any state changes. */
   protected checkInput(input: unknown): asserts input is Tensor {
@@ -336,23 +364,6 @@ export abstract class BatchNorm extends Module {
   }
 }
 
-function rankError(expected: string, input: Tensor): RangeError {
-  return new RangeError(`expected ${expected} input (got ${input.ndim}D input)`);
-}
-
-/** The input checks of the 1d, 2d and 3d layers, in PyTorch's words; shared by every family. */
-export function check1dInput(input: Tensor): void {
-  if (input.ndim !== 2 && input.ndim !== 3) throw rankError('2D or 3D', input);
-}
-
-export function check2dInput(input: Tensor): void {
-  if (input.ndim !== 4) throw rankError('4D', input);
-}
-
-export function check3dInput(input: Tensor): void {
-  if (input.ndim !== 5) throw rankError('5D', input);
-}
-
 /**
  * Batch normalization over (N, C) or (N, C, L) input. Cf. `torch.nn.BatchNorm1d`.
  *
@@ -361,9 +372,7 @@ export function check3dInput(input: Tensor): void {
  * const y = bn.forward(randn([32, 16]));
  */
 export class BatchNorm1d extends BatchNorm {
-  protected checkInputDim(input: Tensor): void {
-    check1dInput(input);
-  }
+  static override readonly spatialDims = 1;
 }
 
 /**
@@ -375,9 +384,7 @@ export class BatchNorm1d extends BatchNorm {
  * const dx = bn.backward(randn([8, 64, 14, 14]));
  */
 export class BatchNorm2d extends BatchNorm {
-  protected checkInputDim(input: Tensor): void {
-    check2dInput(input);
-  }
+  static override readonly spatialDims = 2;
 }
 
 /**
@@ -388,46 +395,53 @@ export class BatchNorm2d extends BatchNorm {
  * const y = bn.forward(randn([2, 8, 4, 4, 4]));
  */
 export class BatchNorm3d extends BatchNorm {
-  protected checkInputDim(input: Tensor): void {
-    check3dInput(input);
-  }
+  static override readonly spatialDims = 3;
 }
 
-/** Cf. `torch.nn.LazyBatchNorm1d`. @example const bn = new nn.LazyBatchNorm1d(); bn.forward(randn([4, 3])); bn.numFeatures; // 3 */
+/**
+ * BatchNorm1d that takes numFeatures from its first input (or a loaded
+ * state dict), then reports itself as a BatchNorm1d. Cf. `torch.nn.LazyBatchNorm1d`.
+ *
+ * @example
+ * const bn = new nn.LazyBatchNorm1d();
+ * bn.forward(randn([4, 3]));
+ * bn.numFeatures; // 3
+ */
 export class LazyBatchNorm1d extends BatchNorm1d {
+  static override readonly becomes = BatchNorm1d;
   constructor(opts: BatchNormOptions = {}) {
     super(0, opts);
   }
-  protected override isLazy(): boolean {
-    return true;
-  }
-  override typeName(): string {
-    return this.hasUninitializedParams() ? 'LazyBatchNorm1d' : 'BatchNorm1d';
-  }
 }
 
-/** Cf. `torch.nn.LazyBatchNorm2d`. @example const bn = new nn.LazyBatchNorm2d(); bn.forward(randn([2, 5, 3, 3])); */
+/**
+ * BatchNorm2d that takes numFeatures from its first input (or a loaded
+ * state dict), then reports itself as a BatchNorm2d. Cf. `torch.nn.LazyBatchNorm2d`.
+ *
+ * @example
+ * const bn = new nn.LazyBatchNorm2d();
+ * bn.forward(randn([2, 5, 3, 3]));
+ * bn.numFeatures; // 5
+ */
 export class LazyBatchNorm2d extends BatchNorm2d {
+  static override readonly becomes = BatchNorm2d;
   constructor(opts: BatchNormOptions = {}) {
     super(0, opts);
-  }
-  protected override isLazy(): boolean {
-    return true;
-  }
-  override typeName(): string {
-    return this.hasUninitializedParams() ? 'LazyBatchNorm2d' : 'BatchNorm2d';
   }
 }
 
-/** Cf. `torch.nn.LazyBatchNorm3d`. @example const bn = new nn.LazyBatchNorm3d(); bn.forward(randn([2, 5, 2, 2, 2])); */
+/**
+ * BatchNorm3d that takes numFeatures from its first input (or a loaded
+ * state dict), then reports itself as a BatchNorm3d. Cf. `torch.nn.LazyBatchNorm3d`.
+ *
+ * @example
+ * const bn = new nn.LazyBatchNorm3d();
+ * bn.forward(randn([2, 5, 2, 2, 2]));
+ * bn.numFeatures; // 5
+ */
 export class LazyBatchNorm3d extends BatchNorm3d {
+  static override readonly becomes = BatchNorm3d;
   constructor(opts: BatchNormOptions = {}) {
     super(0, opts);
-  }
-  protected override isLazy(): boolean {
-    return true;
-  }
-  override typeName(): string {
-    return this.hasUninitializedParams() ? 'LazyBatchNorm3d' : 'BatchNorm3d';
   }
 }

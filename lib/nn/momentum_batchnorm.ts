@@ -5,7 +5,7 @@
 // average of the pair; the momentum decays on a cosine schedule.
 import * as F from '../functional';
 import { Tensor } from '../tensor';
-import { BatchNorm, BatchNormOptions, check1dInput, check2dInput, check3dInput } from './batchnorm';
+import { BatchNorm, BatchNormOptions } from './batchnorm';
 import { StateDictLoad } from './module';
 
 export interface MomentumBatchNormOptions extends Omit<BatchNormOptions, 'momentum'> {
@@ -121,9 +121,7 @@ export abstract class MomentumBatchNorm extends BatchNorm {
  * const y = bn.forward(randn([64, 128]));
  */
 export class MomentumBatchNorm1d extends MomentumBatchNorm {
-  protected checkInputDim(input: Tensor): void {
-    check1dInput(input);
-  }
+  static override readonly spatialDims = 1;
 }
 
 /**
@@ -134,9 +132,7 @@ export class MomentumBatchNorm1d extends MomentumBatchNorm {
  * const y = bn.forward(randn([8, 64, 7, 7]));
  */
 export class MomentumBatchNorm2d extends MomentumBatchNorm {
-  protected checkInputDim(input: Tensor): void {
-    check2dInput(input);
-  }
+  static override readonly spatialDims = 2;
 }
 
 /**
@@ -147,7 +143,5 @@ export class MomentumBatchNorm2d extends MomentumBatchNorm {
  * const y = bn.forward(randn([2, 8, 4, 4, 4]));
  */
 export class MomentumBatchNorm3d extends MomentumBatchNorm {
-  protected checkInputDim(input: Tensor): void {
-    check3dInput(input);
-  }
+  static override readonly spatialDims = 3;
 }

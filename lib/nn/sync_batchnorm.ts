@@ -12,7 +12,7 @@ import * as F from '../functional';
 import { tensor } from '../factories';
 import { Parameter } from '../parameter';
 import { Tensor } from '../tensor';
-import { BatchNorm, BatchNormOptions, check1dInput, check2dInput, check3dInput } from './batchnorm';
+import { BatchNorm, BatchNormOptions } from './batchnorm';
 import { Module } from './module';
 
 export interface SyncBatchNormOptions extends BatchNormOptions {
@@ -34,14 +34,23 @@ interface SyncSaved {
 }
 
 // Layer ids are handed out in construction order, so ranks that build the
-// same model agree on them; names make divergence errors readable.
+// same model agree on them. A divergence error names the layer each rank is
+// at, which may be another than the caller: the registry finds it by id. It
+// holds layers weakly and drops a collected layer's entry, so models built
+// and dropped in a long run leave nothing behind.
 let nextLayerId = 0;
-const layerNames = new Map<number, string>();
+const layers = new Map<number, WeakRef<SyncBatchNorm>>();
+const forget = new FinalizationRegistry<number>((id) => layers.delete(id));
+
+/** @internal How many layers the divergence registry holds (for its test). */
+export function registeredLayers(): number {
+  return layers.size;
+}
 
 function describe(fp: Fingerprint): string {
   const [tag, channels, seq] = fp;
   const id = Math.floor(tag / 2);
-  const name = layerNames.get(id) ?? `layer #${id}`;
+  const name = layers.get(id)?.deref()?.layerName ?? `layer #${id}`;
   return `'${name}' ${tag % 2 === 0 ? 'forward' : 'backward'} (${channels} channels, sync #${seq})`;
 }
 setSyncDescriber(describe);
@@ -78,6 +87,7 @@ export class SyncBatchNorm extends BatchNorm {
   /** Identity of this layer in sync fingerprints. */
   readonly layerId: number;
   private syncSaved: SyncSaved | null = null;
+  #layerName: string;
 
   constructor(numFeatures: number, opts: SyncBatchNormOptions = {}) {
     super(numFeatures, opts);
@@ -87,20 +97,18 @@ export class SyncBatchNorm extends BatchNorm {
     this.checkDivergence = opts.checkDivergence ?? true;
     if (typeof this.checkDivergence !== 'boolean') throw new TypeError(`${this.typeName()}: checkDivergence must be a boolean`);
     this.layerId = nextLayerId++;
-    layerNames.set(this.layerId, `${this.typeName()}#${this.layerId}`);
+    this.#layerName = `${this.typeName()}#${this.layerId}`;
+    layers.set(this.layerId, new WeakRef(this));
+    forget.register(this, this.layerId);
   }
 
   /** How divergence errors name this layer; convertSyncBatchnorm uses the module path. */
   get layerName(): string {
-    return layerNames.get(this.layerId)!;
+    return this.#layerName;
   }
 
   set layerName(name: string) {
-    layerNames.set(this.layerId, String(name));
-  }
-
-  protected checkInputDim(input: Tensor): void {
-    if (input.ndim < 2) throw new RangeError(`expected at least 2D input (got ${input.ndim}D input)`);
+    this.#layerName = String(name);
   }
 
   override forward(input: Tensor): Tensor {
@@ -224,21 +232,27 @@ function convert(m: Module, path: string, group: ProcessGroup | null, allowSubcl
  * const bn = new nn.SynchronizedBatchNorm1d(32);
  */
 export class SynchronizedBatchNorm1d extends SyncBatchNorm {
-  protected override checkInputDim(input: Tensor): void {
-    check1dInput(input);
-  }
+  static override readonly spatialDims = 1;
 }
 
-/** SyncBatchNorm for (N, C, H, W) replicas. @example const bn = new nn.SynchronizedBatchNorm2d(64); */
+/**
+ * SyncBatchNorm across data-parallel replicas of one process, with
+ * BatchNorm2d's input check: (N, C, H, W). Cf. `sync_batchnorm.SynchronizedBatchNorm2d`.
+ *
+ * @example
+ * const bn = new nn.SynchronizedBatchNorm2d(64);
+ */
 export class SynchronizedBatchNorm2d extends SyncBatchNorm {
-  protected override checkInputDim(input: Tensor): void {
-    check2dInput(input);
-  }
+  static override readonly spatialDims = 2;
 }
 
-/** SyncBatchNorm for (N, C, D, H, W) replicas. @example const bn = new nn.SynchronizedBatchNorm3d(8); */
+/**
+ * SyncBatchNorm across data-parallel replicas of one process, with
+ * BatchNorm3d's input check: (N, C, D, H, W). Cf. `sync_batchnorm.SynchronizedBatchNorm3d`.
+ *
+ * @example
+ * const bn = new nn.SynchronizedBatchNorm3d(8);
+ */
 export class SynchronizedBatchNorm3d extends SyncBatchNorm {
-  protected override checkInputDim(input: Tensor): void {
-    check3dInput(input);
-  }
+  static override readonly spatialDims = 3;
 }
