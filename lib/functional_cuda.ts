@@ -100,3 +100,44 @@ export function batchNormBackwardElemt(dy: Tensor, input: Tensor, mean: Tensor, 
     param(sumDy, 'sum_dy', input, where, true)!, param(sumDyXmu, 'sum_dy_xmu', input, where, true)!, count, buf(out)!);
   return out;
 }
+
+// ---- SyncBatchNorm on the device (nn/sync_batchnorm_cuda.ts) ----
+
+/** The local (count, mean, m2) triples per channel, float64 [3C], on the input's device. */
+export function batchNormWelfordSummary(input: Tensor): Tensor {
+  const summary = emptyCuda([3 * input.shape[1]], 'float64', input.device);
+  native.cuda.welfordStats(...head(input), buf(input)!, buf(summary)!);
+  return summary;
+}
+
+/**
+ * Merges `world` ranks' summaries (float64 [world * 3C], rank-major) in rank
+ * order on the device into mean and invstd, moving the running stats when
+ * the merged count exceeds 1. Returns the merged count too: the one value
+ * that comes back to the host (8 bytes), which waits for the stream.
+ */
+export function batchNormGatherWelford(summaries: Tensor, world: number, input: Tensor, runningMean: Tensor | null,
+  runningVar: Tensor | null, opts: { eps: number; momentum: number }, where: string): { mean: Tensor; invstd: Tensor; count: number } {
+  const C = input.shape[1];
+  if (!summaries.isCuda || summaries.dtype !== 'float64' || summaries.numel() !== world * 3 * C || summaries.device !== input.device) {
+    throw new TypeError(`${where}: the gathered statistics must be ${world * 3 * C} float64 values on ${input.device}, ` +
+      `got ${summaries.numel()} ${summaries.dtype} values on ${summaries.device}`);
+  }
+  const rm = param(runningMean, 'running_mean', input, where);
+  const rv = param(runningVar, 'running_var', input, where);
+  const mean = channels(input);
+  const invstd = channels(input);
+  const count = native.cuda.gatherWelford(dtypeOf(input), input.cudaStorage().index, world, C, buf(summaries)!, opts.eps, opts.momentum,
+    buf(mean)!, buf(invstd)!, rm, rv);
+  return { mean, invstd, count };
+}
+
+/** dst += src on the device (both per-channel tensors of one dtype and device). */
+export function addInto(dst: Tensor, src: Tensor, where: string): void {
+  if (!dst.isCuda || !src.isCuda || dst.device !== src.device || dst.dtype !== src.dtype || dst.numel() !== src.numel() ||
+    (dst.dtype !== 'float32' && dst.dtype !== 'float64')) {
+    throw new TypeError(`${where}: cannot add a ${src.dtype} [${src.shape.join(', ')}] tensor on ${src.device} into a ` +
+      `${dst.dtype} [${dst.shape.join(', ')}] tensor on ${dst.device}`);
+  }
+  native.cuda.addInto(dtypeOf(dst), dst.cudaStorage().index, dst.numel(), buf(src)!, buf(dst)!);
+}

@@ -14,7 +14,8 @@ export interface DeviceBuffer {
   readonly device: number;
   copyFromHost(src: ArrayBufferView): void;
   copyToHost(dst: ArrayBufferView): void;
-  copyFrom(src: DeviceBuffer): void;
+  /** The whole buffer from `src`; or `bytes` from `src` at `sourceOffset` to this buffer at `offset`. Enqueued, never waits. */
+  copyFrom(src: DeviceBuffer, bytes?: number, offset?: number, sourceOffset?: number): void;
 }
 
 type Buf = DeviceBuffer | null;
@@ -45,6 +46,11 @@ export interface NativeCuda {
   backwardElemt(dtype: CudaDType, device: number, shape: NativeShape, channelsLast: boolean, dy: DeviceBuffer, x: DeviceBuffer,
     mean: DeviceBuffer, invstd: DeviceBuffer, weight: Buf, sumDy: DeviceBuffer, sumDyXmu: DeviceBuffer, totalCount: number, dx: DeviceBuffer): void;
   welfordStats(dtype: CudaDType, device: number, shape: NativeShape, channelsLast: boolean, x: DeviceBuffer, summary: DeviceBuffer): void;
+  /** Merges world x C (count, mean, m2) triples in rank order; returns the merged count (the one value read back). */
+  gatherWelford(dtype: CudaDType, device: number, world: number, channels: number, summaries: DeviceBuffer, eps: number, momentum: number,
+    mean: DeviceBuffer, invstd: DeviceBuffer, runningMean: Buf, runningVar: Buf): number;
+  /** dst += src over `count` per-channel values. */
+  addInto(dtype: CudaDType, device: number, count: number, src: DeviceBuffer, dst: DeviceBuffer): void;
 }
 export type CommOp = 'sum' | 'avg' | 'min' | 'max' | 'welford';
 
@@ -65,7 +71,9 @@ export interface NativeComm {
   broadcast(data: CommArray, root: number, tag?: readonly number[]): void;
   barrier(): void;
   /** nccl only: in place on device memory. */
-  allReduceDevice(buffer: DeviceBuffer, count: number, dtype: CommDtype, op: Exclude<CommOp, 'welford'>): void;
+  allReduceDevice(buffer: DeviceBuffer, count: number, dtype: CommDtype, op: Exclude<CommOp, 'welford'>, tag?: readonly number[]): void;
+  /** nccl only: `output` (device memory) receives size x count elements, rank-major. */
+  allGatherDevice(input: DeviceBuffer, output: DeviceBuffer, count: number, dtype: CommDtype, tag?: readonly number[]): void;
   broadcastDevice(buffer: DeviceBuffer, count: number, dtype: CommDtype, root: number): void;
   destroy(): void;
 }

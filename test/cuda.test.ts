@@ -9,7 +9,8 @@ const nvccHere = spawnSync('nvcc', ['--version']).status === 0 && process.env.SY
 
 // The addon file node-gyp-build loads, read for what it actually holds.
 const addonFile = require('node-gyp-build').resolve(path.resolve(__dirname, '..')) as string;
-const CUDA_OPS = ['DeviceBuffer', 'forwardTraining', 'forwardInference', 'backward', 'stats', 'welfordStats', 'elemt', 'backwardReduce', 'backwardElemt'] as const;
+const CUDA_OPS = ['DeviceBuffer', 'forwardTraining', 'forwardInference', 'backward', 'stats', 'welfordStats', 'gatherWelford', 'addInto', 'elemt',
+  'backwardReduce', 'backwardElemt'] as const;
 
 describe('CUDA build', () => {
   test('cuda.compiled says whether the loaded addon holds CUDA device code and the CUDA ops', () => {
@@ -49,6 +50,20 @@ describe('CUDA build', () => {
     expect(() => randn([2, 3]).to('cuda:0')).toThrow(/Tensor.to: device 'cuda:0' was asked for, but CUDA is not available/);
     expect(() => new nn.BatchNorm1d(3).to('cuda')).toThrow(/CUDA is not available/);
     expect(() => cuda.synchronize()).toThrow(/cuda.synchronize: CUDA is not available/);
+  });
+
+  // SyncBatchNorm's device ops check every argument before any device memory is touched.
+  (cuda.compiled ? test : test.skip)("SyncBatchNorm's device ops (gatherWelford, addInto) name a wrong argument", () => {
+    const c = native.cuda;
+    expect(() => c.gatherWelford('int8' as never, 0, 2, 3, {} as never, 1e-5, 0.1, {} as never, {} as never, null, null)).toThrow(
+      /cudaGatherWelford: argument 0 'dtype' must be 'float32', 'float64', 'float16' or 'bfloat16'/);
+    expect(() => c.gatherWelford('float32', 0, 0, 3, {} as never, 1e-5, 0.1, {} as never, {} as never, null, null)).toThrow(/'world' must be an integer >= 1/);
+    expect(() => c.gatherWelford('float32', 0, 2 ** 21, 3, {} as never, 1e-5, 0.1, {} as never, {} as never, null, null)).toThrow(/'world' must be at most 1048576 ranks/);
+    expect(() => c.gatherWelford('float32', 0, 2, 0, {} as never, 1e-5, 0.1, {} as never, {} as never, null, null)).toThrow(/'channels' must be an integer >= 1/);
+    expect(() => c.gatherWelford('float32', 0, 2, 3, {} as never, 1e-5, 0.1, {} as never, {} as never, null, null)).toThrow(/'summaries' must be a DeviceBuffer/);
+    expect(() => (c.gatherWelford as (...a: unknown[]) => number)('float32', 0, 2, 3, {}, 1e-5)).toThrow(/expected 11 arguments, got 6/);
+    expect(() => c.addInto('float64', 0, -1, {} as never, {} as never)).toThrow(/cudaAddInto: argument 2 'count' must be an integer >= 0/);
+    expect(() => c.addInto('float64', 0, 3, {} as never, {} as never)).toThrow(/'source' must be a DeviceBuffer/);
   });
 
   test('CPU layers and tensors report the cpu device', () => {

@@ -4,7 +4,7 @@
 import { Module } from '../nn/module';
 import { CommArray, CommDtype } from '../native';
 import { zeros } from '../factories';
-import { Tensor } from '../tensor';
+import { dtypeSize, emptyCuda, Tensor } from '../tensor';
 import { ProcessGroup, ReduceOp } from './process_group';
 import { defaultGroup, worldGroup } from './init';
 
@@ -101,8 +101,18 @@ export function allGather(outputs: Tensor[], input: Tensor, opts: GroupOption = 
     }
   }
   const n = input.numel();
-  // nccl: gathered through the host (the communicator stages it on the device).
-  const host = onDevice(g, input, where, 'input') ? input.cpu() : input;
+  const nccl = onDevice(g, input, where, 'input');
+  if (nccl && outputs.every((o) => o.device === input.device && o.memoryFormat === input.memoryFormat)) {
+    // On the device's stream: one NCCL all-gather, then a device copy per rank.
+    const flat = emptyCuda([g.size * n], input.dtype, input.device);
+    const gathered = flat.cudaStorage().buffer;
+    g.allGatherDevice(input.cudaStorage().buffer, gathered, n, input.dtype as CommDtype, where);
+    const bytes = n * dtypeSize(input.dtype);
+    outputs.forEach((o, r) => o.cudaStorage().buffer.copyFrom(gathered, bytes, 0, r * bytes));
+    return;
+  }
+  // nccl into outputs elsewhere or in another memory format: through the host (the communicator stages it on the device).
+  const host = nccl ? input.cpu() : input;
   const local = commArray(host.contiguous(), where, 'input');
   const flat = new (local.constructor as { new (n: number): CommArray })(n * g.size);
   g.allGatherArray(local, flat, where);

@@ -17,6 +17,11 @@ export function setSyncDescriber(fn: (fp: Fingerprint) => string): void {
 // tag[0] of a collective: who called it (see CallTag in native/comm/checked.h).
 const SOURCE_SYNC = 1;
 
+/** A SyncBatchNorm sync's tag: the fingerprint rides along only when checked. */
+function syncTag(fingerprint: Fingerprint, check: boolean): number[] {
+  return check ? [SOURCE_SYNC, ...fingerprint] : [SOURCE_SYNC];
+}
+
 /**
  * A group of ranks that run collectives together. Made by
  * `initProcessGroup` (the world) and `newGroup`. A rank outside the group
@@ -111,6 +116,11 @@ export class ProcessGroup {
     this.run(where, (c) => c.allReduceDevice(buffer, count, dtype, op));
   }
 
+  /** nccl: gathers `count` elements of every rank's device memory into `output`, rank-major. */
+  allGatherDevice(input: DeviceBuffer, output: DeviceBuffer, count: number, dtype: CommDtype, where: string): void {
+    this.run(where, (c) => c.allGatherDevice(input, output, count, dtype));
+  }
+
   /** nccl: broadcast `count` elements of device memory from group rank `root`. */
   broadcastDevice(buffer: DeviceBuffer, count: number, dtype: CommDtype, root: number, where: string): void {
     this.run(where, (c) => c.broadcastDevice(buffer, count, dtype, root));
@@ -128,8 +138,22 @@ export class ProcessGroup {
    * same round trip (native/comm/checked.h).
    */
   syncAllReduce(fingerprint: Fingerprint, data: Float64Array, op: 'sum' | 'welford', opts: { check: boolean; where: string }): void {
-    const tag = opts.check ? [SOURCE_SYNC, ...fingerprint] : [SOURCE_SYNC];
-    this.run(opts.where, (c) => c.allReduce(data, op, tag));
+    this.run(opts.where, (c) => c.allReduce(data, op, syncTag(fingerprint, opts.check)));
+  }
+
+  /**
+   * nccl: the sum all-reduce of `count` elements of device memory in place,
+   * on the device's stream, at one synchronization point (the fingerprint
+   * as in syncAllReduce).
+   */
+  syncAllReduceDevice(fingerprint: Fingerprint, buffer: DeviceBuffer, count: number, dtype: CommDtype, opts: { check: boolean; where: string }): void {
+    this.run(opts.where, (c) => c.allReduceDevice(buffer, count, dtype, 'sum', syncTag(fingerprint, opts.check)));
+  }
+
+  /** nccl: the all-gather of `count` elements of device memory per rank at one synchronization point. */
+  syncAllGatherDevice(fingerprint: Fingerprint, input: DeviceBuffer, output: DeviceBuffer, count: number, dtype: CommDtype,
+    opts: { check: boolean; where: string }): void {
+    this.run(opts.where, (c) => c.allGatherDevice(input, output, count, dtype, syncTag(fingerprint, opts.check)));
   }
 
   private divergence(calls: CommCall[], where: string): string {

@@ -5,7 +5,9 @@
 // Forward syncs once, O(C): each rank's (count, mean, m2) per channel,
 // merged exactly by a Welford all-reduce (PyTorch all-gathers world x C
 // statistics). Backward syncs once: the all-reduce of (sum_dy, sum_dy_xmu).
-// Grad weight and bias stay local, as in PyTorch.
+// Grad weight and bias stay local, as in PyTorch. CUDA tensors on NCCL keep
+// all of it on the device (sync_batchnorm_cuda.ts); the threads and Gloo
+// backends reduce host memory, so their syncs go through the host.
 import { defaultGroup } from '../distributed/init';
 import { Fingerprint, ProcessGroup, setSyncDescriber } from '../distributed/process_group';
 import * as F from '../functional';
@@ -14,6 +16,7 @@ import { Parameter } from '../parameter';
 import { Tensor } from '../tensor';
 import { BatchNorm, BatchNormOptions } from './batchnorm';
 import { Module } from './module';
+import { accumulateOnDevice, syncGradSumsOnDevice, syncStatsOnDevice, syncsOnDevice } from './sync_batchnorm_cuda';
 
 export interface SyncBatchNormOptions extends BatchNormOptions {
   /** The ranks to sync across; default: the default (world) group at forward time. */
@@ -55,9 +58,13 @@ function describe(fp: Fingerprint): string {
 }
 setSyncDescriber(describe);
 
-function accumulate(p: Parameter, g: Tensor): void {
+function accumulate(p: Parameter, g: Tensor, where: string): void {
   if (p.grad === null) {
     p.grad = g;
+    return;
+  }
+  if (p.grad.isCuda) {
+    accumulateOnDevice(p.grad, g, where);
     return;
   }
   // C values per parameter.
@@ -125,6 +132,7 @@ export class SyncBatchNorm extends BatchNorm {
     const where = `${this.typeName()} '${this.layerName}' forward`;
     const C = input.shape[1];
     const { tracking, factor } = this.runningFactor();
+    if (syncsOnDevice(input, group)) return this.forwardOnDevice(input, group, where, tracking, factor);
     const summary = F.batchNormWelfordStats(input);
     group.syncAllReduce([this.layerId * 2, C, group.nextSync()], summary, 'welford', {
       check: this.checkDivergence, where,
@@ -145,6 +153,24 @@ export class SyncBatchNorm extends BatchNorm {
     return output;
   }
 
+  /** The forward's sync of CUDA tensors on NCCL: statistics, merge and running stats stay on the device. */
+  private forwardOnDevice(input: Tensor, group: ProcessGroup, where: string, tracking: boolean, factor: number): Tensor {
+    const fingerprint: Fingerprint = [this.layerId * 2, input.shape[1], group.nextSync()];
+    const stats = syncStatsOnDevice(input, group, { fingerprint, check: this.checkDivergence, where }, {
+      runningMean: tracking ? this.runningMean : null, runningVar: tracking ? this.runningVar : null, momentum: factor, eps: this.eps,
+    });
+    // As on the host: the global count decides; the merge left the running stats alone below 2.
+    if (stats.count <= 1) {
+      throw new RangeError(`Expected more than 1 value per channel when training, got ${stats.count} value(s) per channel ` +
+        `over the ${group.size} ranks of ${group.label} (local input size [${input.shape.join(', ')}])`);
+    }
+    const output = F.batchNormElemt(input, this.weight, this.bias, stats.mean, stats.invstd);
+    this.saved = null;
+    if (tracking) this.countBatch();
+    this.syncSaved = { input, mean: stats.mean, invstd: stats.invstd, count: stats.count, group };
+    return output;
+  }
+
   override backward(gradOutput: Tensor): Tensor {
     const s = this.syncSaved;
     if (s === null) return super.backward(gradOutput);
@@ -153,19 +179,23 @@ export class SyncBatchNorm extends BatchNorm {
     const wantParams = weight !== null && bias !== null && (weight.requiresGrad || bias.requiresGrad);
     const C = s.input.shape[1];
     const r = F.batchNormBackwardReduce(gradOutput, s.input, s.mean, s.invstd, weight, { weightG: wantParams, biasG: wantParams });
-    const sums = new Float64Array(2 * C);
-    sums.set(r.sumDy!.toArray(), 0);
-    sums.set(r.sumDyXmu!.toArray(), C);
-    s.group.syncAllReduce([this.layerId * 2 + 1, C, s.group.nextSync()], sums, 'sum', {
-      check: this.checkDivergence, where: `${this.typeName()} '${this.layerName}' backward`,
-    });
-    const dtype = r.sumDy!.dtype as 'float32' | 'float64';
-    r.sumDy!.copy_(tensor(sums.subarray(0, C), [C], { dtype }));
-    r.sumDyXmu!.copy_(tensor(sums.subarray(C), [C], { dtype }));
+    const where = `${this.typeName()} '${this.layerName}' backward`;
+    const fingerprint: Fingerprint = [this.layerId * 2 + 1, C, s.group.nextSync()];
+    if (syncsOnDevice(s.input, s.group)) {
+      syncGradSumsOnDevice(r.sumDy!, r.sumDyXmu!, s.group, { fingerprint, check: this.checkDivergence, where });
+    } else {
+      const sums = new Float64Array(2 * C);
+      sums.set(r.sumDy!.toArray(), 0);
+      sums.set(r.sumDyXmu!.toArray(), C);
+      s.group.syncAllReduce(fingerprint, sums, 'sum', { check: this.checkDivergence, where });
+      const dtype = r.sumDy!.dtype as 'float32' | 'float64';
+      r.sumDy!.copy_(tensor(sums.subarray(0, C), [C], { dtype }));
+      r.sumDyXmu!.copy_(tensor(sums.subarray(C), [C], { dtype }));
+    }
     const gradInput = F.batchNormBackwardElemt(gradOutput, s.input, s.mean, s.invstd, weight, r.sumDy!, r.sumDyXmu!, s.count);
     if (wantParams) {
-      if (weight.requiresGrad) accumulate(weight, r.gradWeight!);
-      if (bias.requiresGrad) accumulate(bias, r.gradBias!);
+      if (weight.requiresGrad) accumulate(weight, r.gradWeight!, where);
+      if (bias.requiresGrad) accumulate(bias, r.gradBias!, where);
     }
     this.syncSaved = null;
     return gradInput;

@@ -44,6 +44,7 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
                            InstanceMethod<&CommWrap::Broadcast>("broadcast"),
                            InstanceMethod<&CommWrap::Barrier>("barrier"),
                            InstanceMethod<&CommWrap::AllReduceDevice>("allReduceDevice"),
+                           InstanceMethod<&CommWrap::AllGatherDevice>("allGatherDevice"),
                            InstanceMethod<&CommWrap::BroadcastDevice>("broadcastDevice"),
                            InstanceMethod<&CommWrap::Destroy>("destroy"),
                        });
@@ -220,29 +221,57 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
     ElemType type;
   };
 
-  // The (buffer: DeviceBuffer, count, dtype) that both device collectives take first.
-  static DeviceSpan device_span(const Args& a) {
-    const size_t count = static_cast<size_t>(a.integer(1, "count", 0));
-    const ElemType type = elem_type_arg(a, 2);
-    int device = 0;
-    return {device_memory(a, 0, "buffer", count * comm::elem_size(type), &device), count, type};
+  // Device memory at i holding `count` elements of `type`, on the communicator's device.
+  static void* device_arg(const Args& a, const Communicator& c, size_t i, const char* name, size_t count, ElemType type) {
+    int device = -1;
+    void* data = device_memory(a, i, name, count * comm::elem_size(type), &device);
+    if (c.device() >= 0 && device != c.device())
+      throw Napi::Error::New(a.env(), a.prefix() + "argument '" + name + "' is on cuda:" + std::to_string(device) +
+                                          ", but this " + c.backend() + " communicator's device is cuda:" + std::to_string(c.device()));
+    return data;
   }
 
-  // allReduceDevice(buffer: DeviceBuffer, count, dtype, op): in place on the device.
+  // The (buffer: DeviceBuffer, count, dtype) that the in-place device collectives take first.
+  static DeviceSpan device_span(const Args& a, const Communicator& c) {
+    const size_t count = static_cast<size_t>(a.integer(1, "count", 0));
+    const ElemType type = elem_type_arg(a, 2);
+    return {device_arg(a, c, 0, "buffer", count, type), count, type};
+  }
+
+  // allReduceDevice(buffer: DeviceBuffer, count, dtype, op, tag?): in place on the device's stream.
   Napi::Value AllReduceDevice(const Napi::CallbackInfo& info) {
-    Args a(info, "allReduceDevice", 4);
+    Args a(info, "allReduceDevice", info.Length() == 5 ? 5 : 4);
     CheckedComm& c = live(info.Env(), "allReduceDevice");
-    const DeviceSpan d = device_span(a);
+    const DeviceSpan d = device_span(a, c);
     bool avg = false;
     const ReduceOp op = parse_reduce(a, 3, d.type, &avg, "dtype");
-    return collective(info, [&] { c.all_reduce_device(d.data, d.count, d.type, op, avg); });
+    if (op == ReduceOp::Welford)
+      throw a.type_error(3, "op", "one of 'sum', 'avg', 'min', 'max' ('welford' merges host triples)", a.value(3));
+    const comm::CallTag tag = tag_arg(a, 4);
+    return collective(info, [&] { c.all_reduce_device(d.data, d.count, d.type, op, avg, tag); });
+  }
+
+  // allGatherDevice(input: DeviceBuffer, output: DeviceBuffer, count, dtype, tag?): `output`
+  // receives size x count elements, rank-major, on the device's stream.
+  Napi::Value AllGatherDevice(const Napi::CallbackInfo& info) {
+    Args a(info, "allGatherDevice", info.Length() == 5 ? 5 : 4);
+    CheckedComm& c = live(info.Env(), "allGatherDevice");
+    const size_t count = static_cast<size_t>(a.integer(2, "count", 0));
+    const ElemType type = elem_type_arg(a, 3);
+    const void* in = device_arg(a, c, 0, "input", count, type);
+    void* out = device_arg(a, c, 1, "output", count * static_cast<size_t>(c.size()), type);
+    // Separate allocations never overlap; the same buffer twice would.
+    if (count > 0 && in == out)
+      throw Napi::Error::New(info.Env(), a.prefix() + "input and output must be different DeviceBuffers");
+    const comm::CallTag tag = tag_arg(a, 4);
+    return collective(info, [&] { c.all_gather_device(in, out, count, type, tag); });
   }
 
   // broadcastDevice(buffer: DeviceBuffer, count, dtype, root)
   Napi::Value BroadcastDevice(const Napi::CallbackInfo& info) {
     Args a(info, "broadcastDevice", 4);
     CheckedComm& c = live(info.Env(), "broadcastDevice");
-    const DeviceSpan d = device_span(a);
+    const DeviceSpan d = device_span(a, c);
     const int64_t root = a.integer(3, "root", 0);
     if (root >= c.size()) throw a.range_error(3, "root", "a rank below the group size " + std::to_string(c.size()));
     return collective(info, [&] { c.broadcast_device(d.data, d.count, d.type, static_cast<int>(root)); });

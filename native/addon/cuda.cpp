@@ -104,11 +104,27 @@ DeviceBuffer* unwrap(const Args& a, size_t i, const char* name, size_t bytes, in
   return b;
 }
 
+// copyFrom(source): the whole buffer from `source`; copyFrom(source, bytes,
+// offset, sourceOffset): `bytes` from source + sourceOffset to this + offset.
+// Enqueued on the device's stream; nothing waits.
 Napi::Value DeviceBuffer::CopyFrom(const Napi::CallbackInfo& info) {
-  Args a(info, "DeviceBuffer.copyFrom", 1);
-  DeviceBuffer* src = unwrap(a, 0, "source", bytes_, device_, false);
+  const bool ranged = info.Length() == 4;
+  Args a(info, "DeviceBuffer.copyFrom", ranged ? 4 : 1);
+  const size_t bytes = ranged ? static_cast<size_t>(a.integer(1, "bytes", 0)) : bytes_;
+  const size_t to = ranged ? static_cast<size_t>(a.integer(2, "offset", 0)) : 0;
+  const size_t from = ranged ? static_cast<size_t>(a.integer(3, "sourceOffset", 0)) : 0;
+  if (to > bytes_ || bytes > bytes_ - to)
+    throw a.range_error(1, "bytes", "at most " + std::to_string(bytes_ - std::min(to, bytes_)) + " bytes from offset " +
+                                        std::to_string(to) + " of a " + std::to_string(bytes_) + "-byte buffer");
+  DeviceBuffer* src = unwrap(a, 0, "source", 0, device_, false);
+  if (from > src->bytes() || bytes > src->bytes() - from)
+    throw a.range_error(3, "sourceOffset", "a range of " + std::to_string(bytes) + " bytes inside the " +
+                                               std::to_string(src->bytes()) + "-byte source");
+  if (src == this && bytes > 0 && from < to + bytes && to < from + bytes)
+    throw Napi::RangeError::New(info.Env(), a.prefix() + "the source and destination ranges overlap");
+  if (bytes == 0) return info.Env().Undefined();
   try {
-    cuda::copy_on_device(device_, data_, src->data(), bytes_);
+    cuda::copy_on_device(device_, static_cast<char*>(data_) + to, static_cast<const char*>(src->data()) + from, bytes);
   } catch (const cuda::CudaError& e) {
     throw Napi::Error::New(info.Env(), std::string("syncbn: ") + e.what());
   }
@@ -255,6 +271,64 @@ Napi::Value WelfordStats(const Napi::CallbackInfo& info) {
   return run_op(info, "SyncBatchNorm statistics on CUDA", [&] {
     Workspace ws(h.device, h.t, h.s);
     return cuda::welford_stats(h.t, {ptr(x), h.s, static_cast<double*>(ptr(out))}, ws.launch());
+  });
+}
+
+// cudaGatherWelford(dtype, device, world, channels, summaries, eps, momentum, mean, invstd, runningMean, runningVar)
+// -> the merged count. summaries: world x channels x 3 doubles on the device.
+// The count is the one value that comes back to the host (8 bytes; the copy
+// waits for the stream): the caller refuses a batch of one value with it.
+Napi::Value GatherWelford(const Napi::CallbackInfo& info) {
+  Args a(info, "cudaGatherWelford", 11);
+  const DType t = dtype_arg(a, 0);
+  const int device = static_cast<int>(a.integer(1, "device", 0));
+  const int64_t world = a.integer(2, "world", 1);
+  const int64_t c = a.integer(3, "channels", 1);
+  // Bounds that keep world x channels x 24 bytes far from overflow.
+  if (world > 1 << 20) throw a.range_error(2, "world", "at most 1048576 ranks");
+  if (c > 2147483647) throw a.range_error(3, "channels", "at most 2147483647 channels");
+  const size_t c_bytes = static_cast<size_t>(c) * dtype_bytes(param_dtype(t));
+  DeviceBuffer* all = unwrap(a, 4, "summaries", static_cast<size_t>(world * c) * 3 * sizeof(double), device, false);
+  const double eps = a.non_negative(5, "eps"), momentum = a.number(6, "momentum");
+  DeviceBuffer* m = unwrap(a, 7, "mean", c_bytes, device, false);
+  DeviceBuffer* is = unwrap(a, 8, "invstd", c_bytes, device, false);
+  DeviceBuffer* rm = unwrap(a, 9, "runningMean", c_bytes, device, true);
+  DeviceBuffer* rv = unwrap(a, 10, "runningVar", c_bytes, device, true);
+  double count = 0;
+  try {
+    size_t capacity = 0;
+    void* total = cuda::device_alloc(device, sizeof(double), &capacity);
+    const cuda::Launch l{cuda::stream(device), cuda::multiprocessors(device), nullptr, 0};
+    const cudaError_t e = cuda::welford_gather(t, {static_cast<const double*>(ptr(all)), world, c, eps, momentum, ptr(m), ptr(is),
+                                                   ptr(rm), ptr(rv), static_cast<double*>(total)}, l);
+    if (e == cudaSuccess) {
+      try {
+        cuda::copy_to_host(device, &count, total, sizeof count);
+      } catch (...) {
+        cuda::device_free(device, total, capacity);
+        throw;
+      }
+    }
+    cuda::device_free(device, total, capacity);
+    cuda::check(e, "SyncBatchNorm gather of the ranks' statistics on CUDA");
+  } catch (const cuda::CudaError& e) {
+    throw Napi::Error::New(info.Env(), std::string("syncbn: ") + e.what());
+  }
+  return Napi::Number::New(info.Env(), count);
+}
+
+// cudaAddInto(dtype, device, count, src, dst): dst += src, per-channel values (gradient accumulation).
+Napi::Value AddInto(const Napi::CallbackInfo& info) {
+  Args a(info, "cudaAddInto", 5);
+  const DType t = dtype_arg(a, 0);
+  const int device = static_cast<int>(a.integer(1, "device", 0));
+  const int64_t count = a.integer(2, "count", 0);
+  const size_t bytes = static_cast<size_t>(count) * dtype_bytes(param_dtype(t));
+  DeviceBuffer* src = unwrap(a, 3, "source", bytes, device, false);
+  DeviceBuffer* dst = unwrap(a, 4, "destination", bytes, device, false);
+  return run_op(info, "gradient accumulation on CUDA", [&] {
+    const cuda::Launch l{cuda::stream(device), cuda::multiprocessors(device), nullptr, 0};
+    return cuda::accumulate(t, {ptr(src), ptr(dst), count}, l);
   });
 }
 
@@ -425,6 +499,8 @@ void RegisterCuda(Napi::Env env, Napi::Object exports) {
   c.Set("backward", Napi::Function::New(env, Backward, "backward"));
   c.Set("stats", Napi::Function::New(env, Stats, "stats"));
   c.Set("welfordStats", Napi::Function::New(env, WelfordStats, "welfordStats"));
+  c.Set("gatherWelford", Napi::Function::New(env, GatherWelford, "gatherWelford"));
+  c.Set("addInto", Napi::Function::New(env, AddInto, "addInto"));
   c.Set("elemt", Napi::Function::New(env, Elemt, "elemt"));
   c.Set("backwardReduce", Napi::Function::New(env, BackwardReduce, "backwardReduce"));
   c.Set("backwardElemt", Napi::Function::New(env, BackwardElemt, "backwardElemt"));

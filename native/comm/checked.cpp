@@ -22,6 +22,7 @@ const char* kind_name(int64_t k) {
     case CallKind::Barrier: return "barrier";
     case CallKind::AllReduceDevice: return "all_reduce_device";
     case CallKind::BroadcastDevice: return "broadcast_device";
+    case CallKind::AllGatherDevice: return "all_gather_device";
   }
   return "an unknown collective";
 }
@@ -172,12 +173,21 @@ void CheckedComm::barrier(const CallTag& tag) {
   agree(header(CallKind::Barrier, ElemType::Float32, ReduceOp::Sum, 0, 0, tag), nullptr, 0);
 }
 
-void CheckedComm::all_reduce_device(void* data, size_t count, ElemType type, ReduceOp op, bool average) {
-  // Device memory cannot ride in a host block: agree first, then reduce.
-  const CallHeader h = header(CallKind::AllReduceDevice, type, op, count, average ? 1 : 0, CallTag{});
+void CheckedComm::all_reduce_device(void* data, size_t count, ElemType type, ReduceOp op, bool average, const CallTag& tag) {
+  const CallHeader h = header(CallKind::AllReduceDevice, type, op, count, average ? 1 : 0, tag);
   agree(h, nullptr, 0);
   try {
     inner_->all_reduce_device(data, count, type, op, average);
+  } catch (const std::exception& e) {
+    rethrow(h, e);
+  }
+}
+
+void CheckedComm::all_gather_device(const void* in, void* out, size_t count, ElemType type, const CallTag& tag) {
+  const CallHeader h = header(CallKind::AllGatherDevice, type, ReduceOp::Sum, count, 0, tag);
+  agree(h, nullptr, 0);
+  try {
+    inner_->all_gather_device(in, out, count, type);
   } catch (const std::exception& e) {
     rethrow(h, e);
   }

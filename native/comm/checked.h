@@ -22,7 +22,8 @@
 namespace syncbn {
 namespace comm {
 
-enum class CallKind : int64_t { AllReduce = 1, AllGather = 2, Broadcast = 3, Barrier = 4, AllReduceDevice = 5, BroadcastDevice = 6 };
+enum class CallKind : int64_t { AllReduce = 1, AllGather = 2, Broadcast = 3, Barrier = 4, AllReduceDevice = 5, BroadcastDevice = 6,
+                              AllGatherDevice = 7 };
 
 // What the caller says about a call beyond its shape: tag[0] names the source
 // (0 a user collective, 1 a SyncBatchNorm sync), tag[1..3] its fingerprint.
@@ -64,12 +65,18 @@ class CheckedComm : public Communicator {
   const char* backend() const override { return inner_->backend(); }
   int rank() const override { return inner_->rank(); }
   int size() const override { return inner_->size(); }
+  int device() const override { return inner_->device(); }
 
   void all_reduce(void* data, size_t count, ElemType type, ReduceOp op) override { all_reduce(data, count, type, op, CallTag{}, false); }
   void all_gather(const void* in, void* out, size_t count, ElemType type) override { all_gather(in, out, count, type, CallTag{}); }
   void broadcast(void* data, size_t count, ElemType type, int root) override { broadcast(data, count, type, root, CallTag{}); }
   void barrier() override { barrier(CallTag{}); }
-  void all_reduce_device(void* data, size_t count, ElemType type, ReduceOp op, bool average) override;
+  void all_reduce_device(void* data, size_t count, ElemType type, ReduceOp op, bool average) override {
+    all_reduce_device(data, count, type, op, average, CallTag{});
+  }
+  void all_gather_device(const void* in, void* out, size_t count, ElemType type) override {
+    all_gather_device(in, out, count, type, CallTag{});
+  }
   void broadcast_device(void* data, size_t count, ElemType type, int root) override;
 
   // `average` only enters the header (the caller divides), so 'avg' never meets 'sum'.
@@ -77,6 +84,9 @@ class CheckedComm : public Communicator {
   void all_gather(const void* in, void* out, size_t count, ElemType type, const CallTag& tag);
   void broadcast(void* data, size_t count, ElemType type, int root, const CallTag& tag);
   void barrier(const CallTag& tag);
+  // Device memory cannot ride in the block: these agree first, then move it all.
+  void all_reduce_device(void* data, size_t count, ElemType type, ReduceOp op, bool average, const CallTag& tag);
+  void all_gather_device(const void* in, void* out, size_t count, ElemType type, const CallTag& tag);
 
   // Collectives started so far (the number of the one that failed, in errors).
   uint64_t calls() const { return calls_; }

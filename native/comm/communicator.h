@@ -39,6 +39,8 @@ class Communicator {
   virtual int rank() const = 0;
   virtual int size() const = 0;
   std::chrono::milliseconds timeout() const { return timeout_; }
+  // The CUDA device whose memory the device collectives take; -1 when they take none.
+  virtual int device() const { return -1; }
 
   // In place over `count` elements (for Welford: `count` triples of doubles).
   virtual void all_reduce(void* data, size_t count, ElemType type, ReduceOp op) = 0;
@@ -52,6 +54,11 @@ class Communicator {
   virtual void all_reduce_device(void* data, size_t count, ElemType type, ReduceOp op, bool average) {
     (void)data, (void)count, (void)type, (void)op, (void)average;
     throw CommError(std::string("the ") + backend() + " backend reduces host memory, not CUDA tensors");
+  }
+  // `out` (device memory) receives size() * count elements, rank-major.
+  virtual void all_gather_device(const void* in, void* out, size_t count, ElemType type) {
+    (void)in, (void)out, (void)count, (void)type;
+    throw CommError(std::string("the ") + backend() + " backend gathers host memory, not CUDA tensors");
   }
   virtual void broadcast_device(void* data, size_t count, ElemType type, int root) {
     (void)data, (void)count, (void)type, (void)root;

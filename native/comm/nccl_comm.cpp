@@ -54,6 +54,7 @@ class NcclComm : public Communicator {
   const char* backend() const override { return "nccl"; }
   int rank() const override { return rank_; }
   int size() const override { return size_; }
+  int device() const override { return device_; }
 
   void all_reduce(void* data, size_t count, ElemType type, ReduceOp op) override {
     if (op == ReduceOp::Welford) {
@@ -77,8 +78,12 @@ class NcclComm : public Communicator {
     char* d = static_cast<char*>(staging(bytes * (size_ + 1)));
     char* d_in = d + bytes * size_;
     cuda::copy_to_device(device_, d_in, in, bytes);
-    run("all_gather", [&](cudaStream_t s) { return api_.AllGather(d_in, d, count, nccl_type(type), comm_, s); });
+    all_gather_device(d_in, d, count, type);
     cuda::copy_to_host(device_, out, d, bytes * size_);
+  }
+
+  void all_gather_device(const void* in, void* out, size_t count, ElemType type) override {
+    run("all_gather", [&](cudaStream_t s) { return api_.AllGather(in, out, count, nccl_type(type), comm_, s); });
   }
 
   void broadcast(void* data, size_t count, ElemType type, int root) override {

@@ -186,6 +186,36 @@ struct WelfordFinalizeArgs {
   T* running_var;   // optional
 };
 
+// SyncBatchNorm's merge on the device (CUDA only; the host backends merge in
+// their Welford all-reduce): `world` ranks' summaries, rank-major (world x c
+// x 3 doubles, as an all-gather of welford_stats leaves them), merged in rank
+// order, so every rank computes the same bits; then as welford_finalize,
+// except that the running stats move only when the merged count exceeds 1
+// (below it the caller refuses the batch). *total_count gets the merged
+// count of channel 0, which every channel shares.
+template <typename T>
+struct WelfordGatherArgs {
+  const double* summaries;  // world x c x 3
+  int64_t world;
+  int64_t c;
+  double eps;
+  double momentum;
+  T* mean;
+  T* invstd;
+  T* running_mean;  // optional
+  T* running_var;   // optional
+  double* total_count;
+};
+
+// dst[i] += src[i] over `count` per-channel values: a gradient accumulated
+// into an existing .grad (CUDA only; the CPU adds on the host).
+template <typename T>
+struct AccumulateArgs {
+  const T* src;
+  T* dst;
+  int64_t count;
+};
+
 // Batch mean and unbiased variance (divisor count - 1) of every channel.
 template <typename T>
 struct MomentsArgs {

@@ -152,6 +152,10 @@ describe('nccl backend', () => {
     const comm = await native.threadsJoin('nccl-glue', 0, 1, 1000);
     expect(() => comm.allReduceDevice({} as never, 1, 'float32', 'sum')).toThrow(/'buffer' must be a DeviceBuffer/);
     expect(() => comm.allReduceDevice({} as never, 1, 'int8' as never, 'sum')).toThrow(/'dtype' must be 'float32', 'float64' or 'int64'/);
+    expect(() => (comm.allReduceDevice as (...a: unknown[]) => void)({}, 1, 'float32', 'sum', [], 0)).toThrow(/allReduceDevice: expected 4 arguments, got 6/);
+    expect(() => comm.allGatherDevice({} as never, {} as never, 1, 'float64')).toThrow(/allGatherDevice: .*'input' must be a DeviceBuffer/);
+    expect(() => comm.allGatherDevice({} as never, {} as never, -1, 'float64')).toThrow(/'count' must be an integer >= 0/);
+    expect(() => comm.allGatherDevice({} as never, {} as never, 1, 'float16' as never)).toThrow(/'dtype' must be 'float32', 'float64' or 'int64'/);
     comm.destroy();
   });
 

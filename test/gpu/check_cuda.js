@@ -9,8 +9,9 @@
 //                            the Welford stats and finalize)
 //   momentum.json            MomentumBatchNorm1d/2d/3d with cur_iter and momentum
 //   half.json                float16 / bfloat16 inputs with float32 parameters
-// in both memory formats; then device checks and NCCL in a world of one
-// (rendezvous, collectives, the Welford merge, gradients, SyncBatchNorm).
+// in both memory formats, and SyncBatchNorm's device ops over ops.json's
+// workers; then device checks and NCCL in a world of one (rendezvous,
+// collectives, the Welford merge, gradients, SyncBatchNorm and its device path).
 // A fixture file it does not know is reported and counted as skipped.
 //
 //   node test/gpu/check_cuda.js               on 'cuda'; exits 1 without a GPU
@@ -227,6 +228,92 @@ function opsCase(c, fmt) {
   }
 }
 
+// SyncBatchNorm's device path and its ops (lib/nn/sync_batchnorm_cuda.ts), loaded from the build.
+const SYNC = require(path.resolve(__dirname, '../../dist/nn/sync_batchnorm_cuda'));
+
+/**
+ * SyncBatchNorm's device ops over an ops fixture's workers (`splits`, an
+ * empty one included) against PyTorch's numbers for the whole batch: each
+ * worker's Welford summary, packed rank-major as NCCL's all-gather leaves
+ * them (device copies stand in for the collective, which needs one GPU per
+ * rank), merged in rank order with the running-stat update; then each
+ * worker's elemt, its backward sums added on the device as the all-reduce
+ * adds them, the grads accumulated on the device, and each worker's grad
+ * input with the merged count.
+ */
+function syncOpsCase(c, fmt) {
+  const tol = TOL[c.dtype];
+  const dtype = c.dtype;
+  const C = c.shape[1];
+  const on = { dtype, device: DEVICE };
+  const vec = (v) => tensor(v, [C], on);
+  const weight = vec(c.weight);
+  const bias = vec(c.bias);
+  const e = c.expected;
+  const world = c.splits.length;
+  const parts = [];
+  let start = 0;
+  for (const n of c.splits) {
+    const shape = [n, ...c.shape.slice(1)];
+    parts.push({
+      start, n,
+      x: tensor(batchSlice(c.x, c.shape, start, n), shape, { ...on, memoryFormat: fmt }),
+      dy: tensor(batchSlice(c.dy, c.shape, start, n), shape, { ...on, memoryFormat: fmt }),
+    });
+    start += n;
+  }
+  const triple = 3 * C * 8;
+  const gathered = tensor(new Float64Array(world * 3 * C), [world * 3 * C], { dtype: 'float64', device: DEVICE });
+  parts.forEach((p, w) => gathered.cudaStorage().buffer.copyFrom(onDevice(SYNC.batchNormWelfordSummary(p.x), 'summary').cudaStorage().buffer, triple, w * triple, 0));
+  const rm = vec(c.running_mean);
+  const rv = vec(c.running_var);
+  const anyPart = parts.find((p) => p.n > 0).x;
+  const g = SYNC.batchNormGatherWelford(gathered, world, anyPart, rm, rv, { eps: c.eps, momentum: c.momentum }, 'test');
+  equal(g.count, c.x.length / C, 'merged count');
+  close(onDevice(g.mean, 'merged mean'), e.mean, tol, 'merged mean');
+  close(onDevice(g.invstd, 'merged invstd'), e.invstd, tol, 'merged invstd');
+  close(rm, e.running_mean, tol, 'merged running mean');
+  close(rv, e.running_var, tol, 'merged running var');
+
+  let sumDy = null;
+  let sumDyXmu = null;
+  const grads = { weight: null, bias: null };
+  for (const p of parts.filter((q) => q.n > 0)) {
+    const y = onDevice(F.batchNormElemt(p.x, weight, bias, g.mean, g.invstd), 'worker output');
+    close(y, batchSlice(e.y, c.shape, p.start, p.n), tol, `worker at row ${p.start} output`);
+    const r = F.batchNormBackwardReduce(p.dy, p.x, g.mean, g.invstd, weight);
+    if (sumDy === null) {
+      sumDy = r.sumDy;
+      sumDyXmu = r.sumDyXmu;
+      grads.weight = r.gradWeight;
+      grads.bias = r.gradBias;
+    } else {
+      SYNC.addInto(sumDy, r.sumDy, 'test');
+      SYNC.addInto(sumDyXmu, r.sumDyXmu, 'test');
+      SYNC.accumulateOnDevice(grads.weight, r.gradWeight, 'test');
+      SYNC.accumulateOnDevice(grads.bias, r.gradBias, 'test');
+    }
+  }
+  close(onDevice(sumDy, 'summed sum_dy'), e.sum_dy, tol, 'summed sum_dy');
+  close(sumDyXmu, e.sum_dy_xmu, tol, 'summed sum_dy_xmu');
+  close(onDevice(grads.weight, 'accumulated grad weight'), e.grad_weight, tol, 'accumulated grad weight');
+  close(grads.bias, e.grad_bias, tol, 'accumulated grad bias');
+  for (const p of parts.filter((q) => q.n > 0)) {
+    const dx = onDevice(F.batchNormBackwardElemt(p.dy, p.x, g.mean, g.invstd, weight, sumDy, sumDyXmu, g.count), 'worker grad input');
+    close(dx, batchSlice(e.dx, c.shape, p.start, p.n), tol, `worker at row ${p.start} grad input`);
+  }
+
+  // One value per channel over the group: the caller refuses it, so the running stats stay.
+  const one = tensor(c.x.slice(0, C), [1, C], on);
+  const lone = tensor(new Float64Array(3 * C), [3 * C], { dtype: 'float64', device: DEVICE });
+  lone.cudaStorage().buffer.copyFrom(SYNC.batchNormWelfordSummary(one).cudaStorage().buffer);
+  const orm = vec(c.running_mean);
+  const orv = vec(c.running_var);
+  equal(SYNC.batchNormGatherWelford(lone, 1, one, orm, orv, { eps: c.eps, momentum: c.momentum }, 'test').count, 1, 'count of one value');
+  close(orm, c.running_mean, tol, 'running mean after one value');
+  close(orv, c.running_var, tol, 'running var after one value');
+}
+
 /** MomentumBatchNorm through six steps, its schedule (cur_iter, momentum) included. */
 function momentumCase(c, inp, fmt) {
   const tol = TOL[c.dtype];
@@ -303,6 +390,9 @@ function fixtureSuite() {
 
   for (const c of load('ops.json').cases) {
     for (const fmt of formatsFor(c.shape)) check(`ops.json ${c.name} ${fmt}`, () => opsCase(c, fmt));
+    const name = `ops.json ${c.name}: SyncBatchNorm's device ops over workers [${c.splits}]`;
+    if (ON_GPU) check(name, () => formatsFor(c.shape).forEach((fmt) => syncOpsCase(c, fmt)));
+    else skip(name, 'the device path of SyncBatchNorm needs a CUDA device');
   }
   ran.push('ops.json');
 
@@ -428,10 +518,46 @@ async function ncclSuite() {
       close(sbn.forward(x), bn.forward(x).toArray(), TOL.float32, 'SyncBatchNorm world of one');
       equal(Number(sbn.numBatchesTracked.item()), 1, 'SyncBatchNorm num_batches_tracked');
       close(sbn.runningMean, bn.runningMean.toArray(), TOL.float32, 'SyncBatchNorm running mean');
+      ncclSyncPath(world);
     } finally {
       await dist.destroyProcessGroup();
     }
   });
+}
+
+/**
+ * SyncBatchNorm's device path through NCCL itself (a world of one: a
+ * layer would not sync there, so its functions are called directly) against
+ * PyTorch's numbers: the all-gather of the Welford summary with the
+ * fingerprint checked, the merge, and the in-place all-reduce of the packed
+ * backward sums.
+ */
+function ncclSyncPath(world) {
+  for (const c of load('ops.json').cases) {
+    const tol = TOL[c.dtype];
+    const C = c.shape[1];
+    const on = { dtype: c.dtype, device: 'cuda' };
+    const vec = (v) => tensor(v, [C], on);
+    const x = tensor(c.x, c.shape, on);
+    const dy = tensor(c.dy, c.shape, on);
+    const weight = vec(c.weight);
+    const e = c.expected;
+    const rm = vec(c.running_mean);
+    const rv = vec(c.running_var);
+    const at = (k) => ({ fingerprint: [k, C, 1], check: true, where: `nccl SyncBatchNorm ${c.name}` });
+    const s = SYNC.syncStatsOnDevice(x, world, at(0), { runningMean: rm, runningVar: rv, eps: c.eps, momentum: c.momentum });
+    equal(s.count, c.x.length / C, `${c.name} nccl merged count`);
+    close(onDevice(s.mean, 'nccl mean'), e.mean, tol, `${c.name} nccl mean`);
+    close(s.invstd, e.invstd, tol, `${c.name} nccl invstd`);
+    close(rm, e.running_mean, tol, `${c.name} nccl running mean`);
+    close(rv, e.running_var, tol, `${c.name} nccl running var`);
+    close(F.batchNormElemt(x, weight, vec(c.bias), s.mean, s.invstd), e.y, tol, `${c.name} nccl output`);
+    const r = F.batchNormBackwardReduce(dy, x, s.mean, s.invstd, weight);
+    SYNC.syncGradSumsOnDevice(r.sumDy, r.sumDyXmu, world, at(1));
+    close(onDevice(r.sumDy, 'nccl sum_dy'), e.sum_dy, tol, `${c.name} nccl sum_dy`);
+    close(r.sumDyXmu, e.sum_dy_xmu, tol, `${c.name} nccl sum_dy_xmu`);
+    close(F.batchNormBackwardElemt(dy, x, s.mean, s.invstd, weight, r.sumDy, r.sumDyXmu, s.count), e.dx, tol, `${c.name} nccl grad input`);
+  }
 }
 
 if (SUITES.has('fixtures')) fixtureSuite();

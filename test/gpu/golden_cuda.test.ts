@@ -19,7 +19,7 @@ const load = (f: string) => JSON.parse(fs.readFileSync(path.join(FIXTURES, f), '
 const formats = (shape: number[]) => (shape.length >= 3 ? 2 : 1);
 
 /** How many checks the script must run: one per case and memory format, counted here from the fixtures. */
-function expectedChecks(): { cases: number; half: number; unknown: number } {
+function expectedChecks(): { cases: number; half: number; unknown: number; sync: number } {
   let cases = 0;
   for (const f of ['modules_float32.json', 'modules_float64.json']) {
     const fx = load(f);
@@ -32,17 +32,22 @@ function expectedChecks(): { cases: number; half: number; unknown: number } {
   for (const c of momentum.cases) cases += formats(momentum.inputs[c.inputs].shape);
   const half = load('half.json').cases.length;
   const unknown = fs.readdirSync(FIXTURES).filter((f) => f.endsWith('.json') && !KNOWN.includes(f)).length;
-  return { cases, half, unknown };
+  // SyncBatchNorm's device ops over each ops.json case's workers: device only.
+  const sync = load('ops.json').cases.length;
+  return { cases, half, unknown, sync };
 }
 
 describe('the GPU suite, dispatched on the CPU (check_cuda.js --device cpu)', () => {
   test('loads every fixture file and passes every check the CPU can run; half, device-only and NCCL checks skip, counted', async () => {
     const r = await runNode([SCRIPT, '--device', 'cpu'], {}, 120000);
-    const { cases, half, unknown } = expectedChecks();
+    const { cases, half, unknown, sync } = expectedChecks();
     expect(cases).toBeGreaterThan(200);
+    expect(sync).toBeGreaterThan(0);
     expect(r.stdout).toContain(`fixture files run: ${['modules_float32.json', 'modules_float64.json', 'varied.json', 'ops.json', 'momentum.json', 'half.json'].join(', ')}`);
-    // Passed: every case, each half fixture's host load, the empty batch. Skipped: half dispatch, device mixing, NCCL, unknown fixtures.
-    expect(r.stdout).toMatch(new RegExp(`^${cases + half + 1} passed, 0 failed, ${half + 2 + unknown} skipped$`, 'm'));
+    // Passed: every case, each half fixture's host load, the empty batch. Skipped: half dispatch, SyncBatchNorm's
+    // device ops, device mixing, NCCL, unknown fixtures.
+    expect(r.stdout).toMatch(new RegExp(`^${cases + half + 1} passed, 0 failed, ${half + sync + 2 + unknown} skipped$`, 'm'));
+    expect(r.stdout).toMatch(/^skip ops\.json 2D-float32: SyncBatchNorm's device ops over workers \[4,0,6\]: the device path of SyncBatchNorm needs a CUDA device$/m);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
   });
@@ -71,9 +76,9 @@ const gpuWhy = `no usable GPU (${cuda.unavailableReason()})`;
 requireOrSkip('cuda', cuda.isAvailable(), gpuWhy)('BatchNorm on CUDA vs PyTorch', () => {
   test('every golden fixture file passes on the GPU, counters included', async () => {
     const r = await runNode([SCRIPT, '--suites', 'fixtures'], {}, 600000);
-    const { cases, half, unknown } = expectedChecks();
-    // Passed: every case, every half case, device mixing, the empty batch.
-    expect(r.stdout).toMatch(new RegExp(`^${cases + half + 2} passed, 0 failed, ${unknown} skipped$`, 'm'));
+    const { cases, half, unknown, sync } = expectedChecks();
+    // Passed: every case, every half case, SyncBatchNorm's device ops, device mixing, the empty batch.
+    expect(r.stdout).toMatch(new RegExp(`^${cases + half + sync + 2} passed, 0 failed, ${unknown} skipped$`, 'm'));
     expect(r.code).toBe(0);
   });
 });
@@ -89,7 +94,7 @@ function ncclWhy(): string | null {
 }
 const nccl = ncclWhy();
 requireOrSkip('nccl', nccl === null, nccl ?? '')('NCCL in a world of one', () => {
-  test('rendezvous, collectives, the Welford merge, gradients and SyncBatchNorm on NCCL', async () => {
+  test('rendezvous, collectives, the Welford merge, gradients, SyncBatchNorm and its device path on NCCL', async () => {
     const r = await runNode([SCRIPT, '--suites', 'nccl'], {}, 120000);
     expect(r.stdout).toMatch(/^1 passed, 0 failed, 0 skipped$/m);
     expect(r.code).toBe(0);

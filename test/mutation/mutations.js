@@ -79,14 +79,14 @@ module.exports = [
   {
     name: "SyncBatchNorm's backward skips the all-reduce of the grad sums",
     file: 'lib/nn/sync_batchnorm.ts',
-    find: "s.group.syncAllReduce([this.layerId * 2 + 1, C, s.group.nextSync()], sums, 'sum', {",
-    replace: "if (sums.length < 0) s.group.syncAllReduce([this.layerId * 2 + 1, C, s.group.nextSync()], sums, 'sum', {",
+    find: "s.group.syncAllReduce(fingerprint, sums, 'sum', { check: this.checkDivergence, where });",
+    replace: "if (sums.length < 0) s.group.syncAllReduce(fingerprint, sums, 'sum', { check: this.checkDivergence, where });",
     tests: [THREADS],
   },
   {
     name: "SyncBatchNorm's weight and bias grads overwrite instead of accumulating",
     file: 'lib/nn/sync_batchnorm.ts',
-    find: 'if (weight.requiresGrad) accumulate(weight, r.gradWeight!);',
+    find: 'if (weight.requiresGrad) accumulate(weight, r.gradWeight!, where);',
     replace: 'if (weight.requiresGrad) weight.grad = r.gradWeight!;',
     tests: [THREADS],
   },

@@ -247,6 +247,28 @@ __global__ void finalize_welford(const A* part, int splits, int64_t c_count, dou
   stats::finalize(w, eps, momentum, c, mean, invstd, running_mean, running_var);
 }
 
+// The ranks' summaries (world x c_count x 3, rank-major) merged in rank order.
+template <typename A>
+__global__ void gather_welford(const double* summaries, int64_t world, int64_t c_count, double eps, double momentum,
+                               A* mean, A* invstd, A* running_mean, A* running_var, double* total_count) {
+  const int64_t c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= c_count) return;
+  Welford<double> w{0.0, 0.0, 0.0};
+  for (int64_t r = 0; r < world; ++r) {
+    const double* p = summaries + (r * c_count + c) * 3;
+    w = merge(w, Welford<double>{p[0], p[1], p[2]});
+  }
+  const bool update = w.n > 1.0;
+  stats::finalize(w, eps, momentum, c, mean, invstd, update ? running_mean : nullptr, update ? running_var : nullptr);
+  if (c == 0) *total_count = w.n;
+}
+
+template <typename A>
+__global__ void add_into(const A* src, A* dst, int64_t count) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x)
+    dst[i] += src[i];
+}
+
 template <typename A>
 __global__ void finalize_sums(const A* part, int splits, int64_t c_count, const A* invstd_or_var, bool is_var,
                               double eps, A* sum_dy, A* sum_dy_xmu, A* grad_weight, A* grad_bias, bool accumulate) {
@@ -408,6 +430,26 @@ cudaError_t welford_stats(DType t, const WelfordStatsArgs<void>& a, const Launch
     using T = decltype(tag);
     const int splits = Passes<T>::welford(static_cast<const T*>(a.x), a.s, l);
     Passes<T>::finalize(splits, a.s, 0.0, 0.0, nullptr, nullptr, nullptr, nullptr, a.summary, l);
+  });
+}
+
+cudaError_t welford_gather(DType t, const WelfordGatherArgs<void>& a, const Launch& l) {
+  if (a.c == 0) return cudaSuccess;
+  return dispatch(t, [&](auto tag) {
+    using A = P<decltype(tag)>;
+    gather_welford<A><<<channel_blocks(a.c), kThreads, 0, l.stream>>>(
+        a.summaries, a.world, a.c, a.eps, a.momentum, static_cast<A*>(a.mean), static_cast<A*>(a.invstd),
+        static_cast<A*>(a.running_mean), static_cast<A*>(a.running_var), a.total_count);
+  });
+}
+
+cudaError_t accumulate(DType t, const AccumulateArgs<void>& a, const Launch& l) {
+  if (a.count == 0) return cudaSuccess;
+  return dispatch(t, [&](auto tag) {
+    using A = P<decltype(tag)>;
+    const int64_t want = (a.count + kThreads - 1) / kThreads;
+    const int blocks = static_cast<int>(std::min<int64_t>(want, int64_t(l.multiprocessors) * 4));
+    add_into<A><<<blocks, kThreads, 0, l.stream>>>(static_cast<const A*>(a.src), static_cast<A*>(a.dst), a.count);
   });
 }
 

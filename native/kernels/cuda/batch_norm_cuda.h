@@ -34,6 +34,8 @@ size_t workspace_bytes(DType t, const BatchShape& s, int multiprocessors);
 // need Launch::workspace; the others ignore it.
 cudaError_t stats(DType t, const StatsArgs<void>& a, const Launch& l);                      // (workspace)
 cudaError_t welford_stats(DType t, const WelfordStatsArgs<void>& a, const Launch& l);       // (workspace)
+cudaError_t welford_gather(DType t, const WelfordGatherArgs<void>& a, const Launch& l);
+cudaError_t accumulate(DType t, const AccumulateArgs<void>& a, const Launch& l);
 cudaError_t elemt(DType t, const ElemtArgs<void>& a, const Launch& l);
 cudaError_t forward_training(DType t, const ForwardTrainingArgs<void>& a, const Launch& l);  // (workspace)
 cudaError_t forward_inference(DType t, const ForwardInferenceArgs<void>& a, const Launch& l);
