@@ -14,7 +14,6 @@
         "native/addon/cuda.cpp",
         "native/kernels/cpu/batch_norm.cpp",
         "native/kernels/cpu/batch_norm_base.cpp",
-        "native/kernels/cpu/stream.cpp",
         "native/comm/reduce.cpp",
         "native/comm/checked.cpp",
         "native/comm/hmac_sha256.cpp",

@@ -136,9 +136,6 @@ export interface NativeAddon {
   ncclConnect(uniqueId: Uint8Array, rank: number, size: number, device: number, timeoutMs: number): Promise<NativeComm>;
   convertMemoryFormat(src: ArrayBufferView, dst: ArrayBufferView, shape: NativeShape,
     toChannelsLast: boolean): void;
-  /** Bandwidth probes: dst = src, and a = b + s * c. */
-  streamCopy(src: Float32Array, dst: Float32Array): void;
-  streamTriad(a: Float32Array, b: Float32Array, c: Float32Array, scalar: number): void;
   /** glibc's mallopt(M_MMAP_THRESHOLD) and (M_TRIM_THRESHOLD); false when not glibc or refused. */
   keepFreedMemory(mmapThreshold: number, trimThreshold: number): boolean;
   getNumThreads(): number;

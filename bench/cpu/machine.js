@@ -1,11 +1,17 @@
-// What the numbers were measured on, and its memory bandwidth measured in
-// this process with the kernels' thread count (the roofline).
+// What the numbers were measured on, and its memory bandwidth measured with
+// the kernels' thread count (the roofline) by bench/cpu/bandwidth.cpp, which
+// this compiles on first use: the probes are the benchmark's, not the addon's.
 'use strict';
 
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { native } = require(path.resolve(__dirname, '../../dist/native'));
+const { execFileSync, spawnSync } = require('node:child_process');
+const { getNumThreads } = require(path.resolve(__dirname, '../../dist'));
+
+const ROOT = path.resolve(__dirname, '../..');
+const PROBE_SOURCES = [path.join(__dirname, 'bandwidth.cpp'), path.join(ROOT, 'native/kernels/cpu/threading.h')];
+const PROBE = path.join(ROOT, 'build', 'bench', 'bandwidth');
 
 function cpuModel() {
   try {
@@ -46,24 +52,33 @@ function describe(threads) {
   };
 }
 
+/** The probe program, compiled when missing or older than its sources; throws saying why it cannot be. */
+function probe() {
+  const built = fs.existsSync(PROBE) ? fs.statSync(PROBE).mtimeMs : 0;
+  if (PROBE_SOURCES.every((f) => fs.statSync(f).mtimeMs <= built)) return PROBE;
+  fs.mkdirSync(path.dirname(PROBE), { recursive: true });
+  const cxx = process.env.CXX || 'c++';
+  // Written aside and renamed, so a concurrent run never executes half a file.
+  const tmp = `${PROBE}.${process.pid}`;
+  // The kernels' flags (CMakeLists.txt); threading.h is theirs too.
+  const args = ['-O3', '-fno-math-errno', '-fopenmp', '-std=c++17', '-I', path.dirname(PROBE_SOURCES[1]), PROBE_SOURCES[0], '-o', tmp];
+  const r = spawnSync(cxx, args, { encoding: 'utf8' });
+  if (r.error || r.status !== 0) {
+    throw new Error(`bench/cpu/bandwidth.cpp did not compile with ${cxx} (set CXX to a C++17 compiler with OpenMP): ` +
+      `${r.error ? r.error.message : r.stderr.trim()}`);
+  }
+  fs.renameSync(tmp, PROBE);
+  return PROBE;
+}
+
+function runProbe(args) {
+  return execFileSync(probe(), [String(getNumThreads()), ...args.map(String)], { encoding: 'utf8' }).trim().split(/\s+/).map(Number);
+}
+
 /** Best of several copies and triads over arrays far larger than the caches, in GB/s (bytes read + written). */
 function bandwidth(quick) {
   const n = quick ? 1 << 20 : 32 << 20; // 128 MiB per array
-  const a = new Float32Array(n).fill(1);
-  const b = new Float32Array(n).fill(2);
-  const c = new Float32Array(n).fill(3);
-  const best = (fn, bytes) => {
-    let top = 0;
-    for (let i = 0; i < (quick ? 2 : 8); i++) {
-      const t0 = process.hrtime.bigint();
-      fn();
-      const s = Number(process.hrtime.bigint() - t0) / 1e9;
-      top = Math.max(top, bytes / s / 1e9);
-    }
-    return top;
-  };
-  const copy = best(() => native.streamCopy(a, b), 2 * 4 * n);
-  const triad = best(() => native.streamTriad(a, b, c, 0.5), 3 * 4 * n);
+  const [copy, triad] = runProbe(['roofline', n, quick ? 2 : 8]);
   return { copyGBs: copy, triadGBs: triad, roofGBs: Math.max(copy, triad), arrayMiB: (4 * n) / 2 ** 20 };
 }
 
@@ -75,17 +90,7 @@ function bandwidth(quick) {
  * samples of back-to-back copies lasting at least 2 ms, in ms per copy.
  */
 function copyFloor(numel, quick) {
-  const x = new Float32Array(numel).fill(1);
-  const y = new Float32Array(numel).fill(2);
-  const time = (k) => {
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < k; i++) native.streamCopy(x, y);
-    return Number(process.hrtime.bigint() - t0) / 1e6;
-  };
-  const once = Math.max(time(quick ? 1 : 10) / (quick ? 1 : 10), 1e-4);
-  const k = quick ? 1 : Math.max(1, Math.min(1000, Math.ceil(2 / once)));
-  const samples = Array.from({ length: quick ? 3 : 15 }, () => time(k) / k).sort((a, b) => a - b);
-  return samples[samples.length >> 1];
+  return runProbe(['copy', numel, quick ? 1 : 0])[0];
 }
 
 /**

@@ -4,7 +4,6 @@
 #include "batch_norm.h"
 
 #include "../kernels/batch_norm.h"
-#include "../kernels/cpu/stream.h"
 #include "args.h"
 
 namespace syncbn {
@@ -213,24 +212,6 @@ Napi::Value ConvertMemoryFormat(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-Napi::Value StreamCopy(const Napi::CallbackInfo& info) {
-  Args a(info, "streamCopy", 2);
-  a.no_overlap({{1, "destination"}}, {{0, "source"}});
-  const Napi::Value v = a.value(0);
-  const int64_t n = v.IsTypedArray() ? static_cast<int64_t>(v.As<Napi::TypedArray>().ElementLength()) : -1;
-  cpu::stream_copy(a.array<float>(0, "source", n), a.array<float>(1, "destination", n), n);
-  return info.Env().Undefined();
-}
-
-Napi::Value StreamTriad(const Napi::CallbackInfo& info) {
-  Args a(info, "streamTriad", 4);
-  const Napi::Value v = a.value(0);
-  const int64_t n = v.IsTypedArray() ? static_cast<int64_t>(v.As<Napi::TypedArray>().ElementLength()) : -1;
-  cpu::stream_triad(a.array<float>(0, "a", n), a.array<float>(1, "b", n), a.array<float>(2, "c", n),
-                    static_cast<float>(a.number(3, "scalar")), n);
-  return info.Env().Undefined();
-}
-
 Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), cpu::get_num_threads());
 }
@@ -272,8 +253,6 @@ void RegisterBatchNorm(Napi::Env env, Napi::Object exports) {
               Napi::Function::New(env, WelfordFinalize, "batchNormWelfordFinalize"));
   exports.Set("convertMemoryFormat",
               Napi::Function::New(env, ConvertMemoryFormat, "convertMemoryFormat"));
-  exports.Set("streamCopy", Napi::Function::New(env, StreamCopy, "streamCopy"));
-  exports.Set("streamTriad", Napi::Function::New(env, StreamTriad, "streamTriad"));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("maxNumThreads", Napi::Function::New(env, MaxNumThreads, "maxNumThreads"));
