@@ -11,7 +11,8 @@
 //   half.json                float16 / bfloat16 inputs with float32 parameters
 // in both memory formats, and SyncBatchNorm's device ops over ops.json's
 // workers; then device checks and NCCL in a world of one (rendezvous,
-// collectives, the Welford merge, gradients, SyncBatchNorm and its device path).
+// collectives, the Welford merge, gradients, SyncBatchNorm and its device path),
+// and nn.SyncBatchNorm over NCCL with one process per GPU where there are two.
 // A fixture file it does not know is reported and counted as skipped.
 //
 //   node test/gpu/check_cuda.js               on 'cuda'; exits 1 without a GPU
@@ -26,6 +27,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const net = require('node:net');
+const { spawn } = require('node:child_process');
 const { cuda, nn, F, tensor, distributed: dist } = require(path.resolve(__dirname, '../../dist'));
 
 const FIXTURES = path.join(__dirname, '..', 'golden', 'fixtures');
@@ -521,6 +523,43 @@ async function ncclSuite() {
       ncclSyncPath(world);
     } finally {
       await dist.destroyProcessGroup();
+    }
+  });
+  await ncclAcrossGpus();
+}
+
+/**
+ * nn.SyncBatchNorm over NCCL end to end, one process per GPU (NCCL refuses
+ * two ranks on one GPU): test/gpu/nccl_sync_worker.js on every ops.json
+ * case. Skipped, and counted, with fewer than two GPUs.
+ */
+async function ncclAcrossGpus() {
+  const name = 'nccl SyncBatchNorm across GPUs, one process per GPU';
+  const gpus = cuda.deviceCount();
+  if (gpus < 2) {
+    skip(name, `needs two CUDA devices, this machine has ${gpus}`);
+    return;
+  }
+  const world = Math.min(gpus, 4);
+  const port = await freePort();
+  await checkAsync(`${name} (${world} ranks)`, async () => {
+    const runs = await Promise.all(Array.from({ length: world }, (_, rank) => new Promise((resolve) => {
+      const child = spawn(process.execPath, [path.join(__dirname, 'nccl_sync_worker.js')], {
+        env: { ...process.env, RANK: String(rank), WORLD_SIZE: String(world), MASTER_PORT: String(port) },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout.on('data', (d) => { out += d; });
+      child.stderr.on('data', (d) => { out += d; });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 300000);
+      child.on('close', (code, signal) => {
+        clearTimeout(timer);
+        resolve({ rank, code, signal, out });
+      });
+    })));
+    const bad = runs.filter((r) => r.code !== 0);
+    if (bad.length > 0) {
+      throw new Error(bad.map((r) => `rank ${r.rank} exited ${r.code ?? r.signal}:\n${r.out.trim().split('\n').slice(-20).join('\n')}`).join('\n'));
     }
   });
 }
