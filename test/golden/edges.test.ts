@@ -5,7 +5,9 @@
 // the fused training forward, welford_stats + welford_finalize, stats +
 // gather_stats_with_counts, and SyncBatchNorm over the threads backend (whose
 // all-reduce merges the ranks' summaries in native/comm/reduce.h). They all
-// run native/kernels/statistics.h's merge and finalize, as the CUDA kernels do.
+// run native/kernels/statistics.h's merge and finalize, as the CUDA kernels do;
+// the GPU suite (test/gpu/check_cuda.js) checks this fixture on CUDA where a
+// GPU is present.
 // A non-finite expected value must be matched exactly (NaN by NaN).
 import * as fs from 'node:fs';
 import * as path from 'node:path';

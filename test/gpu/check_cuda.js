@@ -46,7 +46,7 @@ if ([...SUITES].some((x) => x !== 'fixtures' && x !== 'nccl')) {
 }
 const ON_GPU = DEVICE === 'cuda';
 // Fixture files written by other generators, with no CUDA check of their own here.
-const HANDLED = new Set(['modules_float32.json', 'modules_float64.json', 'varied.json', 'ops.json', 'momentum.json', 'half.json']);
+const HANDLED = new Set(['modules_float32.json', 'modules_float64.json', 'varied.json', 'ops.json', 'momentum.json', 'half.json', 'edges.json']);
 
 let passed = 0;
 let failed = 0;
@@ -364,6 +364,102 @@ function halfCase(c) {
 
 const ran = [];
 
+// ---- edges.json: the statistics math's edge cases (test/golden/generate_edges.py) ----
+// The torch numbers the CPU paths meet in test/golden/edges.test.ts; CUDA's
+// stats, Welford summary and fused forward finalize with the same
+// native/kernels/statistics.h. Non-finite values are written "nan", "inf",
+// "-inf" and must be matched exactly.
+
+const decode = (v) => (v === 'nan' ? NaN : v === 'inf' ? Infinity : v === '-inf' ? -Infinity : v);
+
+function same(actual, expected, tol, label) {
+  const a = actual.toArray ? actual.toArray() : actual;
+  if (a.length !== expected.length) throw new Error(`${label}: ${a.length} values, expected ${expected.length}`);
+  for (let i = 0; i < a.length; i++) {
+    const e = decode(expected[i]);
+    const ok = Number.isFinite(e) ? Math.abs(a[i] - e) <= tol.atol + tol.rtol * Math.abs(e) : Object.is(a[i], e) || (Number.isNaN(a[i]) && Number.isNaN(e));
+    if (!ok) throw new Error(`${label}: element ${i} is ${a[i]}, PyTorch gives ${e}`);
+  }
+}
+
+/** The generator's x[k] = ((k * 7919) % 1000) / 100 - 5 + c; constant channels c + 0.5. */
+function edgeInput(shape, constant) {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const inner = shape.slice(2).reduce((a, b) => a * b, 1);
+  const t = new Float64Array(n);
+  for (let k = 0; k < n; k++) {
+    const ch = Math.floor(k / inner) % shape[1];
+    t[k] = constant.includes(ch) ? ch + 0.5 : ((k * 7919) % 1000) / 100 - 5 + ch;
+  }
+  return t;
+}
+
+function edgesForward(c, fmt, momentum) {
+  const tol = TOL[c.dtype];
+  const C = c.shape[1];
+  const on = { dtype: c.dtype, device: DEVICE };
+  const vec = (f) => tensor(Array.from({ length: C }, (_, i) => f(i)), [C], on);
+  const params = () => [vec((i) => i * 0.25 + 0.5), vec((i) => i * 0.5 - 1), vec((i) => i * 0.25), vec((i) => i * 0.5 + 1)];
+  const x = tensor(edgeInput(c.shape, c.constant), c.shape, { ...on, memoryFormat: fmt });
+  const stats = (got, at) => {
+    same(onDevice(got.mean, `${at} mean`), c.save_mean, tol, `${at} mean`);
+    same(got.invstd, c.save_invstd, tol, `${at} invstd`);
+    same(onDevice(got.rm, `${at} running mean`), c.running_mean, tol, `${at} running mean`);
+    same(got.rv, c.running_var, tol, `${at} running var`);
+  };
+
+  const [w, b, rm, rv] = params();
+  const r = F.nativeBatchNorm(x, w, b, rm, rv, true, momentum, c.eps);
+  stats({ mean: r.saveMean, invstd: r.saveInvstd, rm, rv }, 'nativeBatchNorm');
+  onDevice(r.output, 'nativeBatchNorm output');
+  if (c.y) {
+    // One value per channel: torch's y carries float32 rounding of terms ~|x| / sqrt(eps) (edges.test.ts).
+    same(r.output, c.y, c.name.startsWith('one value') && c.dtype === 'float32' ? { rtol: 3e-4, atol: 3e-4 } : tol, 'nativeBatchNorm output');
+  } else {
+    const v = r.output.toArray();
+    const inner = c.shape.slice(2).reduce((p, q) => p * q, 1);
+    const sums = Array.from({ length: C }, () => [0, 0]);
+    for (let k = 0; k < v.length; k++) {
+      sums[Math.floor(k / inner) % C][0] += v[k];
+      sums[Math.floor(k / inner) % C][1] += Math.abs(v[k]);
+    }
+    const rel = c.dtype === 'float32' ? 1e-4 : 1e-9;
+    for (let ch = 0; ch < C; ch++) {
+      const [sum, abs] = c.y_summary[ch];
+      close([sums[ch][1]], [abs], { rtol: rel, atol: rel }, `channel ${ch} output sum |y|`);
+      close([sums[ch][0] / (1 + abs)], [sum / (1 + abs)], { rtol: rel, atol: rel }, `channel ${ch} output sum / (1 + sum |y|)`);
+    }
+  }
+
+  const [, , rm2, rv2] = params();
+  const s = F.batchNormStats(x, c.eps);
+  const count = x.numel() / C;
+  const g = F.batchNormGatherStatsWithCounts(tensor(s.mean.toArray(), [1, C], on), tensor(s.invstd.toArray(), [1, C], on), rm2, rv2,
+    { momentum, eps: c.eps, counts: [count] });
+  stats({ mean: g.mean, invstd: g.invstd, rm: rm2, rv: rv2 }, 'stats + gather');
+
+  const [, , rm3, rv3] = params();
+  const f = F.batchNormWelfordFinalize(F.batchNormWelfordStats(x), rm3, rv3, { eps: c.eps, momentum, dtype: c.dtype, device: DEVICE });
+  stats({ mean: f.mean, invstd: f.invstd, rm: rm3, rv: rv3 }, 'welford stats + finalize');
+}
+
+function edgesGather(c, momentum) {
+  const tol = TOL[c.dtype];
+  const C = c.shape[1];
+  const on = { dtype: c.dtype, device: DEVICE };
+  // An empty rank's statistics are NaN here: the merge must not read them.
+  const pick = (k) => c.ranks.flatMap((r) => (r.count > 0 ? r[k].map(decode) : new Array(C).fill(NaN)));
+  const rm = tensor(new Array(C).fill(0), [C], on);
+  const rv = tensor(new Array(C).fill(1), [C], on);
+  const world = c.ranks.length;
+  const g = F.batchNormGatherStatsWithCounts(tensor(pick('mean'), [world, C], on), tensor(pick('invstd'), [world, C], on), rm, rv,
+    { momentum, eps: c.eps, counts: c.ranks.map((r) => r.count) });
+  same(onDevice(g.mean, 'gathered mean'), c.save_mean, tol, 'gathered mean');
+  same(g.invstd, c.save_invstd, tol, 'gathered invstd');
+  same(onDevice(rm, 'running mean'), c.running_mean, tol, 'running mean');
+  same(rv, c.running_var, tol, 'running var');
+}
+
 function fixtureSuite() {
   for (const dtype of ['float32', 'float64']) {
     const file = `modules_${dtype}.json`;
@@ -417,6 +513,13 @@ function fixtureSuite() {
     }
   }
   ran.push('half.json');
+
+  const edges = load('edges.json');
+  for (const c of edges.forward) {
+    for (const fmt of formatsFor(c.shape)) check(`edges.json ${c.name} ${c.dtype} ${fmt}`, () => edgesForward(c, fmt, edges.momentum));
+  }
+  for (const c of edges.split) check(`edges.json ${c.name} ${c.dtype}: gather over ranks [${c.sizes}]`, () => edgesGather(c, edges.momentum));
+  ran.push('edges.json');
 
   for (const f of fs.readdirSync(FIXTURES).filter((f) => f.endsWith('.json') && !HANDLED.has(f)).sort()) {
     skip(`fixtures/${f}`, 'this suite has no CUDA check for it');

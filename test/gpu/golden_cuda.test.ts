@@ -13,7 +13,7 @@ import { runNode } from '../distributed/support';
 
 const SCRIPT = path.join(__dirname, 'check_cuda.js');
 const FIXTURES = path.join(__dirname, '..', 'golden', 'fixtures');
-const KNOWN = ['modules_float32.json', 'modules_float64.json', 'varied.json', 'ops.json', 'momentum.json', 'half.json'];
+const KNOWN = ['modules_float32.json', 'modules_float64.json', 'varied.json', 'ops.json', 'momentum.json', 'half.json', 'edges.json'];
 
 const load = (f: string) => JSON.parse(fs.readFileSync(path.join(FIXTURES, f), 'utf8'));
 const formats = (shape: number[]) => (shape.length >= 3 ? 2 : 1);
@@ -30,6 +30,9 @@ function expectedChecks(): { cases: number; half: number; unknown: number; sync:
   for (const c of load('ops.json').cases) cases += formats(c.shape);
   const momentum = load('momentum.json');
   for (const c of momentum.cases) cases += formats(momentum.inputs[c.inputs].shape);
+  const edges = load('edges.json');
+  for (const c of edges.forward) cases += formats(c.shape);
+  cases += edges.split.length;
   const half = load('half.json').cases.length;
   const unknown = fs.readdirSync(FIXTURES).filter((f) => f.endsWith('.json') && !KNOWN.includes(f)).length;
   // SyncBatchNorm's device ops over each ops.json case's workers: device only.
@@ -43,7 +46,7 @@ describe('the GPU suite, dispatched on the CPU (check_cuda.js --device cpu)', ()
     const { cases, half, unknown, sync } = expectedChecks();
     expect(cases).toBeGreaterThan(200);
     expect(sync).toBeGreaterThan(0);
-    expect(r.stdout).toContain(`fixture files run: ${['modules_float32.json', 'modules_float64.json', 'varied.json', 'ops.json', 'momentum.json', 'half.json'].join(', ')}`);
+    expect(r.stdout).toContain(`fixture files run: ${['modules_float32.json', 'modules_float64.json', 'varied.json', 'ops.json', 'momentum.json', 'half.json', 'edges.json'].join(', ')}`);
     // Passed: every case, each half fixture's host load, the empty batch. Skipped: half dispatch, SyncBatchNorm's
     // device ops, device mixing, NCCL, unknown fixtures.
     expect(r.stdout).toMatch(new RegExp(`^${cases + half + 1} passed, 0 failed, ${half + sync + 2 + unknown} skipped$`, 'm'));
