@@ -1,55 +1,15 @@
-// F.batchNorm and the ATen-level ops below it. Every op validates in
-// TypeScript, allocates its outputs, and makes one call into the addon.
-import { tensor } from './factories';
-import * as cuda from './functional_cuda';
-import { CudaDType, native, NativeShape } from './native';
+// F.batchNorm and the ATen-level ops below it. Every op checks its arguments
+// here, then one call to the backend of the input's device
+// (lib/backends/: cpu or cuda) allocates the outputs and runs the kernel.
+import { backendOf, backendWhere, BackwardReduceResult, BatchNormBackwardResult, NativeBatchNormResult } from './backends/backend';
 import { channelTensor, checkInput, checkNumber, describeShape, matchGrad, paramDtype } from './op_checks';
-import { outputArray } from './storage';
-import { Device, Tensor, FloatStorage, batchView, emptyCuda, storageDtype } from './tensor';
+import { Device, Tensor, storageDtype } from './tensor';
 
-type FloatTensor = Tensor & { data: FloatStorage };
+export type { BackwardReduceResult, BatchNormBackwardResult, NativeBatchNormResult } from './backends/backend';
 
-/** The CPU storage of a checked float tensor. */
-function host(t: Tensor): FloatStorage {
-  return t.data as FloatStorage;
-}
-
-/** The CPU storage of a checked per-channel tensor. */
-function channelData(
-  t: Tensor | null | undefined,
-  name: string,
-  channels: number,
-  dtype: string,
-  where: string,
-  required = false,
-  input?: Tensor,
-): FloatStorage | null {
-  const checked = channelTensor(t, name, channels, dtype, where, input ?? (t as Tensor), required);
-  return checked ? (checked.data as FloatStorage) : null;
-}
-
-/** An output tensor of `input`'s dtype, from the recycled storage; every op writes all of it. */
-function like(input: Tensor, shape: readonly number[] = input.shape): FloatTensor {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const data = outputArray(input.dtype === 'float64' ? 'float64' : 'float32', n);
-  return new Tensor(data, shape, shape === input.shape ? input.memoryFormat : 'contiguous') as FloatTensor;
-}
-
-/**
- * Runs a per-channel op (C values) on host copies of running stats that may
- * live on a device, then writes the updated values back.
- */
-function withHostRunningStats<R>(runningMean: Tensor | null, runningVar: Tensor | null, fn: (rm: Tensor | null, rv: Tensor | null) => R): R {
-  const hostMean = runningMean ? runningMean.cpu() : null;
-  const hostVar = runningVar ? runningVar.cpu() : null;
-  const r = fn(hostMean, hostVar);
-  if (runningMean && hostMean && hostMean !== runningMean) runningMean.copy_(hostMean);
-  if (runningVar && hostVar && hostVar !== runningVar) runningVar.copy_(hostVar);
-  return r;
-}
-
-function view(input: Tensor): [NativeShape, boolean] {
-  return [batchView(input.shape), input.memoryFormat === 'channelsLast'];
+/** A checked per-channel tensor of the input's parameter dtype, on its device. */
+function channel(t: Tensor | null | undefined, name: string, input: Tensor, where: string, required = false): Tensor | null {
+  return channelTensor(t, name, input.shape[1], paramDtype(input.dtype), where, input, required);
 }
 
 /** Values per channel: N times the spatial size. */
@@ -64,14 +24,6 @@ export function verifyBatchSize(shape: readonly number[]): void {
   if (valuesPerChannel(shape) === 1) {
     throw new RangeError(`Expected more than 1 value per channel when training, got input size ${describeShape(shape)}`);
   }
-}
-
-export interface NativeBatchNormResult {
-  output: Tensor;
-  /** Batch mean per channel (training), empty otherwise. */
-  saveMean: Tensor;
-  /** 1/sqrt(biased batch var + eps) per channel (training), empty otherwise. */
-  saveInvstd: Tensor;
 }
 
 /**
@@ -96,23 +48,14 @@ export function nativeBatchNorm(
   checkInput(input, where);
   checkNumber(eps, 'eps', where, 0);
   if (training) checkNumber(momentum, 'momentum', where);
-  if (input.isCuda) return cuda.nativeBatchNorm(input, weight, bias, runningMean, runningVar, training, momentum, eps, where);
-  const C = input.shape[1];
   // ATen checks the running stats first; the first mismatch names its tensor.
-  const rm = channelData(runningMean, 'running_mean', C, input.dtype, where, !training, input);
-  const rv = channelData(runningVar, 'running_var', C, input.dtype, where, !training, input);
-  const w = channelData(weight, 'weight', C, input.dtype, where, false, input);
-  const b = channelData(bias, 'bias', C, input.dtype, where, false, input);
-  const [shape, cl] = view(input);
-  const output = like(input);
-  if (training) {
-    const saveMean = like(input, [C]);
-    const saveInvstd = like(input, [C]);
-    native.batchNormForwardTraining(host(input), shape, cl, w, b, eps, momentum, rm, rv, output.data, saveMean.data, saveInvstd.data);
-    return { output, saveMean, saveInvstd };
-  }
-  native.batchNormForwardInference(host(input), shape, cl, rm!, rv!, w, b, eps, output.data);
-  return { output, saveMean: like(input, [0]), saveInvstd: like(input, [0]) };
+  const rm = channel(runningMean, 'running_mean', input, where, !training);
+  const rv = channel(runningVar, 'running_var', input, where, !training);
+  const w = channel(weight, 'weight', input, where);
+  const b = channel(bias, 'bias', input, where);
+  const backend = backendOf(input);
+  if (training) return backend.forwardTraining(input, w, b, rm, rv, momentum, eps);
+  return backend.forwardInference(input, w, b, rm!, rv!, eps);
 }
 
 export interface BatchNormOptions {
@@ -159,12 +102,6 @@ export interface BatchNormBackwardOptions {
   accumulateInto?: { weight?: Tensor | null; bias?: Tensor | null };
 }
 
-export interface BatchNormBackwardResult {
-  gradInput: Tensor | null;
-  gradWeight: Tensor | null;
-  gradBias: Tensor | null;
-}
-
 /**
  * Gradients of batch normalization. In training the statistics are
  * `saveMean`/`saveInvstd` and gradInput flows through them; otherwise the
@@ -178,8 +115,6 @@ export function batchNormBackward(gradOutput: Tensor, input: Tensor, opts: Batch
   const where = 'batch_norm_backward';
   checkInput(input, where);
   const dy = matchGrad(gradOutput, input, where);
-  const C = input.shape[1];
-  const dtype = input.dtype;
   const training = opts.training;
   if (typeof training !== 'boolean') throw new TypeError(`${where}: training must be a boolean`);
   const eps = checkNumber(opts.eps ?? 1e-5, 'eps', where, 0);
@@ -189,28 +124,19 @@ export function batchNormBackward(gradOutput: Tensor, input: Tensor, opts: Batch
   if (accumulate && ((wantWeight && into.weight == null) || (wantBias && into.bias == null))) {
     throw new TypeError(`${where}: accumulateInto needs both weight and bias for the grads in outputMask`);
   }
-  if (input.isCuda) {
-    return cuda.batchNormBackward(dy, input, {
-      weight: opts.weight, training, eps, mean: (training ? opts.saveMean : opts.runningMean)!,
-      second: (training ? opts.saveInvstd : opts.runningVar)!, want: [wantInput, wantWeight, wantBias], into, accumulate,
-    }, where);
-  }
-  const w = channelData(opts.weight, 'weight', C, dtype, where, false, input);
+  const weight = channel(opts.weight, 'weight', input, where);
   const mean = training
-    ? channelData(opts.saveMean, 'save_mean', C, dtype, where, true, input)!
-    : channelData(opts.runningMean, 'running_mean', C, dtype, where, true, input)!;
-  const second = training
-    ? channelData(opts.saveInvstd, 'save_invstd', C, dtype, where, true, input)!
-    : channelData(opts.runningVar, 'running_var', C, dtype, where, true, input)!;
-  const gradInput = wantInput ? like(input) : null;
-  const gradWeight = wantWeight ? (accumulate ? into.weight! : like(input, [C])) : null;
-  const gradBias = wantBias ? (accumulate ? into.bias! : like(input, [C])) : null;
-  const gw = gradWeight ? channelData(gradWeight, 'grad_weight', C, dtype, where, false, input) : null;
-  const gb = gradBias ? channelData(gradBias, 'grad_bias', C, dtype, where, false, input) : null;
-  const [shape, cl] = view(input);
-  native.batchNormBackward(host(dy), host(input), shape, cl, w, mean, second, training, eps,
-    gradInput ? gradInput.data : null, gw, gb, accumulate);
-  return { gradInput, gradWeight, gradBias };
+    ? channel(opts.saveMean, 'save_mean', input, where, true)!
+    : channel(opts.runningMean, 'running_mean', input, where, true)!;
+  const invstdOrVar = training
+    ? channel(opts.saveInvstd, 'save_invstd', input, where, true)!
+    : channel(opts.runningVar, 'running_var', input, where, true)!;
+  const intoWeight = accumulate && wantWeight ? channel(into.weight, 'grad_weight', input, where) : null;
+  const intoBias = accumulate && wantBias ? channel(into.bias, 'grad_bias', input, where) : null;
+  return backendOf(input).backward(dy, input, {
+    weight, mean, invstdOrVar, training, eps, want: [wantInput, wantWeight, wantBias],
+    into: { weight: intoWeight, bias: intoBias }, accumulate,
+  });
 }
 
 /**
@@ -223,13 +149,7 @@ export function batchNormStats(input: Tensor, eps: number): { mean: Tensor; invs
   const where = 'batch_norm_stats';
   checkInput(input, where);
   checkNumber(eps, 'eps', where, 0);
-  if (input.isCuda) return cuda.batchNormStats(input, eps);
-  const C = input.shape[1];
-  const mean = like(input, [C]);
-  const invstd = like(input, [C]);
-  const [shape, cl] = view(input);
-  native.batchNormStats(host(input), shape, cl, eps, mean.data, invstd.data);
-  return { mean, invstd };
+  return backendOf(input).stats(input, eps);
 }
 
 /**
@@ -249,11 +169,6 @@ export function batchNormGatherStatsWithCounts(
   opts: { momentum: number; eps: number; counts: ArrayLike<number> | Tensor },
 ): { mean: Tensor; invstd: Tensor } {
   const where = 'batch_norm_gather_stats_with_counts';
-  if (mean instanceof Tensor && mean.isCuda) {
-    // world x C statistics: small; merged on the host, returned to the device.
-    const r = withHostRunningStats(runningMean, runningVar, (rm, rv) => batchNormGatherStatsWithCounts(mean.cpu(), invstd.cpu(), rm, rv, opts));
-    return { mean: r.mean.to(mean.device), invstd: r.invstd.to(mean.device) };
-  }
   checkInput(mean, where, 'mean');
   if (mean.ndim !== 2) throw new RangeError(`${where}: mean must have shape [world, C], got ${describeShape(mean.shape)}`);
   const [world, C] = mean.shape;
@@ -271,15 +186,11 @@ export function batchNormGatherStatsWithCounts(
     if (!Number.isFinite(v) || v < 0) throw new RangeError(`${where}: counts must be finite and >= 0`);
     return v;
   });
-  const rm = channelData(runningMean, 'running_mean', C, mean.dtype, where);
-  const rv = channelData(runningVar, 'running_var', C, mean.dtype, where);
+  const rm = channelTensor(runningMean, 'running_mean', C, mean.dtype, where, mean);
+  const rv = channelTensor(runningVar, 'running_var', C, mean.dtype, where, mean);
   const momentum = checkNumber(opts.momentum, 'momentum', where);
   const eps = checkNumber(opts.eps, 'eps', where, 0);
-  const outMean = like(mean, [C]);
-  const outInvstd = like(mean, [C]);
-  native.batchNormGatherStatsWithCounts(host(mean), host(invstd), counts, world, C,
-    momentum, eps, outMean.data, outInvstd.data, rm, rv);
-  return { mean: outMean, invstd: outInvstd };
+  return backendOf(mean).gatherStatsWithCounts(mean, invstd, counts, rm, rv, momentum, eps);
 }
 
 /**
@@ -290,22 +201,8 @@ export function batchNormGatherStatsWithCounts(
 export function batchNormElemt(input: Tensor, weight: Tensor | null, bias: Tensor | null, mean: Tensor, invstd: Tensor): Tensor {
   const where = 'batch_norm_elemt';
   checkInput(input, where);
-  if (input.isCuda) return cuda.batchNormElemt(input, weight, bias, mean, invstd, where);
-  const C = input.shape[1];
-  const dt = input.dtype;
-  const out = like(input);
-  const [shape, cl] = view(input);
-  native.batchNormElemt(host(input), shape, cl, channelData(mean, 'mean', C, dt, where, true, input)!,
-    channelData(invstd, 'invstd', C, dt, where, true, input)!, channelData(weight, 'weight', C, dt, where, false, input),
-    channelData(bias, 'bias', C, dt, where, false, input), out.data);
-  return out;
-}
-
-export interface BackwardReduceResult {
-  sumDy: Tensor | null;
-  sumDyXmu: Tensor | null;
-  gradWeight: Tensor | null;
-  gradBias: Tensor | null;
+  return backendOf(input).elemt(input, channel(weight, 'weight', input, where), channel(bias, 'bias', input, where),
+    channel(mean, 'mean', input, where, true)!, channel(invstd, 'invstd', input, where, true)!);
 }
 
 /**
@@ -325,22 +222,12 @@ export function batchNormBackwardReduce(
   const where = 'batch_norm_backward_reduce';
   checkInput(input, where);
   const dy = matchGrad(gradOutput, input, where);
-  const C = input.shape[1];
-  const dt = input.dtype;
   const inputG = mask.inputG ?? true;
   const weightG = (mask.weightG ?? true) && weight !== null;
   const biasG = (mask.biasG ?? true) && weight !== null;
-  if (input.isCuda) return cuda.batchNormBackwardReduce(dy, input, mean, invstd, weight, { inputG, weightG, biasG }, where);
-  channelData(weight, 'weight', C, dt, where, false, input);
-  const sumDy = inputG ? like(input, [C]) : null;
-  const sumDyXmu = inputG ? like(input, [C]) : null;
-  const gradWeight = weightG ? like(input, [C]) : null;
-  const gradBias = biasG ? like(input, [C]) : null;
-  const [shape, cl] = view(input);
-  native.batchNormBackwardReduce(host(dy), host(input), shape, cl,
-    channelData(mean, 'mean', C, dt, where, true, input)!, channelData(invstd, 'invstd', C, dt, where, true, input)!,
-    sumDy?.data ?? null, sumDyXmu?.data ?? null, gradWeight?.data ?? null, gradBias?.data ?? null);
-  return { sumDy, sumDyXmu, gradWeight, gradBias };
+  channel(weight, 'weight', input, where);
+  return backendOf(input).backwardReduce(dy, input, channel(mean, 'mean', input, where, true)!,
+    channel(invstd, 'invstd', input, where, true)!, { inputG, weightG, biasG });
 }
 
 /**
@@ -363,8 +250,6 @@ export function batchNormBackwardElemt(
   const where = 'batch_norm_backward_elemt';
   checkInput(input, where);
   const dy = matchGrad(gradOutput, input, where);
-  const C = input.shape[1];
-  const dt = input.dtype;
   let total: number;
   if (typeof count === 'number') total = count;
   else {
@@ -373,14 +258,9 @@ export function batchNormBackwardElemt(
     for (let i = 0; i < values.length; i++) total += Number(values[i]);
   }
   checkNumber(total, 'count', where, 0);
-  if (input.isCuda) return cuda.batchNormBackwardElemt(dy, input, mean, invstd, weight, sumDy, sumDyXmu, total, where);
-  const out = like(input);
-  const [shape, cl] = view(input);
-  native.batchNormBackwardElemt(host(dy), host(input), shape, cl,
-    channelData(mean, 'mean', C, dt, where, true, input)!, channelData(invstd, 'invstd', C, dt, where, true, input)!,
-    channelData(weight, 'weight', C, dt, where, false, input), channelData(sumDy, 'sum_dy', C, dt, where, true, input)!,
-    channelData(sumDyXmu, 'sum_dy_xmu', C, dt, where, true, input)!, total, out.data);
-  return out;
+  return backendOf(input).backwardElemt(dy, input, channel(mean, 'mean', input, where, true)!,
+    channel(invstd, 'invstd', input, where, true)!, channel(weight, 'weight', input, where),
+    channel(sumDy, 'sum_dy', input, where, true)!, channel(sumDyXmu, 'sum_dy_xmu', input, where, true)!, total);
 }
 
 /**
@@ -392,24 +272,7 @@ export function batchNormBackwardElemt(
 export function batchNormMoments(input: Tensor): { mean: Tensor; variance: Tensor } {
   const where = 'batch_norm_moments';
   checkInput(input, where);
-  const C = input.shape[1];
-  if (input.isCuda) {
-    // C values: from the device's Welford summary, finished on the host.
-    const s = batchNormWelfordStats(input);
-    const mean = new Float64Array(C);
-    const variance = new Float64Array(C);
-    for (let c = 0; c < C; c++) {
-      mean[c] = s[3 * c + 1];
-      variance[c] = s[3 * c] > 1 ? s[3 * c + 2] / (s[3 * c] - 1) : NaN;
-    }
-    const dtype = paramDtype(input.dtype);
-    return { mean: tensor(mean, [C], { dtype, device: input.device }), variance: tensor(variance, [C], { dtype, device: input.device }) };
-  }
-  const mean = like(input, [C]);
-  const variance = like(input, [C]);
-  const [shape, cl] = view(input);
-  native.batchNormMoments(host(input), shape, cl, mean.data, variance.data);
-  return { mean, variance };
+  return backendOf(input).moments(input);
 }
 
 export interface BlendStatsOptions {
@@ -438,29 +301,18 @@ export function blendStats(mean: Tensor, variance: Tensor, opts: BlendStatsOptio
   if (!(mean instanceof Tensor) || (mean.dtype !== 'float32' && mean.dtype !== 'float64')) {
     throw new TypeError(`${where}: mean must be a float32 or float64 Tensor`);
   }
-  if (mean.isCuda) {
-    // C values: blended on the host, written back to the device tensors.
-    const cpu = (t: Tensor | null | undefined) => (t ? t.cpu() : t);
-    const out = opts.out;
-    const r = blendStats(mean.cpu(), variance.cpu(), {
-      momentum: opts.momentum, varScale: opts.varScale,
-      other: opts.other ? { mean: opts.other.mean.cpu(), variance: opts.other.variance.cpu() } : opts.other,
-      runningMean: cpu(opts.runningMean), runningVar: cpu(opts.runningVar),
-    });
-    if (out) return { mean: out.mean.copy_(r.mean), variance: out.variance.copy_(r.variance) };
-    return { mean: r.mean.to(mean.device), variance: r.variance.to(mean.device) };
-  }
   const C = mean.numel();
-  const dt = mean.dtype;
   if (C < 1) throw new RangeError(`${where}: need at least one channel`);
-  const m = checkNumber(opts.momentum, 'momentum', where);
-  const scale = checkNumber(opts.varScale ?? 1, 'varScale', where);
-  const out = opts.out ?? { mean: like(mean, [C]), variance: like(mean, [C]) };
-  native.blendStats(C, m, mean.data as FloatStorage, channelData(variance, 'variance', C, dt, where, true)!,
-    channelData(opts.other?.mean, 'other mean', C, dt, where), channelData(opts.other?.variance, 'other variance', C, dt, where),
-    scale, channelData(opts.runningMean, 'running_mean', C, dt, where), channelData(opts.runningVar, 'running_var', C, dt, where),
-    channelData(out.mean, 'out mean', C, dt, where, true)!, channelData(out.variance, 'out variance', C, dt, where, true)!);
-  return out;
+  const momentum = checkNumber(opts.momentum, 'momentum', where);
+  const varScale = checkNumber(opts.varScale ?? 1, 'varScale', where);
+  const check = (t: Tensor | null | undefined, name: string, required = false) =>
+    channelTensor(t, name, C, mean.dtype, where, mean, required);
+  check(variance, 'variance', true);
+  const other = opts.other ? { mean: check(opts.other.mean, 'other mean')!, variance: check(opts.other.variance, 'other variance')! } : null;
+  const runningMean = check(opts.runningMean, 'running_mean');
+  const runningVar = check(opts.runningVar, 'running_var');
+  const out = opts.out ? { mean: check(opts.out.mean, 'out mean', true)!, variance: check(opts.out.variance, 'out variance', true)! } : null;
+  return backendOf(mean).blendStats(mean, variance, { momentum, varScale, other, runningMean, runningVar, out });
 }
 
 /**
@@ -473,17 +325,7 @@ export function blendStats(mean: Tensor, variance: Tensor, opts: BlendStatsOptio
 export function batchNormWelfordStats(input: Tensor): Float64Array {
   const where = 'batch_norm_welford_stats';
   checkInput(input, where);
-  const out = new Float64Array(3 * input.shape[1]);
-  if (input.isCuda) {
-    const summary = emptyCuda([3 * input.shape[1]], 'float64', input.device);
-    native.cuda.welfordStats(input.dtype as CudaDType, input.cudaStorage().index, batchView(input.shape),
-      input.memoryFormat === 'channelsLast', input.cudaStorage().buffer, summary.cudaStorage().buffer);
-    summary.cudaStorage().buffer.copyToHost(out);
-    return out;
-  }
-  const [shape, cl] = view(input);
-  native.batchNormWelfordStats(host(input), shape, cl, out);
-  return out;
+  return backendOf(input).welfordStats(input);
 }
 
 /**
@@ -499,22 +341,16 @@ export function batchNormWelfordFinalize(
   opts: { eps: number; momentum: number; dtype: 'float32' | 'float64'; device?: Device },
 ): { mean: Tensor; invstd: Tensor } {
   const where = 'batch_norm_welford_finalize';
-  if ((opts.device ?? 'cpu') !== 'cpu' || runningMean?.isCuda || runningVar?.isCuda) {
-    // C values, merged on the host; results and running stats back on the device.
-    const r = withHostRunningStats(runningMean, runningVar, (rm, rv) => batchNormWelfordFinalize(summary, rm, rv, { ...opts, device: 'cpu' }));
-    const device = opts.device ?? runningMean?.device ?? 'cpu';
-    return { mean: r.mean.to(device), invstd: r.invstd.to(device) };
-  }
   if (storageDtype(summary) !== 'float64' || summary.length === 0 || summary.length % 3 !== 0) {
     throw new TypeError(`${where}: summary must be a Float64Array of (count, mean, m2) triples`);
   }
   const C = summary.length / 3;
   const eps = checkNumber(opts.eps, 'eps', where, 0);
   const momentum = checkNumber(opts.momentum, 'momentum', where);
-  const data = (n: number) => (opts.dtype === 'float64' ? new Float64Array(n) : new Float32Array(n));
-  const mean = new Tensor(data(C), [C]) as FloatTensor;
-  const invstd = new Tensor(data(C), [C]) as FloatTensor;
-  native.batchNormWelfordFinalize(summary, C, eps, momentum, mean.data, invstd.data,
-    channelData(runningMean, 'running_mean', C, opts.dtype, where), channelData(runningVar, 'running_var', C, opts.dtype, where));
-  return { mean, invstd };
+  const rm = runningMean ? channelTensor(runningMean, 'running_mean', C, opts.dtype, where, runningMean) : null;
+  const rv = runningVar ? channelTensor(runningVar, 'running_var', C, opts.dtype, where, runningVar) : null;
+  // The results go to opts.device, else the running stats'; the statistics
+  // are computed where any of them is (C values: the host does it for CUDA).
+  const device = opts.device ?? runningMean?.device ?? 'cpu';
+  return backendWhere(device, rm?.device, rv?.device).welfordFinalize(summary, rm, rv, eps, momentum, opts.dtype, device);
 }

@@ -18,10 +18,8 @@ export interface DeviceBuffer {
   copyFrom(src: DeviceBuffer, bytes?: number, offset?: number, sourceOffset?: number): void;
 }
 
-type Buf = DeviceBuffer | null;
-export type CudaDType = 'float32' | 'float64' | 'float16' | 'bfloat16';
 
-/** The CUDA part of the addon; ops exist only when `compiled`. */
+/** The CUDA part of the addon: device queries and DeviceBuffer (when `compiled`). */
 export interface NativeCuda {
   compiled: boolean;
   isAvailable(): boolean;
@@ -32,26 +30,66 @@ export interface NativeCuda {
   synchronize(device: number): void;
   memoryStats(device: number): { allocatedBytes: number; cachedBytes: number; peakBytes: number; allocations: number; cacheHits: number };
   deviceName(device: number): string;
-  forwardTraining(dtype: CudaDType, device: number, shape: NativeShape, channelsLast: boolean, x: DeviceBuffer, weight: Buf, bias: Buf,
-    eps: number, momentum: number, runningMean: Buf, runningVar: Buf, y: DeviceBuffer, saveMean: DeviceBuffer, saveInvstd: DeviceBuffer): void;
-  forwardInference(dtype: CudaDType, device: number, shape: NativeShape, channelsLast: boolean, x: DeviceBuffer, runningMean: DeviceBuffer,
-    runningVar: DeviceBuffer, weight: Buf, bias: Buf, eps: number, y: DeviceBuffer): void;
-  backward(dtype: CudaDType, device: number, shape: NativeShape, channelsLast: boolean, dy: DeviceBuffer, x: DeviceBuffer, weight: Buf,
-    mean: DeviceBuffer, invstdOrVar: DeviceBuffer, training: boolean, eps: number, dx: Buf, gradWeight: Buf, gradBias: Buf, accumulate: boolean): void;
-  stats(dtype: CudaDType, device: number, shape: NativeShape, channelsLast: boolean, x: DeviceBuffer, eps: number, mean: DeviceBuffer, invstd: DeviceBuffer): void;
-  elemt(dtype: CudaDType, device: number, shape: NativeShape, channelsLast: boolean, x: DeviceBuffer, mean: DeviceBuffer, invstd: DeviceBuffer,
-    weight: Buf, bias: Buf, y: DeviceBuffer): void;
-  backwardReduce(dtype: CudaDType, device: number, shape: NativeShape, channelsLast: boolean, dy: DeviceBuffer, x: DeviceBuffer,
-    mean: DeviceBuffer, invstd: DeviceBuffer, sumDy: Buf, sumDyXmu: Buf, gradWeight: Buf, gradBias: Buf): void;
-  backwardElemt(dtype: CudaDType, device: number, shape: NativeShape, channelsLast: boolean, dy: DeviceBuffer, x: DeviceBuffer,
-    mean: DeviceBuffer, invstd: DeviceBuffer, weight: Buf, sumDy: DeviceBuffer, sumDyXmu: DeviceBuffer, totalCount: number, dx: DeviceBuffer): void;
-  welfordStats(dtype: CudaDType, device: number, shape: NativeShape, channelsLast: boolean, x: DeviceBuffer, summary: DeviceBuffer): void;
-  /** Merges world x C (count, mean, m2) triples in rank order; returns the merged count (the one value read back). */
-  gatherWelford(dtype: CudaDType, device: number, world: number, channels: number, summaries: DeviceBuffer, eps: number, momentum: number,
-    mean: DeviceBuffer, invstd: DeviceBuffer, runningMean: Buf, runningVar: Buf): number;
-  /** dst += src over `count` per-channel values. */
-  addInto(dtype: CudaDType, device: number, count: number, src: DeviceBuffer, dst: DeviceBuffer): void;
 }
+/** The dtypes of the kernels (native/kernels/dtype.h): the CPU takes float32 and float64, CUDA all four. */
+export type OpDType = 'float32' | 'float64' | 'float16' | 'bfloat16';
+
+/**
+ * An op's array: a TypedArray of the dtype (the CPU kernels) or a
+ * DeviceBuffer (the CUDA kernels); the op's input decides which, and the
+ * other arrays follow it. Per-channel arrays are float32 for half inputs.
+ */
+type Arr = FloatArray | DeviceBuffer;
+type OptArr = Arr | null;
+/** The input every op over a batch names: dtype and its (N, C, inner) view. */
+interface OnBatch {
+  dtype: OpDType;
+  shape: NativeShape;
+  channelsLast: boolean;
+}
+
+/**
+ * The ops of native/kernels/batch_norm.h, one binding each, named arguments
+ * (the kernels' Args structs in camelCase). Outputs are written in place.
+ */
+export interface NativeOps {
+  stats(a: OnBatch & { input: Arr; eps: number; mean: Arr; invstd: Arr }): void;
+  elemt(a: OnBatch & { input: Arr; mean: Arr; invstd: Arr; weight: OptArr; bias: OptArr; output: Arr }): void;
+  backwardReduce(a: OnBatch & { gradOutput: Arr; input: Arr; mean: Arr; invstd: Arr; sumDy: OptArr; sumDyXmu: OptArr;
+    gradWeight: OptArr; gradBias: OptArr }): void;
+  backwardElemt(a: OnBatch & { gradOutput: Arr; input: Arr; mean: Arr; invstd: Arr; weight: OptArr; sumDy: Arr; sumDyXmu: Arr;
+    totalCount: number; gradInput: Arr }): void;
+  forwardTraining(a: OnBatch & { input: Arr; weight: OptArr; bias: OptArr; eps: number; momentum: number;
+    runningMean: OptArr; runningVar: OptArr; output: Arr; saveMean: Arr; saveInvstd: Arr }): void;
+  forwardInference(a: OnBatch & { input: Arr; runningMean: Arr; runningVar: Arr; weight: OptArr; bias: OptArr; eps: number;
+    output: Arr }): void;
+  backward(a: OnBatch & { gradOutput: Arr; input: Arr; weight: OptArr; mean: Arr; invstdOrVar: Arr; training: boolean;
+    eps: number; gradInput: OptArr; gradWeight: OptArr; gradBias: OptArr; accumulate: boolean }): void;
+  /** summary: 3C float64 (count, mean, m2) triples. */
+  welfordStats(a: OnBatch & { input: Arr; summary: Float64Array | DeviceBuffer }): void;
+  // CPU only (C values each):
+  moments(a: OnBatch & { input: FloatArray; mean: FloatArray; variance: FloatArray }): void;
+  gatherStatsWithCounts(a: { dtype: OpDType; means: FloatArray; invstds: FloatArray; counts: Float64Array; world: number;
+    channels: number; momentum: number; eps: number; mean: FloatArray; invstd: FloatArray; runningMean: Opt<FloatArray>;
+    runningVar: Opt<FloatArray> }): void;
+  welfordFinalize(a: { dtype: OpDType; summary: Float64Array; channels: number; eps: number; momentum: number;
+    mean: FloatArray; invstd: FloatArray; runningMean: Opt<FloatArray>; runningVar: Opt<FloatArray> }): void;
+  /** outMean/outVar may be runningMean/runningVar themselves. */
+  blendStats(a: { dtype: OpDType; channels: number; momentum: number; meanA: FloatArray; varA: FloatArray;
+    meanB: Opt<FloatArray>; varB: Opt<FloatArray>; varScale: number; runningMean: Opt<FloatArray>;
+    runningVar: Opt<FloatArray>; outMean: FloatArray; outVar: FloatArray }): void;
+  // CUDA only (SyncBatchNorm on the device):
+  /**
+   * Merges `world` ranks' (count, mean, m2) triples (world x C x 3 float64, rank-major) in rank order; the
+   * running stats move when the merged count exceeds 1; totalCount (1 float64) gets the merged count.
+   */
+  welfordGather(a: { dtype: OpDType; summaries: DeviceBuffer; world: number; channels: number; eps: number; momentum: number;
+    mean: DeviceBuffer; invstd: DeviceBuffer; runningMean: DeviceBuffer | null; runningVar: DeviceBuffer | null;
+    totalCount: DeviceBuffer }): void;
+  /** destination += source over `count` per-channel values of `dtype`. */
+  accumulate(a: { dtype: OpDType; source: DeviceBuffer; destination: DeviceBuffer; count: number }): void;
+}
+
 export type CommOp = 'sum' | 'avg' | 'min' | 'max' | 'welford';
 
 /** A native communicator (threads, gloo, nccl): blocking collectives in place. */
@@ -90,38 +128,7 @@ export interface CommCall {
 }
 
 export interface NativeAddon {
-  batchNormStats(x: FloatArray, shape: NativeShape, channelsLast: boolean, eps: number,
-    mean: FloatArray, invstd: FloatArray): void;
-  batchNormGatherStatsWithCounts(means: FloatArray, invstds: FloatArray, counts: Float64Array,
-    world: number, channels: number, momentum: number, eps: number, mean: FloatArray,
-    invstd: FloatArray, runningMean: Opt<FloatArray>, runningVar: Opt<FloatArray>): void;
-  batchNormElemt(x: FloatArray, shape: NativeShape, channelsLast: boolean, mean: FloatArray,
-    invstd: FloatArray, weight: Opt<FloatArray>, bias: Opt<FloatArray>, out: FloatArray): void;
-  batchNormBackwardReduce(dy: FloatArray, x: FloatArray, shape: NativeShape, channelsLast: boolean,
-    mean: FloatArray, invstd: FloatArray, sumDy: Opt<FloatArray>, sumDyXmu: Opt<FloatArray>,
-    gradWeight: Opt<FloatArray>, gradBias: Opt<FloatArray>): void;
-  batchNormBackwardElemt(dy: FloatArray, x: FloatArray, shape: NativeShape, channelsLast: boolean,
-    mean: FloatArray, invstd: FloatArray, weight: Opt<FloatArray>, sumDy: FloatArray,
-    sumDyXmu: FloatArray, totalCount: number, gradInput: FloatArray): void;
-  batchNormForwardTraining(x: FloatArray, shape: NativeShape, channelsLast: boolean,
-    weight: Opt<FloatArray>, bias: Opt<FloatArray>, eps: number, momentum: number,
-    runningMean: Opt<FloatArray>, runningVar: Opt<FloatArray>, out: FloatArray,
-    saveMean: FloatArray, saveInvstd: FloatArray): void;
-  batchNormForwardInference(x: FloatArray, shape: NativeShape, channelsLast: boolean,
-    runningMean: FloatArray, runningVar: FloatArray, weight: Opt<FloatArray>,
-    bias: Opt<FloatArray>, eps: number, out: FloatArray): void;
-  batchNormBackward(dy: FloatArray, x: FloatArray, shape: NativeShape, channelsLast: boolean,
-    weight: Opt<FloatArray>, mean: FloatArray, invstdOrVar: FloatArray, training: boolean,
-    eps: number, gradInput: Opt<FloatArray>, gradWeight: Opt<FloatArray>,
-    gradBias: Opt<FloatArray>, accumulate: boolean): void;
-  batchNormMoments(x: FloatArray, shape: NativeShape, channelsLast: boolean, mean: FloatArray,
-    variance: FloatArray): void;
-  blendStats(channels: number, momentum: number, meanA: FloatArray, varA: FloatArray,
-    meanB: Opt<FloatArray>, varB: Opt<FloatArray>, varScale: number, runningMean: Opt<FloatArray>,
-    runningVar: Opt<FloatArray>, outMean: FloatArray, outVar: FloatArray): void;
-  batchNormWelfordStats(x: FloatArray, shape: NativeShape, channelsLast: boolean, summary: Float64Array): void;
-  batchNormWelfordFinalize(summary: Float64Array, channels: number, eps: number, momentum: number,
-    mean: FloatArray, invstd: FloatArray, runningMean: Opt<FloatArray>, runningVar: Opt<FloatArray>): void;
+  ops: NativeOps;
   threadsJoin(name: string, rank: number, size: number, timeoutMs: number): Promise<NativeComm>;
   /** Registers a rank without waiting; poll the handle with threadsJoinPoll. */
   threadsJoinStart(name: string, rank: number, size: number, timeoutMs: number): unknown;

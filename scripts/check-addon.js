@@ -16,7 +16,8 @@ const x = Float64Array.from({ length: n * c * inner }, (_, i) => Math.sin(i * 0.
 const y = new Float64Array(x.length);
 const mean = new Float64Array(c);
 const invstd = new Float64Array(c);
-addon.batchNormForwardTraining(x, [n, c, inner], false, null, null, 1e-5, 0.1, null, null, y, mean, invstd);
+addon.ops.forwardTraining({ dtype: 'float64', shape: [n, c, inner], channelsLast: false, input: x, weight: null, bias: null,
+  eps: 1e-5, momentum: 0.1, runningMean: null, runningVar: null, output: y, saveMean: mean, saveInvstd: invstd });
 
 let worst = 0;
 for (let ch = 0; ch < c; ch++) {

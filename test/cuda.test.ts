@@ -9,15 +9,18 @@ const nvccHere = spawnSync('nvcc', ['--version']).status === 0 && process.env.SY
 
 // The addon file node-gyp-build loads, read for what it actually holds.
 const addonFile = require('node-gyp-build').resolve(path.resolve(__dirname, '..')) as string;
-const CUDA_OPS = ['DeviceBuffer', 'forwardTraining', 'forwardInference', 'backward', 'stats', 'welfordStats', 'gatherWelford', 'addInto', 'elemt',
-  'backwardReduce', 'backwardElemt'] as const;
+// One binding per op for both devices (native.ops); DeviceBuffer, which the
+// ops take on CUDA, exists only in a CUDA build.
+const OPS = ['forwardTraining', 'forwardInference', 'backward', 'stats', 'welfordStats', 'elemt', 'backwardReduce', 'backwardElemt',
+  'moments', 'gatherStatsWithCounts', 'welfordFinalize', 'blendStats', 'welfordGather', 'accumulate'] as const;
 
 describe('CUDA build', () => {
-  test('cuda.compiled says whether the loaded addon holds CUDA device code and the CUDA ops', () => {
+  test('cuda.compiled says whether the loaded addon holds CUDA device code and DeviceBuffer; the ops are there either way', () => {
     // Independent of the flag: the binary's fatbinary section and the exported entry points.
     const hasFatbin = fs.readFileSync(addonFile).includes('.nv_fatbin');
     expect({ compiled: cuda.compiled, fatbin: hasFatbin }).toEqual({ compiled: hasFatbin, fatbin: hasFatbin });
-    for (const op of CUDA_OPS) expect([op, typeof (native.cuda as unknown as Record<string, unknown>)[op]]).toEqual([op, cuda.compiled ? 'function' : 'undefined']);
+    expect(typeof native.cuda.DeviceBuffer).toBe(cuda.compiled ? 'function' : 'undefined');
+    for (const op of OPS) expect([op, typeof (native.ops as unknown as Record<string, unknown>)[op]]).toEqual([op, 'function']);
     expect(native.features.cuda).toBe(hasFatbin);
   });
 
@@ -53,17 +56,23 @@ describe('CUDA build', () => {
   });
 
   // SyncBatchNorm's device ops check every argument before any device memory is touched.
-  (cuda.compiled ? test : test.skip)("SyncBatchNorm's device ops (gatherWelford, addInto) name a wrong argument", () => {
-    const c = native.cuda;
-    expect(() => c.gatherWelford('int8' as never, 0, 2, 3, {} as never, 1e-5, 0.1, {} as never, {} as never, null, null)).toThrow(
-      /cudaGatherWelford: argument 0 'dtype' must be 'float32', 'float64', 'float16' or 'bfloat16'/);
-    expect(() => c.gatherWelford('float32', 0, 0, 3, {} as never, 1e-5, 0.1, {} as never, {} as never, null, null)).toThrow(/'world' must be an integer >= 1/);
-    expect(() => c.gatherWelford('float32', 0, 2 ** 21, 3, {} as never, 1e-5, 0.1, {} as never, {} as never, null, null)).toThrow(/'world' must be at most 1048576 ranks/);
-    expect(() => c.gatherWelford('float32', 0, 2, 0, {} as never, 1e-5, 0.1, {} as never, {} as never, null, null)).toThrow(/'channels' must be an integer >= 1/);
-    expect(() => c.gatherWelford('float32', 0, 2, 3, {} as never, 1e-5, 0.1, {} as never, {} as never, null, null)).toThrow(/'summaries' must be a DeviceBuffer/);
-    expect(() => (c.gatherWelford as (...a: unknown[]) => number)('float32', 0, 2, 3, {}, 1e-5)).toThrow(/expected 11 arguments, got 6/);
-    expect(() => c.addInto('float64', 0, -1, {} as never, {} as never)).toThrow(/cudaAddInto: argument 2 'count' must be an integer >= 0/);
-    expect(() => c.addInto('float64', 0, 3, {} as never, {} as never)).toThrow(/'source' must be a DeviceBuffer/);
+  // SyncBatchNorm's device ops check every argument before any device memory
+  // is touched; without a GPU no DeviceBuffer exists, so those are refused too.
+  test("SyncBatchNorm's device ops (welfordGather, accumulate) name a wrong argument", () => {
+    const gather = (over: Record<string, unknown>) => native.ops.welfordGather({ dtype: 'float32', summaries: {}, world: 2, channels: 3,
+      eps: 1e-5, momentum: 0.1, mean: {}, invstd: {}, runningMean: null, runningVar: null, totalCount: {}, ...over } as never);
+    expect(() => gather({})).toThrow(/ops.welfordGather: 'summaries' must be a Float32Array or a DeviceBuffer, got an object/);
+    expect(() => gather({ dtype: 'int8' })).toThrow(/ops.welfordGather: 'dtype' must be 'float32', 'float64', 'float16' or 'bfloat16'/);
+    expect(() => gather({ summaries: new Float64Array(18) })).toThrow(/'world' must be an integer >= 1|has no CPU kernel/);
+    expect(() => gather({ summaries: new Float64Array(18), world: 0 })).toThrow(/'world' must be an integer >= 1/);
+    expect(() => gather({ summaries: new Float64Array(18), world: 2 ** 21 })).toThrow(/'world' must be at most 1048576 ranks/);
+    expect(() => gather({ summaries: new Float64Array(18), channels: 0 })).toThrow(/'channels' must be an integer >= 1/);
+    expect(() => gather({ summaries: new Float64Array(18) })).toThrow(/ops.welfordGather: has no CPU kernel: its arrays must be DeviceBuffers/);
+    const acc = (over: Record<string, unknown>) => native.ops.accumulate({ dtype: 'float64', source: {}, destination: new Float64Array(3),
+      count: 3, ...over } as never);
+    expect(() => acc({ count: -1 })).toThrow(/ops.accumulate: 'count' must be an integer >= 0/);
+    expect(() => acc({})).toThrow(/ops.accumulate: has no CPU kernel/);
+    expect(() => acc({ destination: {} })).toThrow(/'destination' must be a Float64Array or a DeviceBuffer, got an object/);
   });
 
   test('CPU layers and tensors report the cpu device', () => {

@@ -93,32 +93,47 @@ describe('errors', () => {
     const x = new Float32Array(24);
     const c3 = () => new Float32Array(3);
 
-    test('wrong argument count', () => {
-      expect(() => (native.batchNormStats as (...a: unknown[]) => void)(x)).toThrow(
-        new TypeError('syncbn native batchNormStats: expected 6 arguments, got 1'));
+    const stats = (over: Record<string, unknown> = {}) => native.ops.stats({
+      dtype: 'float32', shape, channelsLast: false, input: x, eps: 1e-5, mean: c3(), invstd: c3(), ...over,
+    } as never);
+
+    test('one object of named arguments', () => {
+      expect(() => (native.ops.stats as (...a: unknown[]) => void)(x)).toThrow(
+        new TypeError('syncbn native ops.stats: expected one argument, an object of named arguments, got Float32Array of 24 elements'));
+      expect(() => (native.ops.stats as (...a: unknown[]) => void)({}, {})).toThrow(/expected one argument, an object of named arguments, got 2 arguments/);
+      expect(() => stats({ dtype: 'half' })).toThrow(/ops.stats: 'dtype' must be 'float32', 'float64', 'float16' or 'bfloat16', got a string/);
+      expect(() => stats({ dtype: 'float16' })).toThrow(/'dtype' float16 is computed on CUDA only/);
+      expect(() => stats({ input: undefined })).toThrow(/ops.stats: 'input' must be a Float32Array or a DeviceBuffer, got undefined/);
     });
 
     test('a buffer too short for the shape is refused, not read past its end', () => {
-      expect(() => native.batchNormStats(new Float32Array(10), shape, false, 1e-5, c3(), c3())).toThrow(
-        new RangeError("syncbn native batchNormStats: argument 0 'input' must have 24 elements, got 10"));
-      expect(() => native.batchNormForwardTraining(x, shape, false, null, null, 1e-5, 0.1, null, null, new Float32Array(23), c3(), c3())).toThrow(
+      expect(() => stats({ input: new Float32Array(10) })).toThrow(
+        new RangeError("syncbn native ops.stats: 'input' must have 24 elements, got 10"));
+      expect(() => native.ops.forwardTraining({ dtype: 'float32', shape, channelsLast: false, input: x, weight: null, bias: null,
+        eps: 1e-5, momentum: 0.1, runningMean: null, runningVar: null, output: new Float32Array(23), saveMean: c3(), saveInvstd: c3() })).toThrow(
         /'output' must have 24 elements, got 23/);
     });
 
     test('mixed or wrong array kinds are refused', () => {
-      expect(() => native.batchNormStats(x, shape, false, 1e-5, new Float64Array(3), c3())).toThrow(
-        new TypeError("syncbn native batchNormStats: argument 4 'mean' must be a Float32Array of 3 elements, got Float64Array of 3 elements"));
-      expect(() => native.batchNormStats(new Int32Array(24) as never, shape, false, 1e-5, c3(), c3())).toThrow(/Float32Array or Float64Array, got Int32Array/);
-      expect(() => native.batchNormElemt(x, shape, false, c3(), c3(), [1, 2, 3] as never, null, new Float32Array(24))).toThrow(/'weight' must be a Float32Array of 3 elements, got an Array/);
+      expect(() => stats({ mean: new Float64Array(3) })).toThrow(
+        new TypeError("syncbn native ops.stats: 'mean' must be a Float32Array of 3 elements, got Float64Array of 3 elements"));
+      expect(() => stats({ input: new Int32Array(24) })).toThrow(/'input' must be a Float32Array of 24 elements, got Int32Array of 24 elements/);
+      expect(() => stats({ dtype: 'float64' })).toThrow(/'input' must be a Float64Array of 24 elements, got Float32Array/);
+      expect(() => stats({ invstd: null })).toThrow(/'invstd' must be a Float32Array of 3 elements, got null/);
+      expect(() => native.ops.elemt({ dtype: 'float32', shape, channelsLast: false, input: x, mean: c3(), invstd: c3(),
+        weight: [1, 2, 3] as never, bias: null, output: new Float32Array(24) })).toThrow(/'weight' must be a Float32Array of 3 elements or null, got an Array/);
     });
 
     test('bad shapes and scalars are refused', () => {
-      expect(() => native.batchNormStats(x, [2, 0, 4] as never, false, 1e-5, c3(), c3())).toThrow(/shape.c must be an integer >= 1/);
+      expect(() => stats({ shape: [2, 0, 4] })).toThrow(/shape.c must be an integer >= 1/);
       // Errors from the addon come from Node's realm, not jest's: match by message.
-      expect(() => native.batchNormStats(x, [2, 3.5, 4] as never, false, 1e-5, c3(), c3())).toThrow(/shape.c must be an integer/);
-      expect(() => native.batchNormStats(x, [1e12, 1e12, 1e12] as never, false, 1e-5, c3(), c3())).toThrow(/too many elements/);
-      expect(() => native.batchNormStats(x, shape, 'no' as never, 1e-5, c3(), c3())).toThrow(/'channelsLast' must be a boolean/);
-      expect(() => native.batchNormStats(x, shape, false, NaN, c3(), c3())).toThrow(/'eps' must be a finite number/);
+      expect(() => stats({ shape: [2, 3.5, 4] })).toThrow(/shape.c must be an integer/);
+      expect(() => stats({ shape: [1e12, 1e12, 1e12] })).toThrow(/too many elements/);
+      expect(() => stats({ shape: undefined })).toThrow(/'shape' must be an array \[n, c, inner\], got undefined/);
+      expect(() => stats({ channelsLast: 'no' })).toThrow(/'channelsLast' must be a boolean/);
+      expect(() => stats({ eps: NaN })).toThrow(/ops.stats: 'eps' must be a finite number/);
+      expect(() => stats({ eps: -1 })).toThrow(/ops.stats: 'eps' must be a number >= 0/);
+      expect(() => native.ops.moments({ dtype: 'float32', shape, channelsLast: false, input: x, mean: c3(), variance: c3() })).not.toThrow();
       expect(() => native.setNumThreads(0)).toThrow(/'threads' must be an integer >= 1/);
       expect(() => native.convertMemoryFormat(x, x, shape, true)).toThrow(/must not overlap/);
       expect(() => native.convertMemoryFormat(x, new Float64Array(24), shape, true)).toThrow(/same kind of TypedArray/);

@@ -32,16 +32,25 @@ describe('the raw binding refuses outputs that share memory with inputs', () => 
   test('the same array, an overlapping view of one buffer, or two outputs in one place are refused, naming both arguments', () => {
     const x = new Float32Array(24).map((_, i) => i);
     const before = x.slice();
-    expect(() => native.batchNormElemt(x, shape, false, c3(), c3(), null, null, x)).toThrow(
-      "syncbn native batchNormElemt: output argument 7 'output' overlaps input argument 0 'input' in memory: outputs must not overlap inputs or other outputs");
+    const on = { dtype: 'float32', shape, channelsLast: false } as const;
+    const elemt = (input: Float32Array, output: Float32Array) =>
+      native.ops.elemt({ ...on, input, mean: c3(), invstd: c3(), weight: null, bias: null, output });
+    expect(() => elemt(x, x)).toThrow(
+      "syncbn native ops.elemt: output 'output' overlaps input 'input' in memory: outputs must not overlap inputs or other outputs");
     const buf = new Float32Array(40);
     buf.set(x);
-    expect(() => native.batchNormElemt(buf.subarray(0, 24), shape, false, c3(), c3(), null, null, buf.subarray(16, 40))).toThrow(/'output' overlaps input argument 0 'input'/);
+    expect(() => elemt(buf.subarray(0, 24), buf.subarray(16, 40))).toThrow(/'output' overlaps input 'input'/);
     const stats = new Float32Array(5);
-    expect(() => native.batchNormStats(x, shape, false, 1e-5, stats.subarray(0, 3), stats.subarray(2, 5))).toThrow(/output argument 4 'mean' overlaps output argument 5 'invstd'/);
+    expect(() => native.ops.stats({ ...on, input: x, eps: 1e-5, mean: stats.subarray(0, 3), invstd: stats.subarray(2, 5) }))
+      .toThrow(/output 'mean' overlaps output 'invstd'/);
     const y = new Float32Array(24);
-    expect(() => native.batchNormForwardTraining(x, shape, false, null, null, 1e-5, 0.1, null, null, y, y.subarray(0, 3), c3())).toThrow(/'output' overlaps output argument 10 'saveMean'/);
-    expect(() => native.batchNormBackward(x, x, shape, false, null, c3(), c3(), true, 1e-5, x, null, null, false)).toThrow(/'gradInput' overlaps input argument 0 'gradOutput'/);
+    expect(() => native.ops.forwardTraining({ ...on, input: x, weight: null, bias: null, eps: 1e-5, momentum: 0.1, runningMean: null,
+      runningVar: null, output: y, saveMean: y.subarray(0, 3), saveInvstd: c3() })).toThrow(/'output' overlaps output 'saveMean'/);
+    expect(() => native.ops.backward({ ...on, gradOutput: x, input: x, weight: null, mean: c3(), invstdOrVar: c3(), training: true,
+      eps: 1e-5, gradInput: x, gradWeight: null, gradBias: null, accumulate: false })).toThrow(/'gradInput' overlaps input 'gradOutput'/);
+    const rm = c3();
+    expect(() => native.ops.blendStats({ dtype: 'float32', channels: 3, momentum: 0.5, meanA: rm, varA: c3(), meanB: null, varB: null,
+      varScale: 1, runningMean: rm, runningVar: null, outMean: rm, outVar: c3() })).toThrow(/'outMean' overlaps input 'meanA'/);
     expect(Array.from(x)).toEqual(Array.from(before));
   });
 
@@ -52,7 +61,7 @@ describe('the raw binding refuses outputs that share memory with inputs', () => 
     const out = buf.subarray(24, 48);
     const mean = new Float64Array([1, 2, 3]);
     const invstd = new Float64Array([0.5, 1, 2]);
-    native.batchNormElemt(x, shape, false, mean, invstd, null, null, out);
+    native.ops.elemt({ dtype: 'float64', shape, channelsLast: false, input: x, mean, invstd, weight: null, bias: null, output: out });
     for (let i = 0; i < 24; i++) {
       const c = Math.floor(i / 4) % 3;
       expect(out[i]).toBe((x[i] - mean[c]) * invstd[c]);

@@ -51,7 +51,16 @@ for (const shape of shapes) {
   const gw = new Float32Array(C);
   const gb = new Float32Array(C);
   const next = () => (k = (k + 1) % copies);
-  const ops = (N) => ({
+  // A build with native.ops takes named arguments (one object per call, as
+  // lib/backends/kernel_ops.ts builds it); older builds positional ones.
+  const ops = (N) => (N.ops ? {
+    'train-fwd': () => N.ops.forwardTraining({ dtype: 'float32', shape, channelsLast, input: xs[next()], weight: w, bias: b,
+      eps: 1e-5, momentum: 0.1, runningMean: rm, runningVar: rv, output: y, saveMean: sm, saveInvstd: si }),
+    infer: () => N.ops.forwardInference({ dtype: 'float32', shape, channelsLast, input: xs[next()], runningMean: rm, runningVar: rv,
+      weight: w, bias: b, eps: 1e-5, output: y }),
+    backward: () => N.ops.backward({ dtype: 'float32', shape, channelsLast, gradOutput: dys[next()], input: xs[k], weight: w,
+      mean: sm, invstdOrVar: si, training: true, eps: 1e-5, gradInput: dx, gradWeight: gw, gradBias: gb, accumulate: false }),
+  } : {
     'train-fwd': () => N.batchNormForwardTraining(xs[next()], shape, channelsLast, w, b, 1e-5, 0.1, rm, rv, y, sm, si),
     infer: () => N.batchNormForwardInference(xs[next()], shape, channelsLast, rm, rv, w, b, 1e-5, y),
     backward: () => N.batchNormBackward(dys[next()], xs[k], shape, channelsLast, w, sm, si, true, 1e-5, dx, gw, gb, false),

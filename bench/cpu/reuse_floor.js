@@ -41,13 +41,17 @@ for (const shape of SHAPES) {
   const ring = Array.from({ length: k }, () => new Float32Array(n).fill(0));
   let i = 0;
   const out = { same: () => ring[0], rotated: () => ring[(i = (i + 1) % k)] };
+  const on = { dtype: 'float32', shape, channelsLast: false };
+  const train = (output) => ({ ...on, input: x, weight: w, bias: b, eps: 1e-5, momentum: 0.1, runningMean: rm, runningVar: rv,
+    output, saveMean: sm, saveInvstd: si });
   const modes = {
-    'train-fwd': (o) => native.batchNormForwardTraining(x, shape, false, w, b, 1e-5, 0.1, rm, rv, o(), sm, si),
+    'train-fwd': (o) => native.ops.forwardTraining(train(o())),
     'train-fwdbwd': (o) => {
-      native.batchNormForwardTraining(x, shape, false, w, b, 1e-5, 0.1, rm, rv, o(), sm, si);
-      native.batchNormBackward(dy, x, shape, false, w, sm, si, true, 1e-5, o(), gw, gb, true);
+      native.ops.forwardTraining(train(o()));
+      native.ops.backward({ ...on, gradOutput: dy, input: x, weight: w, mean: sm, invstdOrVar: si, training: true, eps: 1e-5,
+        gradInput: o(), gradWeight: gw, gradBias: gb, accumulate: true });
     },
-    infer: (o) => native.batchNormForwardInference(x, shape, false, rm, rv, w, b, 1e-5, o()),
+    infer: (o) => native.ops.forwardInference({ ...on, input: x, runningMean: rm, runningVar: rv, weight: w, bias: b, eps: 1e-5, output: o() }),
   };
   const parts = [];
   for (const [mode, fn] of Object.entries(modes)) {

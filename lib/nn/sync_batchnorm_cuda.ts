@@ -11,11 +11,11 @@
 // them in rank order on every rank: NCCL has no user-defined reduction, and
 // the same order gives every rank the same bits.
 import { ProcessGroup, Fingerprint } from '../distributed/process_group';
-import * as cuda from '../functional_cuda';
+import * as cuda from '../backends/cuda';
 import { Tensor, emptyCuda } from '../tensor';
 
 // The device ops this path runs, for the GPU suite (test/gpu/check_cuda.js).
-export { batchNormWelfordSummary, batchNormGatherWelford, addInto } from '../functional_cuda';
+export { batchNormWelfordSummary, batchNormGatherWelford, addInto } from '../backends/cuda';
 
 export interface SyncPoint {
   fingerprint: Fingerprint;

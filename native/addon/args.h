@@ -16,8 +16,6 @@
 namespace syncbn {
 namespace addon {
 
-enum class Dtype { Float32, Float64 };
-
 template <typename T>
 struct ArrayTraits;
 template <>
@@ -57,6 +55,21 @@ inline const char* typed_array_name(napi_typedarray_type t) {
   }
 }
 
+// "Float32Array of 3 elements", "null", "a number": what a caller passed.
+inline std::string describe_value(const Napi::Value& v) {
+  if (v.IsTypedArray()) {
+    Napi::TypedArray a = v.As<Napi::TypedArray>();
+    return std::string(typed_array_name(a.TypedArrayType())) + " of " + std::to_string(a.ElementLength()) + " elements";
+  }
+  if (v.IsNull()) return "null";
+  if (v.IsUndefined()) return "undefined";
+  if (v.IsArray()) return "an Array of length " + std::to_string(v.As<Napi::Array>().Length());
+  if (v.IsNumber()) return "a number";
+  if (v.IsString()) return "a string";
+  if (v.IsBoolean()) return "a boolean";
+  return "an object";
+}
+
 class Args {
  public:
   Args(const Napi::CallbackInfo& info, const char* op, size_t count) : info_(info), op_(op) {
@@ -68,17 +81,6 @@ class Args {
   Napi::Env env() const { return info_.Env(); }
   Napi::Value value(size_t i) const { return info_[i]; }
   size_t length() const { return info_.Length(); }
-
-  // The dtype of the float TypedArray at i; every other array must match it.
-  Dtype dtype(size_t i, const char* name) const {
-    const Napi::Value v = info_[i];
-    if (v.IsTypedArray()) {
-      const napi_typedarray_type t = v.As<Napi::TypedArray>().TypedArrayType();
-      if (t == napi_float32_array) return Dtype::Float32;
-      if (t == napi_float64_array) return Dtype::Float64;
-    }
-    throw type_error(i, name, "a Float32Array or Float64Array", v);
-  }
 
   double number(size_t i, const char* name) const {
     const Napi::Value v = info_[i];
@@ -235,31 +237,11 @@ class Args {
     return std::string("a ") + ArrayTraits<T>::name + " of " + std::to_string(len) + " elements";
   }
 
-  static std::string describe(const Napi::Value& v) {
-    if (v.IsTypedArray()) {
-      Napi::TypedArray a = v.As<Napi::TypedArray>();
-      return std::string(typed_array_name(a.TypedArrayType())) + " of " +
-             std::to_string(a.ElementLength()) + " elements";
-    }
-    if (v.IsNull()) return "null";
-    if (v.IsUndefined()) return "undefined";
-    if (v.IsArray()) return "an Array of length " + std::to_string(v.As<Napi::Array>().Length());
-    if (v.IsNumber()) return "a number";
-    if (v.IsString()) return "a string";
-    if (v.IsBoolean()) return "a boolean";
-    return "an object";
-  }
+  static std::string describe(const Napi::Value& v) { return describe_value(v); }
 
   const Napi::CallbackInfo& info_;
   const char* op_;
 };
-
-// Runs fn(T{}) with T = float or double.
-template <typename Fn>
-auto dispatch(Dtype d, Fn&& fn) {
-  if (d == Dtype::Float32) return fn(float{});
-  return fn(double{});
-}
 
 }  // namespace addon
 }  // namespace syncbn

@@ -1,196 +1,258 @@
-// N-API bindings of the CPU batch-norm kernels: unwrap, check, call.
-// Outputs are TypedArrays allocated by the caller, so no memory crosses the
-// boundary and nothing here allocates on the JavaScript heap.
+// N-API bindings of the batch-norm ops: one per op, named arguments, on the
+// device of the input (TypedArrays: the CPU table; DeviceBuffers: CUDA).
+// Outputs are allocated by the caller, so no memory crosses the boundary and
+// nothing here allocates on the JavaScript heap.
 #include "batch_norm.h"
 
 #include "../kernels/batch_norm.h"
 #include "args.h"
+#include "op_args.h"
 
 namespace syncbn {
 namespace addon {
 
 namespace {
 
+// Reads an op's arguments for its input's device (read(Tag<T>{}) fills the
+// op's Args struct: T = float or double for TypedArrays, void for
+// DeviceBuffers), refuses overlapping outputs, and calls the op:
+// call(ops, args) with the CPU table or the CUDA kernels of that device.
+template <typename Read, typename Call>
+void call_cpu(OpArgs& a, Read read, Call call) {
+  if (a.dtype() == DType::Float32) {
+    const auto k = read(Tag<float>{});
+    a.check_overlap();
+    call(cpu::ops<float>(), k);
+  } else {
+    const auto k = read(Tag<double>{});
+    a.check_overlap();
+    call(cpu::ops<double>(), k);
+  }
+}
+
+template <typename Read, typename Call>
+Napi::Value run(OpArgs& a, const BatchShape& s, Read read, Call call) {
+  if (!a.on_cuda()) {
+    call_cpu(a, read, call);
+  } else {
+#ifdef SYNCBN_HAVE_CUDA
+    const auto k = read(Tag<void>{});
+    a.check_overlap();
+    run_cuda(a.env(), a.prefix(), a.device(), a.dtype(), s, [&](const cuda::Ops& ops) { return call(ops, k); });
+#else
+    (void)s;
+#endif
+  }
+  return a.env().Undefined();
+}
+
+// The ops with no CUDA kernel (C values each; the cuda backend in
+// lib/backends/cuda.ts computes them on the host).
+template <typename Read, typename Call>
+Napi::Value run_cpu(OpArgs& a, Read read, Call call) {
+  if (a.on_cuda())
+    throw Napi::TypeError::New(a.env(), a.prefix() + "has no CUDA kernel: its arrays must be TypedArrays, not DeviceBuffers");
+  call_cpu(a, read, call);
+  return a.env().Undefined();
+}
+
+// The ops with no CPU kernel: SyncBatchNorm on the device (on the CPU the
+// Welford all-reduce merges and the host adds the grads).
+template <typename Read, typename Call>
+Napi::Value run_cuda_only(OpArgs& a, Read read, Call call) {
+  if (!a.on_cuda())
+    throw Napi::TypeError::New(a.env(), a.prefix() + "has no CPU kernel: its arrays must be DeviceBuffers, not TypedArrays");
+#ifdef SYNCBN_HAVE_CUDA
+  const auto k = read(Tag<void>{});
+  a.check_overlap();
+  run_cuda(a.env(), a.prefix(), a.device(), a.dtype(), BatchShape{0, 0, 1, false},
+           [&](const cuda::Ops& ops) { return call(ops, k); });
+#else
+  (void)read, (void)call;
+#endif
+  return a.env().Undefined();
+}
+
 Napi::Value Stats(const Napi::CallbackInfo& info) {
-  Args a(info, "batchNormStats", 6);
-  a.no_overlap({{4, "mean"}, {5, "invstd"}}, {{0, "input"}});
-  const BatchShape s = a.shape(1);
-  const double eps = a.non_negative(3, "eps");
-  dispatch(a.dtype(0, "input"), [&](auto tag) {
-    using T = decltype(tag);
-    cpu::ops<T>().stats({a.array<T>(0, "input", s.numel()), s, eps, a.array<T>(4, "mean", s.c), a.array<T>(5, "invstd", s.c)});
-  });
-  return info.Env().Undefined();
+  OpArgs a(info, "stats", "input");
+  const BatchShape s = a.shape();
+  const double eps = a.non_negative("eps");
+  return run(a, s, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    return StatsArgs<T>{a.data<T>("input", s.numel(), Role::In), s, eps, a.param<T>("mean", s.c, Role::Out),
+                        a.param<T>("invstd", s.c, Role::Out)};
+  }, [](const auto& ops, const auto& k) { return ops.stats(k); });
 }
 
 Napi::Value GatherStatsWithCounts(const Napi::CallbackInfo& info) {
-  Args a(info, "batchNormGatherStatsWithCounts", 11);
-  a.no_overlap({{7, "mean"}, {8, "invstd"}, {9, "runningMean"}, {10, "runningVar"}}, {{0, "means"}, {1, "invstds"}, {2, "counts"}});
-  const int64_t world = a.integer(3, "world", 1);
-  const int64_t c = a.integer(4, "channels", 1);
-  const double momentum = a.number(5, "momentum");
-  const double eps = a.non_negative(6, "eps");
-  const double* counts = a.array<double>(2, "counts", world);
-  dispatch(a.dtype(0, "means"), [&](auto tag) {
-    using T = decltype(tag);
-    cpu::ops<T>().gather_stats_with_counts({a.array<T>(0, "means", world * c), a.array<T>(1, "invstds", world * c), counts,
-                                            world, c, momentum, eps, a.array<T>(7, "mean", c), a.array<T>(8, "invstd", c),
-                                            a.optional<T>(9, "runningMean", c), a.optional<T>(10, "runningVar", c)});
-  });
-  return info.Env().Undefined();
+  OpArgs a(info, "gatherStatsWithCounts", "means");
+  const int64_t world = a.integer("world", 1);
+  const int64_t c = a.integer("channels", 1);
+  const double momentum = a.number("momentum");
+  const double eps = a.non_negative("eps");
+  return run_cpu(a, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    return GatherStatsWithCountsArgs<T>{
+        a.param<T>("means", world * c, Role::In), a.param<T>("invstds", world * c, Role::In),
+        a.doubles("counts", world, Role::In), world, c, momentum, eps, a.param<T>("mean", c, Role::Out),
+        a.param<T>("invstd", c, Role::Out), a.param<T>("runningMean", c, Role::OptOut),
+        a.param<T>("runningVar", c, Role::OptOut)};
+  }, [](const auto& ops, const auto& k) { return ops.gather_stats_with_counts(k); });
 }
 
 Napi::Value Elemt(const Napi::CallbackInfo& info) {
-  Args a(info, "batchNormElemt", 8);
-  a.no_overlap({{7, "output"}}, {{0, "input"}, {3, "mean"}, {4, "invstd"}, {5, "weight"}, {6, "bias"}});
-  const BatchShape s = a.shape(1);
-  dispatch(a.dtype(0, "input"), [&](auto tag) {
-    using T = decltype(tag);
-    cpu::ops<T>().elemt({a.array<T>(0, "input", s.numel()), s, a.array<T>(3, "mean", s.c),
-                  a.array<T>(4, "invstd", s.c), a.optional<T>(5, "weight", s.c),
-                  a.optional<T>(6, "bias", s.c), a.array<T>(7, "output", s.numel())});
-  });
-  return info.Env().Undefined();
+  OpArgs a(info, "elemt", "input");
+  const BatchShape s = a.shape();
+  return run(a, s, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    return ElemtArgs<T>{a.data<T>("input", s.numel(), Role::In), s, a.param<T>("mean", s.c, Role::In),
+                        a.param<T>("invstd", s.c, Role::In), a.param<T>("weight", s.c, Role::OptIn),
+                        a.param<T>("bias", s.c, Role::OptIn), a.data<T>("output", s.numel(), Role::Out)};
+  }, [](const auto& ops, const auto& k) { return ops.elemt(k); });
 }
 
 Napi::Value BackwardReduce(const Napi::CallbackInfo& info) {
-  Args a(info, "batchNormBackwardReduce", 10);
-  a.no_overlap({{6, "sumDy"}, {7, "sumDyXmu"}, {8, "gradWeight"}, {9, "gradBias"}}, {{0, "gradOutput"}, {1, "input"}, {4, "mean"}, {5, "invstd"}});
-  const BatchShape s = a.shape(2);
-  dispatch(a.dtype(0, "gradOutput"), [&](auto tag) {
-    using T = decltype(tag);
-    cpu::ops<T>().backward_reduce({a.array<T>(0, "gradOutput", s.numel()),
-                            a.array<T>(1, "input", s.numel()), s, a.array<T>(4, "mean", s.c),
-                            a.array<T>(5, "invstd", s.c), a.optional<T>(6, "sumDy", s.c),
-                            a.optional<T>(7, "sumDyXmu", s.c), a.optional<T>(8, "gradWeight", s.c),
-                            a.optional<T>(9, "gradBias", s.c)});
-  });
-  return info.Env().Undefined();
+  OpArgs a(info, "backwardReduce", "input");
+  const BatchShape s = a.shape();
+  return run(a, s, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    return BackwardReduceArgs<T>{a.data<T>("gradOutput", s.numel(), Role::In), a.data<T>("input", s.numel(), Role::In), s,
+                                 a.param<T>("mean", s.c, Role::In), a.param<T>("invstd", s.c, Role::In),
+                                 a.param<T>("sumDy", s.c, Role::OptOut), a.param<T>("sumDyXmu", s.c, Role::OptOut),
+                                 a.param<T>("gradWeight", s.c, Role::OptOut), a.param<T>("gradBias", s.c, Role::OptOut)};
+  }, [](const auto& ops, const auto& k) { return ops.backward_reduce(k); });
 }
 
 Napi::Value BackwardElemt(const Napi::CallbackInfo& info) {
-  Args a(info, "batchNormBackwardElemt", 11);
-  a.no_overlap({{10, "gradInput"}}, {{0, "gradOutput"}, {1, "input"}, {4, "mean"}, {5, "invstd"}, {6, "weight"}, {7, "sumDy"}, {8, "sumDyXmu"}});
-  const BatchShape s = a.shape(2);
-  const double count = a.non_negative(9, "totalCount");
-  dispatch(a.dtype(0, "gradOutput"), [&](auto tag) {
-    using T = decltype(tag);
-    cpu::ops<T>().backward_elemt({a.array<T>(0, "gradOutput", s.numel()),
-                           a.array<T>(1, "input", s.numel()), s, a.array<T>(4, "mean", s.c),
-                           a.array<T>(5, "invstd", s.c), a.optional<T>(6, "weight", s.c),
-                           a.array<T>(7, "sumDy", s.c), a.array<T>(8, "sumDyXmu", s.c), count,
-                           a.array<T>(10, "gradInput", s.numel())});
-  });
-  return info.Env().Undefined();
+  OpArgs a(info, "backwardElemt", "input");
+  const BatchShape s = a.shape();
+  const double count = a.non_negative("totalCount");
+  return run(a, s, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    return BackwardElemtArgs<T>{a.data<T>("gradOutput", s.numel(), Role::In), a.data<T>("input", s.numel(), Role::In), s,
+                                a.param<T>("mean", s.c, Role::In), a.param<T>("invstd", s.c, Role::In),
+                                a.param<T>("weight", s.c, Role::OptIn), a.param<T>("sumDy", s.c, Role::In),
+                                a.param<T>("sumDyXmu", s.c, Role::In), count,
+                                a.data<T>("gradInput", s.numel(), Role::Out)};
+  }, [](const auto& ops, const auto& k) { return ops.backward_elemt(k); });
 }
 
 Napi::Value ForwardTraining(const Napi::CallbackInfo& info) {
-  Args a(info, "batchNormForwardTraining", 12);
-  a.no_overlap({{7, "runningMean"}, {8, "runningVar"}, {9, "output"}, {10, "saveMean"}, {11, "saveInvstd"}}, {{0, "input"}, {3, "weight"}, {4, "bias"}});
-  const BatchShape s = a.shape(1);
-  const double eps = a.non_negative(5, "eps");
-  const double momentum = a.number(6, "momentum");
-  dispatch(a.dtype(0, "input"), [&](auto tag) {
-    using T = decltype(tag);
-    cpu::ops<T>().forward_training({a.array<T>(0, "input", s.numel()), s,
-                             a.optional<T>(3, "weight", s.c), a.optional<T>(4, "bias", s.c), eps,
-                             momentum, a.optional<T>(7, "runningMean", s.c),
-                             a.optional<T>(8, "runningVar", s.c),
-                             a.array<T>(9, "output", s.numel()), a.array<T>(10, "saveMean", s.c),
-                             a.array<T>(11, "saveInvstd", s.c)});
-  });
-  return info.Env().Undefined();
+  OpArgs a(info, "forwardTraining", "input");
+  const BatchShape s = a.shape();
+  const double eps = a.non_negative("eps");
+  const double momentum = a.number("momentum");
+  return run(a, s, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    return ForwardTrainingArgs<T>{a.data<T>("input", s.numel(), Role::In), s, a.param<T>("weight", s.c, Role::OptIn),
+                                  a.param<T>("bias", s.c, Role::OptIn), eps, momentum,
+                                  a.param<T>("runningMean", s.c, Role::OptOut), a.param<T>("runningVar", s.c, Role::OptOut),
+                                  a.data<T>("output", s.numel(), Role::Out), a.param<T>("saveMean", s.c, Role::Out),
+                                  a.param<T>("saveInvstd", s.c, Role::Out)};
+  }, [](const auto& ops, const auto& k) { return ops.forward_training(k); });
 }
 
 Napi::Value ForwardInference(const Napi::CallbackInfo& info) {
-  Args a(info, "batchNormForwardInference", 9);
-  a.no_overlap({{8, "output"}}, {{0, "input"}, {3, "runningMean"}, {4, "runningVar"}, {5, "weight"}, {6, "bias"}});
-  const BatchShape s = a.shape(1);
-  const double eps = a.non_negative(7, "eps");
-  dispatch(a.dtype(0, "input"), [&](auto tag) {
-    using T = decltype(tag);
-    cpu::ops<T>().forward_inference({a.array<T>(0, "input", s.numel()), s,
-                              a.array<T>(3, "runningMean", s.c), a.array<T>(4, "runningVar", s.c),
-                              a.optional<T>(5, "weight", s.c), a.optional<T>(6, "bias", s.c), eps,
-                              a.array<T>(8, "output", s.numel())});
-  });
-  return info.Env().Undefined();
+  OpArgs a(info, "forwardInference", "input");
+  const BatchShape s = a.shape();
+  const double eps = a.non_negative("eps");
+  return run(a, s, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    return ForwardInferenceArgs<T>{a.data<T>("input", s.numel(), Role::In), s, a.param<T>("runningMean", s.c, Role::In),
+                                   a.param<T>("runningVar", s.c, Role::In), a.param<T>("weight", s.c, Role::OptIn),
+                                   a.param<T>("bias", s.c, Role::OptIn), eps, a.data<T>("output", s.numel(), Role::Out)};
+  }, [](const auto& ops, const auto& k) { return ops.forward_inference(k); });
 }
 
 Napi::Value Backward(const Napi::CallbackInfo& info) {
-  Args a(info, "batchNormBackward", 13);
-  a.no_overlap({{9, "gradInput"}, {10, "gradWeight"}, {11, "gradBias"}}, {{0, "gradOutput"}, {1, "input"}, {4, "weight"}, {5, "mean"}, {6, "invstdOrVar"}});
-  const BatchShape s = a.shape(2);
-  const bool training = a.boolean(7, "training");
-  const double eps = a.non_negative(8, "eps");
-  const bool accumulate = a.boolean(12, "accumulate");
-  dispatch(a.dtype(0, "gradOutput"), [&](auto tag) {
-    using T = decltype(tag);
-    cpu::ops<T>().backward({a.array<T>(0, "gradOutput", s.numel()), a.array<T>(1, "input", s.numel()), s,
-                     a.optional<T>(4, "weight", s.c), a.array<T>(5, "mean", s.c),
-                     a.array<T>(6, "invstdOrVar", s.c), training, eps,
-                     a.optional<T>(9, "gradInput", s.numel()),
-                     a.optional<T>(10, "gradWeight", s.c), a.optional<T>(11, "gradBias", s.c),
-                     accumulate});
-  });
-  return info.Env().Undefined();
+  OpArgs a(info, "backward", "input");
+  const BatchShape s = a.shape();
+  const bool training = a.boolean("training");
+  const double eps = a.non_negative("eps");
+  const bool accumulate = a.boolean("accumulate");
+  return run(a, s, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    return BackwardArgs<T>{a.data<T>("gradOutput", s.numel(), Role::In), a.data<T>("input", s.numel(), Role::In), s,
+                           a.param<T>("weight", s.c, Role::OptIn), a.param<T>("mean", s.c, Role::In),
+                           a.param<T>("invstdOrVar", s.c, Role::In), training, eps,
+                           a.data<T>("gradInput", s.numel(), Role::OptOut), a.param<T>("gradWeight", s.c, Role::OptOut),
+                           a.param<T>("gradBias", s.c, Role::OptOut), accumulate};
+  }, [](const auto& ops, const auto& k) { return ops.backward(k); });
 }
 
 Napi::Value Moments(const Napi::CallbackInfo& info) {
-  Args a(info, "batchNormMoments", 5);
-  a.no_overlap({{3, "mean"}, {4, "var"}}, {{0, "input"}});
-  const BatchShape s = a.shape(1);
-  dispatch(a.dtype(0, "input"), [&](auto tag) {
-    using T = decltype(tag);
-    cpu::ops<T>().moments({a.array<T>(0, "input", s.numel()), s, a.array<T>(3, "mean", s.c), a.array<T>(4, "var", s.c)});
-  });
-  return info.Env().Undefined();
+  OpArgs a(info, "moments", "input");
+  const BatchShape s = a.shape();
+  return run_cpu(a, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    return MomentsArgs<T>{a.data<T>("input", s.numel(), Role::In), s, a.param<T>("mean", s.c, Role::Out),
+                          a.param<T>("variance", s.c, Role::Out)};
+  }, [](const auto& ops, const auto& k) { return ops.moments(k); });
 }
 
 Napi::Value WelfordStats(const Napi::CallbackInfo& info) {
-  Args a(info, "batchNormWelfordStats", 4);
-  a.no_overlap({{3, "summary"}}, {{0, "input"}});
-  const BatchShape s = a.shape(1);
-  double* out = a.array<double>(3, "summary", 3 * s.c);
-  dispatch(a.dtype(0, "input"), [&](auto tag) {
-    using T = decltype(tag);
-    cpu::ops<T>().welford_stats({a.array<T>(0, "input", s.numel()), s, out});
-  });
-  return info.Env().Undefined();
+  OpArgs a(info, "welfordStats", "input");
+  const BatchShape s = a.shape();
+  return run(a, s, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    return WelfordStatsArgs<T>{a.data<T>("input", s.numel(), Role::In), s, a.doubles("summary", 3 * s.c, Role::Out)};
+  }, [](const auto& ops, const auto& k) { return ops.welford_stats(k); });
 }
 
 Napi::Value WelfordFinalize(const Napi::CallbackInfo& info) {
-  Args a(info, "batchNormWelfordFinalize", 8);
-  a.no_overlap({{4, "mean"}, {5, "invstd"}, {6, "runningMean"}, {7, "runningVar"}}, {{0, "summary"}});
-  const int64_t c = a.integer(1, "channels", 1);
-  const double* summary = a.array<double>(0, "summary", 3 * c);
-  const double eps = a.non_negative(2, "eps");
-  const double momentum = a.number(3, "momentum");
-  dispatch(a.dtype(4, "mean"), [&](auto tag) {
-    using T = decltype(tag);
-    cpu::ops<T>().welford_finalize({summary, c, eps, momentum, a.array<T>(4, "mean", c),
-                             a.array<T>(5, "invstd", c), a.optional<T>(6, "runningMean", c),
-                             a.optional<T>(7, "runningVar", c)});
-  });
-  return info.Env().Undefined();
+  OpArgs a(info, "welfordFinalize", "mean");
+  const int64_t c = a.integer("channels", 1);
+  const double eps = a.non_negative("eps");
+  const double momentum = a.number("momentum");
+  return run_cpu(a, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    return WelfordFinalizeArgs<T>{a.doubles("summary", 3 * c, Role::In), c, eps, momentum, a.param<T>("mean", c, Role::Out),
+                                  a.param<T>("invstd", c, Role::Out), a.param<T>("runningMean", c, Role::OptOut),
+                                  a.param<T>("runningVar", c, Role::OptOut)};
+  }, [](const auto& ops, const auto& k) { return ops.welford_finalize(k); });
+}
+
+Napi::Value WelfordGather(const Napi::CallbackInfo& info) {
+  OpArgs a(info, "welfordGather", "summaries");
+  const int64_t world = a.integer("world", 1);
+  const int64_t c = a.integer("channels", 1);
+  // Bounds that keep world x channels x 24 bytes far from overflow.
+  if (world > 1 << 20) throw a.range_error("world", "at most 1048576 ranks");
+  if (c > 2147483647) throw a.range_error("channels", "at most 2147483647 channels");
+  const double eps = a.non_negative("eps");
+  const double momentum = a.number("momentum");
+  return run_cuda_only(a, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    return WelfordGatherArgs<T>{a.doubles("summaries", world * c * 3, Role::In), world, c, eps, momentum,
+                                a.param<T>("mean", c, Role::Out), a.param<T>("invstd", c, Role::Out),
+                                a.param<T>("runningMean", c, Role::OptOut), a.param<T>("runningVar", c, Role::OptOut),
+                                a.doubles("totalCount", 1, Role::Out)};
+  }, [](const auto& ops, const auto& k) { return ops.welford_gather(k); });
+}
+
+Napi::Value Accumulate(const Napi::CallbackInfo& info) {
+  OpArgs a(info, "accumulate", "destination");
+  const int64_t count = a.integer("count", 0);
+  return run_cuda_only(a, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    return AccumulateArgs<T>{a.param<T>("source", count, Role::In), a.param<T>("destination", count, Role::Out), count};
+  }, [](const auto& ops, const auto& k) { return ops.accumulate(k); });
 }
 
 Napi::Value BlendStats(const Napi::CallbackInfo& info) {
-  Args a(info, "blendStats", 11);
+  OpArgs a(info, "blendStats", "meanA");
+  const int64_t c = a.integer("channels", 1);
+  const double m = a.number("momentum");
+  const double scale = a.number("varScale");
   // out may be the running statistics themselves (an in-place update, read
-  // and written per channel), so only the batch statistics are inputs here.
-  a.no_overlap({{9, "outMean"}, {10, "outVar"}}, {{2, "meanA"}, {3, "varA"}, {4, "meanB"}, {5, "varB"}});
-  const int64_t c = a.integer(0, "channels", 1);
-  const double m = a.number(1, "momentum");
-  const double scale = a.number(6, "varScale");
-  dispatch(a.dtype(2, "meanA"), [&](auto tag) {
-    using T = decltype(tag);
-    cpu::ops<T>().blend_stats({c, m, a.array<T>(2, "meanA", c), a.array<T>(3, "varA", c),
-                        a.optional<T>(4, "meanB", c), a.optional<T>(5, "varB", c), scale,
-                        a.optional<T>(7, "runningMean", c), a.optional<T>(8, "runningVar", c),
-                        a.array<T>(9, "outMean", c), a.array<T>(10, "outVar", c)});
-  });
-  return info.Env().Undefined();
+  // and written per channel): those are Aliasable.
+  return run_cpu(a, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    return BlendStatsArgs<T>{c, m, a.param<T>("meanA", c, Role::In), a.param<T>("varA", c, Role::In),
+                             a.param<T>("meanB", c, Role::OptIn), a.param<T>("varB", c, Role::OptIn), scale,
+                             a.param<T>("runningMean", c, Role::Aliasable), a.param<T>("runningVar", c, Role::Aliasable),
+                             a.param<T>("outMean", c, Role::Out), a.param<T>("outVar", c, Role::Out)};
+  }, [](const auto& ops, const auto& k) { return ops.blend_stats(k); });
 }
 
 Napi::Value ConvertMemoryFormat(const Napi::CallbackInfo& info) {
@@ -232,25 +294,23 @@ Napi::Value MaxNumThreads(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void RegisterBatchNorm(Napi::Env env, Napi::Object exports) {
-  exports.Set("batchNormStats", Napi::Function::New(env, Stats, "batchNormStats"));
-  exports.Set("batchNormGatherStatsWithCounts",
-              Napi::Function::New(env, GatherStatsWithCounts, "batchNormGatherStatsWithCounts"));
-  exports.Set("batchNormElemt", Napi::Function::New(env, Elemt, "batchNormElemt"));
-  exports.Set("batchNormBackwardReduce",
-              Napi::Function::New(env, BackwardReduce, "batchNormBackwardReduce"));
-  exports.Set("batchNormBackwardElemt",
-              Napi::Function::New(env, BackwardElemt, "batchNormBackwardElemt"));
-  exports.Set("batchNormForwardTraining",
-              Napi::Function::New(env, ForwardTraining, "batchNormForwardTraining"));
-  exports.Set("batchNormForwardInference",
-              Napi::Function::New(env, ForwardInference, "batchNormForwardInference"));
-  exports.Set("batchNormBackward", Napi::Function::New(env, Backward, "batchNormBackward"));
-  exports.Set("batchNormMoments", Napi::Function::New(env, Moments, "batchNormMoments"));
-  exports.Set("blendStats", Napi::Function::New(env, BlendStats, "blendStats"));
-  exports.Set("batchNormWelfordStats",
-              Napi::Function::New(env, WelfordStats, "batchNormWelfordStats"));
-  exports.Set("batchNormWelfordFinalize",
-              Napi::Function::New(env, WelfordFinalize, "batchNormWelfordFinalize"));
+  // One binding per op, on either device; see native/kernels/batch_norm.h.
+  Napi::Object ops = Napi::Object::New(env);
+  ops.Set("stats", Napi::Function::New(env, Stats, "stats"));
+  ops.Set("gatherStatsWithCounts", Napi::Function::New(env, GatherStatsWithCounts, "gatherStatsWithCounts"));
+  ops.Set("elemt", Napi::Function::New(env, Elemt, "elemt"));
+  ops.Set("backwardReduce", Napi::Function::New(env, BackwardReduce, "backwardReduce"));
+  ops.Set("backwardElemt", Napi::Function::New(env, BackwardElemt, "backwardElemt"));
+  ops.Set("forwardTraining", Napi::Function::New(env, ForwardTraining, "forwardTraining"));
+  ops.Set("forwardInference", Napi::Function::New(env, ForwardInference, "forwardInference"));
+  ops.Set("backward", Napi::Function::New(env, Backward, "backward"));
+  ops.Set("moments", Napi::Function::New(env, Moments, "moments"));
+  ops.Set("welfordStats", Napi::Function::New(env, WelfordStats, "welfordStats"));
+  ops.Set("welfordFinalize", Napi::Function::New(env, WelfordFinalize, "welfordFinalize"));
+  ops.Set("blendStats", Napi::Function::New(env, BlendStats, "blendStats"));
+  ops.Set("welfordGather", Napi::Function::New(env, WelfordGather, "welfordGather"));
+  ops.Set("accumulate", Napi::Function::New(env, Accumulate, "accumulate"));
+  exports.Set("ops", ops);
   exports.Set("convertMemoryFormat",
               Napi::Function::New(env, ConvertMemoryFormat, "convertMemoryFormat"));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));

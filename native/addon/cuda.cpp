@@ -131,15 +131,6 @@ Napi::Value DeviceBuffer::CopyFrom(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-DType dtype_arg(const Args& a, size_t i) {
-  const Napi::Value v = a.value(i);
-  const std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
-  for (DType t : {DType::Float32, DType::Float64, DType::Float16, DType::BFloat16})
-    if (s == dtype_name(t)) return t;
-  throw a.type_error(i, "dtype", "'float32', 'float64', 'float16' or 'bfloat16'", v);
-}
-
-
 // The launch for `device`, with workspace from the caching allocator that
 // goes back to the cache when this object ends (stream order keeps it safe).
 class Workspace {
@@ -147,10 +138,13 @@ class Workspace {
   Workspace(int device, DType t, const BatchShape& s) : device_(device) {
     launch_.stream = cuda::stream(device);
     launch_.multiprocessors = cuda::multiprocessors(device);
-    launch_.workspace_size = cuda::workspace_bytes(t, s, launch_.multiprocessors);
-    launch_.workspace = cuda::device_alloc(device, launch_.workspace_size, &capacity_);
+    // Ops without a batch (s.c == 0) need none.
+    launch_.workspace_size = s.c > 0 ? cuda::workspace_bytes(t, s, launch_.multiprocessors) : 0;
+    launch_.workspace = launch_.workspace_size > 0 ? cuda::device_alloc(device, launch_.workspace_size, &capacity_) : nullptr;
   }
-  ~Workspace() { cuda::device_free(device_, launch_.workspace, capacity_); }
+  ~Workspace() {
+    if (launch_.workspace != nullptr) cuda::device_free(device_, launch_.workspace, capacity_);
+  }
   const cuda::Launch& launch() const { return launch_; }
 
  private:
@@ -158,232 +152,6 @@ class Workspace {
   size_t capacity_ = 0;
   cuda::Launch launch_{};
 };
-
-template <typename Fn>
-Napi::Value run_op(const Napi::CallbackInfo& info, const char* op, Fn&& fn) {
-  try {
-    const cudaError_t e = fn();
-    cuda::check(e, op);
-  } catch (const cuda::CudaError& e) {
-    throw Napi::Error::New(info.Env(), std::string("syncbn: ") + e.what());
-  }
-  return info.Env().Undefined();
-}
-
-// (dtype, device, x, shape, channelsLast, ...) common head of every op.
-struct Head {
-  DType t;
-  int device;
-  BatchShape s;
-  size_t x_bytes;
-  size_t c_bytes;
-};
-
-Head head(const Args& a) {
-  Head h;
-  h.t = dtype_arg(a, 0);
-  h.device = static_cast<int>(a.integer(1, "device", 0));
-  h.s = a.shape(2);
-  h.x_bytes = static_cast<size_t>(h.s.numel()) * dtype_bytes(h.t);
-  h.c_bytes = static_cast<size_t>(h.s.c) * dtype_bytes(param_dtype(h.t));
-  return h;
-}
-
-void* ptr(DeviceBuffer* b) { return b ? b->data() : nullptr; }
-
-// cudaForwardTraining(dtype, device, shape, channelsLast, x, weight, bias, eps, momentum, runningMean, runningVar, y, saveMean, saveInvstd)
-Napi::Value ForwardTraining(const Napi::CallbackInfo& info) {
-  Args a(info, "cudaForwardTraining", 14);
-  const Head h = head(a);
-  DeviceBuffer* x = unwrap(a, 4, "input", h.x_bytes, h.device, false);
-  DeviceBuffer* w = unwrap(a, 5, "weight", h.c_bytes, h.device, true);
-  DeviceBuffer* b = unwrap(a, 6, "bias", h.c_bytes, h.device, true);
-  const double eps = a.non_negative(7, "eps"), momentum = a.number(8, "momentum");
-  DeviceBuffer* rm = unwrap(a, 9, "runningMean", h.c_bytes, h.device, true);
-  DeviceBuffer* rv = unwrap(a, 10, "runningVar", h.c_bytes, h.device, true);
-  DeviceBuffer* y = unwrap(a, 11, "output", h.x_bytes, h.device, false);
-  DeviceBuffer* sm = unwrap(a, 12, "saveMean", h.c_bytes, h.device, false);
-  DeviceBuffer* si = unwrap(a, 13, "saveInvstd", h.c_bytes, h.device, false);
-  return run_op(info, "batch_norm forward (training) on CUDA", [&] {
-    Workspace ws(h.device, h.t, h.s);
-    return cuda::forward_training(h.t, {ptr(x), h.s, ptr(w), ptr(b), eps, momentum, ptr(rm), ptr(rv), ptr(y), ptr(sm), ptr(si)}, ws.launch());
-  });
-}
-
-// cudaForwardInference(dtype, device, shape, channelsLast, x, runningMean, runningVar, weight, bias, eps, y)
-Napi::Value ForwardInference(const Napi::CallbackInfo& info) {
-  Args a(info, "cudaForwardInference", 11);
-  const Head h = head(a);
-  DeviceBuffer* x = unwrap(a, 4, "input", h.x_bytes, h.device, false);
-  DeviceBuffer* rm = unwrap(a, 5, "runningMean", h.c_bytes, h.device, false);
-  DeviceBuffer* rv = unwrap(a, 6, "runningVar", h.c_bytes, h.device, false);
-  DeviceBuffer* w = unwrap(a, 7, "weight", h.c_bytes, h.device, true);
-  DeviceBuffer* b = unwrap(a, 8, "bias", h.c_bytes, h.device, true);
-  const double eps = a.non_negative(9, "eps");
-  DeviceBuffer* y = unwrap(a, 10, "output", h.x_bytes, h.device, false);
-  return run_op(info, "batch_norm forward (inference) on CUDA", [&] {
-    const cuda::Launch l{cuda::stream(h.device), cuda::multiprocessors(h.device), nullptr, 0};
-    return cuda::forward_inference(h.t, {ptr(x), h.s, ptr(rm), ptr(rv), ptr(w), ptr(b), eps, ptr(y)}, l);
-  });
-}
-
-// cudaBackward(dtype, device, shape, channelsLast, dy, x, weight, mean, invstdOrVar, training, eps, dx, gradWeight, gradBias, accumulate)
-Napi::Value Backward(const Napi::CallbackInfo& info) {
-  Args a(info, "cudaBackward", 15);
-  const Head h = head(a);
-  DeviceBuffer* dy = unwrap(a, 4, "gradOutput", h.x_bytes, h.device, false);
-  DeviceBuffer* x = unwrap(a, 5, "input", h.x_bytes, h.device, false);
-  DeviceBuffer* w = unwrap(a, 6, "weight", h.c_bytes, h.device, true);
-  DeviceBuffer* m = unwrap(a, 7, "mean", h.c_bytes, h.device, false);
-  DeviceBuffer* v = unwrap(a, 8, "invstdOrVar", h.c_bytes, h.device, false);
-  const bool training = a.boolean(9, "training");
-  const double eps = a.non_negative(10, "eps");
-  DeviceBuffer* dx = unwrap(a, 11, "gradInput", h.x_bytes, h.device, true);
-  DeviceBuffer* gw = unwrap(a, 12, "gradWeight", h.c_bytes, h.device, true);
-  DeviceBuffer* gb = unwrap(a, 13, "gradBias", h.c_bytes, h.device, true);
-  const bool accumulate = a.boolean(14, "accumulate");
-  return run_op(info, "batch_norm backward on CUDA", [&] {
-    Workspace ws(h.device, h.t, h.s);
-    return cuda::backward(h.t, {ptr(dy), ptr(x), h.s, ptr(w), ptr(m), ptr(v), training, eps, ptr(dx), ptr(gw), ptr(gb), accumulate}, ws.launch());
-  });
-}
-
-// cudaStats(dtype, device, shape, channelsLast, x, eps, mean, invstd)
-Napi::Value Stats(const Napi::CallbackInfo& info) {
-  Args a(info, "cudaStats", 8);
-  const Head h = head(a);
-  DeviceBuffer* x = unwrap(a, 4, "input", h.x_bytes, h.device, false);
-  const double eps = a.non_negative(5, "eps");
-  DeviceBuffer* m = unwrap(a, 6, "mean", h.c_bytes, h.device, false);
-  DeviceBuffer* is = unwrap(a, 7, "invstd", h.c_bytes, h.device, false);
-  return run_op(info, "batch_norm_stats on CUDA", [&] {
-    Workspace ws(h.device, h.t, h.s);
-    return cuda::stats(h.t, {ptr(x), h.s, eps, ptr(m), ptr(is)}, ws.launch());
-  });
-}
-
-// cudaWelfordStats(dtype, device, shape, channelsLast, x, summary) -- summary: 3C doubles on the device
-Napi::Value WelfordStats(const Napi::CallbackInfo& info) {
-  Args a(info, "cudaWelfordStats", 6);
-  const Head h = head(a);
-  DeviceBuffer* x = unwrap(a, 4, "input", h.x_bytes, h.device, false);
-  DeviceBuffer* out = unwrap(a, 5, "summary", static_cast<size_t>(h.s.c) * 3 * sizeof(double), h.device, false);
-  return run_op(info, "SyncBatchNorm statistics on CUDA", [&] {
-    Workspace ws(h.device, h.t, h.s);
-    return cuda::welford_stats(h.t, {ptr(x), h.s, static_cast<double*>(ptr(out))}, ws.launch());
-  });
-}
-
-// cudaGatherWelford(dtype, device, world, channels, summaries, eps, momentum, mean, invstd, runningMean, runningVar)
-// -> the merged count. summaries: world x channels x 3 doubles on the device.
-// The count is the one value that comes back to the host (8 bytes; the copy
-// waits for the stream): the caller refuses a batch of one value with it.
-Napi::Value GatherWelford(const Napi::CallbackInfo& info) {
-  Args a(info, "cudaGatherWelford", 11);
-  const DType t = dtype_arg(a, 0);
-  const int device = static_cast<int>(a.integer(1, "device", 0));
-  const int64_t world = a.integer(2, "world", 1);
-  const int64_t c = a.integer(3, "channels", 1);
-  // Bounds that keep world x channels x 24 bytes far from overflow.
-  if (world > 1 << 20) throw a.range_error(2, "world", "at most 1048576 ranks");
-  if (c > 2147483647) throw a.range_error(3, "channels", "at most 2147483647 channels");
-  const size_t c_bytes = static_cast<size_t>(c) * dtype_bytes(param_dtype(t));
-  DeviceBuffer* all = unwrap(a, 4, "summaries", static_cast<size_t>(world * c) * 3 * sizeof(double), device, false);
-  const double eps = a.non_negative(5, "eps"), momentum = a.number(6, "momentum");
-  DeviceBuffer* m = unwrap(a, 7, "mean", c_bytes, device, false);
-  DeviceBuffer* is = unwrap(a, 8, "invstd", c_bytes, device, false);
-  DeviceBuffer* rm = unwrap(a, 9, "runningMean", c_bytes, device, true);
-  DeviceBuffer* rv = unwrap(a, 10, "runningVar", c_bytes, device, true);
-  double count = 0;
-  try {
-    size_t capacity = 0;
-    void* total = cuda::device_alloc(device, sizeof(double), &capacity);
-    const cuda::Launch l{cuda::stream(device), cuda::multiprocessors(device), nullptr, 0};
-    const cudaError_t e = cuda::welford_gather(t, {static_cast<const double*>(ptr(all)), world, c, eps, momentum, ptr(m), ptr(is),
-                                                   ptr(rm), ptr(rv), static_cast<double*>(total)}, l);
-    if (e == cudaSuccess) {
-      try {
-        cuda::copy_to_host(device, &count, total, sizeof count);
-      } catch (...) {
-        cuda::device_free(device, total, capacity);
-        throw;
-      }
-    }
-    cuda::device_free(device, total, capacity);
-    cuda::check(e, "SyncBatchNorm gather of the ranks' statistics on CUDA");
-  } catch (const cuda::CudaError& e) {
-    throw Napi::Error::New(info.Env(), std::string("syncbn: ") + e.what());
-  }
-  return Napi::Number::New(info.Env(), count);
-}
-
-// cudaAddInto(dtype, device, count, src, dst): dst += src, per-channel values (gradient accumulation).
-Napi::Value AddInto(const Napi::CallbackInfo& info) {
-  Args a(info, "cudaAddInto", 5);
-  const DType t = dtype_arg(a, 0);
-  const int device = static_cast<int>(a.integer(1, "device", 0));
-  const int64_t count = a.integer(2, "count", 0);
-  const size_t bytes = static_cast<size_t>(count) * dtype_bytes(param_dtype(t));
-  DeviceBuffer* src = unwrap(a, 3, "source", bytes, device, false);
-  DeviceBuffer* dst = unwrap(a, 4, "destination", bytes, device, false);
-  return run_op(info, "gradient accumulation on CUDA", [&] {
-    const cuda::Launch l{cuda::stream(device), cuda::multiprocessors(device), nullptr, 0};
-    return cuda::accumulate(t, {ptr(src), ptr(dst), count}, l);
-  });
-}
-
-// cudaElemt(dtype, device, shape, channelsLast, x, mean, invstd, weight, bias, y)
-Napi::Value Elemt(const Napi::CallbackInfo& info) {
-  Args a(info, "cudaElemt", 10);
-  const Head h = head(a);
-  DeviceBuffer* x = unwrap(a, 4, "input", h.x_bytes, h.device, false);
-  DeviceBuffer* m = unwrap(a, 5, "mean", h.c_bytes, h.device, false);
-  DeviceBuffer* is = unwrap(a, 6, "invstd", h.c_bytes, h.device, false);
-  DeviceBuffer* w = unwrap(a, 7, "weight", h.c_bytes, h.device, true);
-  DeviceBuffer* b = unwrap(a, 8, "bias", h.c_bytes, h.device, true);
-  DeviceBuffer* y = unwrap(a, 9, "output", h.x_bytes, h.device, false);
-  return run_op(info, "batch_norm_elemt on CUDA", [&] {
-    const cuda::Launch l{cuda::stream(h.device), cuda::multiprocessors(h.device), nullptr, 0};
-    return cuda::elemt(h.t, {ptr(x), h.s, ptr(m), ptr(is), ptr(w), ptr(b), ptr(y)}, l);
-  });
-}
-
-// cudaBackwardReduce(dtype, device, shape, channelsLast, dy, x, mean, invstd, sumDy, sumDyXmu, gradWeight, gradBias)
-Napi::Value BackwardReduce(const Napi::CallbackInfo& info) {
-  Args a(info, "cudaBackwardReduce", 12);
-  const Head h = head(a);
-  DeviceBuffer* dy = unwrap(a, 4, "gradOutput", h.x_bytes, h.device, false);
-  DeviceBuffer* x = unwrap(a, 5, "input", h.x_bytes, h.device, false);
-  DeviceBuffer* m = unwrap(a, 6, "mean", h.c_bytes, h.device, false);
-  DeviceBuffer* is = unwrap(a, 7, "invstd", h.c_bytes, h.device, false);
-  DeviceBuffer* sg = unwrap(a, 8, "sumDy", h.c_bytes, h.device, true);
-  DeviceBuffer* sgx = unwrap(a, 9, "sumDyXmu", h.c_bytes, h.device, true);
-  DeviceBuffer* gw = unwrap(a, 10, "gradWeight", h.c_bytes, h.device, true);
-  DeviceBuffer* gb = unwrap(a, 11, "gradBias", h.c_bytes, h.device, true);
-  return run_op(info, "batch_norm_backward_reduce on CUDA", [&] {
-    Workspace ws(h.device, h.t, h.s);
-    return cuda::backward_reduce(h.t, {ptr(dy), ptr(x), h.s, ptr(m), ptr(is), ptr(sg), ptr(sgx), ptr(gw), ptr(gb)}, ws.launch());
-  });
-}
-
-// cudaBackwardElemt(dtype, device, shape, channelsLast, dy, x, mean, invstd, weight, sumDy, sumDyXmu, count, dx)
-Napi::Value BackwardElemt(const Napi::CallbackInfo& info) {
-  Args a(info, "cudaBackwardElemt", 13);
-  const Head h = head(a);
-  DeviceBuffer* dy = unwrap(a, 4, "gradOutput", h.x_bytes, h.device, false);
-  DeviceBuffer* x = unwrap(a, 5, "input", h.x_bytes, h.device, false);
-  DeviceBuffer* m = unwrap(a, 6, "mean", h.c_bytes, h.device, false);
-  DeviceBuffer* is = unwrap(a, 7, "invstd", h.c_bytes, h.device, false);
-  DeviceBuffer* w = unwrap(a, 8, "weight", h.c_bytes, h.device, true);
-  DeviceBuffer* sg = unwrap(a, 9, "sumDy", h.c_bytes, h.device, false);
-  DeviceBuffer* sgx = unwrap(a, 10, "sumDyXmu", h.c_bytes, h.device, false);
-  const double count = a.non_negative(11, "totalCount");
-  DeviceBuffer* dx = unwrap(a, 12, "gradInput", h.x_bytes, h.device, false);
-  return run_op(info, "batch_norm_backward_elemt on CUDA", [&] {
-    const cuda::Launch l{cuda::stream(h.device), cuda::multiprocessors(h.device), nullptr, 0};
-    return cuda::backward_elemt(h.t, {ptr(dy), ptr(x), h.s, ptr(m), ptr(is), ptr(w), ptr(sg), ptr(sgx), count, ptr(dx)}, l);
-  });
-}
 
 #endif  // SYNCBN_HAVE_CUDA
 
@@ -466,6 +234,30 @@ Napi::Value DeviceName(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+bool device_memory_of(Napi::Env env, const Napi::Value& v, DeviceMemory* out) {
+#ifdef SYNCBN_HAVE_CUDA
+  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(addon_data(env).device_buffer.Value())) return false;
+  DeviceBuffer* b = DeviceBuffer::Unwrap(v.As<Napi::Object>());
+  *out = {b->data(), b->bytes(), b->device()};
+  return true;
+#else
+  (void)env, (void)v, (void)out;
+  return false;
+#endif
+}
+
+#ifdef SYNCBN_HAVE_CUDA
+void run_cuda(Napi::Env env, const std::string& what, int device, DType t, const BatchShape& s,
+              const std::function<cudaError_t(const cuda::Ops&)>& fn) {
+  try {
+    Workspace ws(device, t, s);
+    cuda::check(fn(cuda::Ops{t, ws.launch()}), what + "on CUDA");
+  } catch (const cuda::CudaError& e) {
+    throw Napi::Error::New(env, std::string("syncbn: ") + e.what());
+  }
+}
+#endif
+
 void* device_memory(const Args& a, size_t i, const char* name, size_t bytes, int* device) {
 #ifdef SYNCBN_HAVE_CUDA
   const Napi::Value v = a.value(i);
@@ -494,16 +286,6 @@ void RegisterCuda(Napi::Env env, Napi::Object exports) {
   c.Set("synchronize", Napi::Function::New(env, Synchronize, "synchronize"));
   c.Set("memoryStats", Napi::Function::New(env, MemoryStats, "memoryStats"));
   c.Set("deviceName", Napi::Function::New(env, DeviceName, "deviceName"));
-  c.Set("forwardTraining", Napi::Function::New(env, ForwardTraining, "forwardTraining"));
-  c.Set("forwardInference", Napi::Function::New(env, ForwardInference, "forwardInference"));
-  c.Set("backward", Napi::Function::New(env, Backward, "backward"));
-  c.Set("stats", Napi::Function::New(env, Stats, "stats"));
-  c.Set("welfordStats", Napi::Function::New(env, WelfordStats, "welfordStats"));
-  c.Set("gatherWelford", Napi::Function::New(env, GatherWelford, "gatherWelford"));
-  c.Set("addInto", Napi::Function::New(env, AddInto, "addInto"));
-  c.Set("elemt", Napi::Function::New(env, Elemt, "elemt"));
-  c.Set("backwardReduce", Napi::Function::New(env, BackwardReduce, "backwardReduce"));
-  c.Set("backwardElemt", Napi::Function::New(env, BackwardElemt, "backwardElemt"));
 #else
   c.Set("compiled", false);
 #endif

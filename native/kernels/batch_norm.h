@@ -247,7 +247,7 @@ struct BlendStatsArgs {
 namespace cpu {
 
 // The CPU kernels of every op for element type T. ops<T>() is filled once,
-// at load, from the build of batch_norm_impl.h for this CPU's instruction
+// on first use, from the build of batch_norm_impl.h for this CPU's instruction
 // set (avx2 or baseline); the per-channel ops (gather_stats_with_counts,
 // welford_finalize, blend_stats) are the same in both.
 template <typename T>

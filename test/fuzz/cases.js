@@ -100,7 +100,7 @@ function makeCase(seed, index) {
   }
 
   // Raw binding: arguments of the right kind most of the time, then one wrong.
-  const fn = pick(['batchNormStats', 'batchNormElemt', 'batchNormForwardTraining', 'batchNormBackward', 'batchNormWelfordStats', 'convertMemoryFormat', 'setNumThreads']);
+  const fn = pick(['stats', 'elemt', 'forwardTraining', 'backward', 'welfordStats', 'blendStats', 'convertMemoryFormat', 'setNumThreads']);
   const n = int(0, 4), c = int(1, 4), inner = int(1, 4);
   const total = n * c * inner;
   const Arr = dtype === 'float32' ? Float32Array : Float64Array;
@@ -120,12 +120,29 @@ function makeCase(seed, index) {
       const x = arr(total);
       const out = aliasing ? x : arr(total);
       const snapshot = ArrayBuffer.isView(x) && x !== out ? Array.from(x) : null;
+      // The ops take one object of named arguments: now and then a field
+      // is missing or of another kind, the dtype is wrong, or no object at all.
+      const named = (fields) => {
+        const a = { dtype: r() < 0.95 ? dtype : pick(['float16', 'int64', 'x', 3, undefined]), shape: shapeArg, channelsLast: cl, ...fields };
+        if (r() < 0.03) delete a[pick(Object.keys(a))];
+        if (r() < 0.03) a[pick(Object.keys(a))] = pick([null, undefined, 3, 'x', {}, [], true]);
+        return r() < 0.01 ? pick([undefined, null, 3, [a], x]) : a;
+      };
       switch (fn) {
-        case 'batchNormStats': native.batchNormStats(x, shapeArg, cl, (r() < 0.9 ? 1e-5 : pick([NaN, -1])), arr(c), arr(c)); break;
-        case 'batchNormElemt': native.batchNormElemt(x, shapeArg, cl, arr(c), arr(c), arr(c), arr(c), out); break;
-        case 'batchNormForwardTraining': native.batchNormForwardTraining(x, shapeArg, cl, arr(c), arr(c), 1e-5, (r() < 0.9 ? 0.1 : NaN), arr(c), arr(c), out, arr(c), arr(c)); break;
-        case 'batchNormBackward': native.batchNormBackward(arr(total), x, shapeArg, cl, arr(c), arr(c), arr(c), r() < 0.5, 1e-5, out, arr(c), arr(c), r() < 0.5); break;
-        case 'batchNormWelfordStats': native.batchNormWelfordStats(x, shapeArg, cl, new Float64Array(r() < 0.9 ? 3 * c : pick([0, 3 * c + 1]))); break;
+        case 'stats': native.ops.stats(named({ input: x, eps: (r() < 0.9 ? 1e-5 : pick([NaN, -1])), mean: arr(c), invstd: arr(c) })); break;
+        case 'elemt': native.ops.elemt(named({ input: x, mean: arr(c), invstd: arr(c), weight: arr(c), bias: arr(c), output: out })); break;
+        case 'forwardTraining': native.ops.forwardTraining(named({ input: x, weight: arr(c), bias: arr(c), eps: 1e-5, momentum: (r() < 0.9 ? 0.1 : NaN),
+          runningMean: arr(c), runningVar: arr(c), output: out, saveMean: arr(c), saveInvstd: arr(c) })); break;
+        case 'backward': native.ops.backward(named({ gradOutput: arr(total), input: x, weight: arr(c), mean: arr(c), invstdOrVar: arr(c),
+          training: r() < 0.5, eps: 1e-5, gradInput: out, gradWeight: arr(c), gradBias: arr(c), accumulate: r() < 0.5 })); break;
+        case 'welfordStats': native.ops.welfordStats(named({ input: x, summary: new Float64Array(r() < 0.9 ? 3 * c : pick([0, 3 * c + 1])) })); break;
+        case 'blendStats': {
+          // outMean may be the running mean itself (an in-place blend).
+          const rm = arr(c);
+          native.ops.blendStats(named({ channels: r() < 0.9 ? c : pick([0, -1, 1.5, c + 1]), momentum: 0.1, meanA: arr(c), varA: arr(c),
+            meanB: arr(c), varB: arr(c), varScale: 1, runningMean: rm, runningVar: arr(c), outMean: aliasing ? rm : arr(c), outVar: arr(c) }));
+          break;
+        }
         case 'convertMemoryFormat': native.convertMemoryFormat(x, out, shapeArg, cl); break;
         case 'setNumThreads': native.setNumThreads(pick([1, 2, 0, -1, 1e5, 2 ** 31, NaN, 'x'])); native.setNumThreads(2); break;
       }

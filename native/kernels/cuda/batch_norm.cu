@@ -416,7 +416,7 @@ size_t workspace_bytes(DType t, const BatchShape& s, int multiprocessors) {
 template <typename T>
 using P = typename Passes<T>::A;
 
-cudaError_t stats(DType t, const StatsArgs<void>& a, const Launch& l) {
+cudaError_t Ops::stats(const StatsArgs<void>& a) const {
   return dispatch(t, [&](auto tag) {
     using T = decltype(tag);
     const int splits = Passes<T>::welford(static_cast<const T*>(a.x), a.s, l);
@@ -425,7 +425,7 @@ cudaError_t stats(DType t, const StatsArgs<void>& a, const Launch& l) {
   });
 }
 
-cudaError_t welford_stats(DType t, const WelfordStatsArgs<void>& a, const Launch& l) {
+cudaError_t Ops::welford_stats(const WelfordStatsArgs<void>& a) const {
   return dispatch(t, [&](auto tag) {
     using T = decltype(tag);
     const int splits = Passes<T>::welford(static_cast<const T*>(a.x), a.s, l);
@@ -433,7 +433,7 @@ cudaError_t welford_stats(DType t, const WelfordStatsArgs<void>& a, const Launch
   });
 }
 
-cudaError_t welford_gather(DType t, const WelfordGatherArgs<void>& a, const Launch& l) {
+cudaError_t Ops::welford_gather(const WelfordGatherArgs<void>& a) const {
   if (a.c == 0) return cudaSuccess;
   return dispatch(t, [&](auto tag) {
     using A = P<decltype(tag)>;
@@ -443,7 +443,7 @@ cudaError_t welford_gather(DType t, const WelfordGatherArgs<void>& a, const Laun
   });
 }
 
-cudaError_t accumulate(DType t, const AccumulateArgs<void>& a, const Launch& l) {
+cudaError_t Ops::accumulate(const AccumulateArgs<void>& a) const {
   if (a.count == 0) return cudaSuccess;
   return dispatch(t, [&](auto tag) {
     using A = P<decltype(tag)>;
@@ -453,7 +453,7 @@ cudaError_t accumulate(DType t, const AccumulateArgs<void>& a, const Launch& l) 
   });
 }
 
-cudaError_t elemt(DType t, const ElemtArgs<void>& a, const Launch& l) {
+cudaError_t Ops::elemt(const ElemtArgs<void>& a) const {
   return dispatch(t, [&](auto tag) {
     using T = decltype(tag);
     Passes<T>::affine_pass(static_cast<const T*>(a.x), a.s, static_cast<const P<T>*>(a.mean),
@@ -462,7 +462,7 @@ cudaError_t elemt(DType t, const ElemtArgs<void>& a, const Launch& l) {
   });
 }
 
-cudaError_t forward_training(DType t, const ForwardTrainingArgs<void>& a, const Launch& l) {
+cudaError_t Ops::forward_training(const ForwardTrainingArgs<void>& a) const {
   return dispatch(t, [&](auto tag) {
     using T = decltype(tag);
     const int splits = Passes<T>::welford(static_cast<const T*>(a.x), a.s, l);
@@ -474,7 +474,7 @@ cudaError_t forward_training(DType t, const ForwardTrainingArgs<void>& a, const 
   });
 }
 
-cudaError_t forward_inference(DType t, const ForwardInferenceArgs<void>& a, const Launch& l) {
+cudaError_t Ops::forward_inference(const ForwardInferenceArgs<void>& a) const {
   return dispatch(t, [&](auto tag) {
     using T = decltype(tag);
     Passes<T>::affine_pass(static_cast<const T*>(a.x), a.s, static_cast<const P<T>*>(a.running_mean),
@@ -483,7 +483,7 @@ cudaError_t forward_inference(DType t, const ForwardInferenceArgs<void>& a, cons
   });
 }
 
-cudaError_t backward_reduce(DType t, const BackwardReduceArgs<void>& a, const Launch& l) {
+cudaError_t Ops::backward_reduce(const BackwardReduceArgs<void>& a) const {
   return dispatch(t, [&](auto tag) {
     using T = decltype(tag);
     using A = P<T>;
@@ -496,7 +496,7 @@ cudaError_t backward_reduce(DType t, const BackwardReduceArgs<void>& a, const La
   });
 }
 
-cudaError_t backward_elemt(DType t, const BackwardElemtArgs<void>& a, const Launch& l) {
+cudaError_t Ops::backward_elemt(const BackwardElemtArgs<void>& a) const {
   return dispatch(t, [&](auto tag) {
     using T = decltype(tag);
     using A = P<T>;
@@ -507,7 +507,7 @@ cudaError_t backward_elemt(DType t, const BackwardElemtArgs<void>& a, const Laun
   });
 }
 
-cudaError_t backward(DType t, const BackwardArgs<void>& a, const Launch& l) {
+cudaError_t Ops::backward(const BackwardArgs<void>& a) const {
   return dispatch(t, [&](auto tag) {
     using T = decltype(tag);
     using A = P<T>;

@@ -28,20 +28,28 @@ struct Launch {
 
 size_t workspace_bytes(DType t, const BatchShape& s, int multiprocessors);
 
-// The ops of the table in ../batch_norm.h on device memory, `t` being the
-// input's dtype (per-channel arrays: param_dtype(t)). Each returns the first
-// CUDA error of its launches (cudaSuccess if none). Those marked (workspace)
-// need Launch::workspace; the others ignore it.
-cudaError_t stats(DType t, const StatsArgs<void>& a, const Launch& l);                      // (workspace)
-cudaError_t welford_stats(DType t, const WelfordStatsArgs<void>& a, const Launch& l);       // (workspace)
-cudaError_t welford_gather(DType t, const WelfordGatherArgs<void>& a, const Launch& l);
-cudaError_t accumulate(DType t, const AccumulateArgs<void>& a, const Launch& l);
-cudaError_t elemt(DType t, const ElemtArgs<void>& a, const Launch& l);
-cudaError_t forward_training(DType t, const ForwardTrainingArgs<void>& a, const Launch& l);  // (workspace)
-cudaError_t forward_inference(DType t, const ForwardInferenceArgs<void>& a, const Launch& l);
-cudaError_t backward_reduce(DType t, const BackwardReduceArgs<void>& a, const Launch& l);  // (workspace)
-cudaError_t backward_elemt(DType t, const BackwardElemtArgs<void>& a, const Launch& l);
-cudaError_t backward(DType t, const BackwardArgs<void>& a, const Launch& l);  // (workspace)
+// The ops of the table in ../batch_norm.h on device memory, as cpu::Ops has
+// them, for inputs of dtype `t` (per-channel arrays: param_dtype(t)),
+// launched with `l` (whose workspace, of workspace_bytes(t, s, ...), the
+// reductions use). Each returns the first CUDA error of its launches
+// (cudaSuccess if none). gather_stats_with_counts, welford_finalize, moments
+// and blend_stats have no CUDA kernel: C values, computed on the host;
+// welford_gather and accumulate are CUDA's only (SyncBatchNorm on the device).
+struct Ops {
+  DType t;
+  Launch l;
+
+  cudaError_t stats(const StatsArgs<void>& a) const;
+  cudaError_t elemt(const ElemtArgs<void>& a) const;
+  cudaError_t backward_reduce(const BackwardReduceArgs<void>& a) const;
+  cudaError_t backward_elemt(const BackwardElemtArgs<void>& a) const;
+  cudaError_t forward_training(const ForwardTrainingArgs<void>& a) const;
+  cudaError_t forward_inference(const ForwardInferenceArgs<void>& a) const;
+  cudaError_t backward(const BackwardArgs<void>& a) const;
+  cudaError_t welford_stats(const WelfordStatsArgs<void>& a) const;
+  cudaError_t welford_gather(const WelfordGatherArgs<void>& a) const;
+  cudaError_t accumulate(const AccumulateArgs<void>& a) const;
+};
 
 }  // namespace cuda
 }  // namespace syncbn

@@ -1,0 +1,231 @@
+// The named arguments of an op binding: one object, {dtype, shape,
+// channelsLast, input, ..., output}, whose arrays are TypedArrays (the CPU
+// kernels) or DeviceBuffers (the CUDA kernels); the `lead` array (the input)
+// decides which, and every other array must be on the same device. Checked
+// as strictly as Args (args.h) checks positional ones, errors naming the op
+// and the field.
+#pragma once
+
+#include <napi.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+#include "../kernels/batch_norm.h"
+#include "args.h"
+#include "cuda.h"
+
+namespace syncbn {
+namespace addon {
+
+// What an array is to the kernel. Outputs must not share a byte with inputs
+// or other outputs (the kernels read while they write, so the result would
+// depend on the order of their passes); an Aliasable input (optional) may be
+// the memory of an output (an in-place update read and written per channel).
+enum class Role { In, OptIn, Out, OptOut, Aliasable };
+
+template <typename T>
+struct Tag {
+  using type = T;
+};
+
+class OpArgs {
+ public:
+  OpArgs(const Napi::CallbackInfo& info, const char* op, const char* lead) : env_(info.Env()), op_(op) {
+    if (info.Length() != 1 || !info[0].IsObject() || info[0].IsArray() || info[0].IsTypedArray())
+      throw Napi::TypeError::New(env_, prefix() + "expected one argument, an object of named arguments, got " +
+                                           (info.Length() == 1 ? describe_value(info[0]) : std::to_string(info.Length()) + " arguments"));
+    obj_ = info[0].As<Napi::Object>();
+    dtype_ = read_dtype();
+    lead_ = lead;
+    lead_value_ = get(lead);
+    const Napi::Value& v = lead_value_;
+    if (v.IsTypedArray()) {
+      device_ = -1;
+    } else {
+      DeviceMemory m;
+      if (!device_memory_of(env_, v, &m))
+        throw Napi::TypeError::New(env_, prefix() + "'" + lead + "' must be a " + cpu_array_name(dtype_) +
+                                             " or a DeviceBuffer, got " + describe_value(v));
+      device_ = m.device;
+    }
+    if (device_ < 0 && dtype_ != DType::Float32 && dtype_ != DType::Float64)
+      throw Napi::TypeError::New(env_, prefix() + "'dtype' " + dtype_name(dtype_) +
+                                           " is computed on CUDA only; on the CPU 'dtype' must be 'float32' or 'float64'");
+  }
+
+  Napi::Env env() const { return env_; }
+  DType dtype() const { return dtype_; }
+  bool on_cuda() const { return device_ >= 0; }
+  int device() const { return device_; }
+  std::string prefix() const { return std::string("syncbn native ops.") + op_ + ": "; }
+
+  Napi::Value get(const char* field) const { return obj_.Get(field); }
+
+  double number(const char* field) const {
+    const Napi::Value v = get(field);
+    if (!v.IsNumber()) throw type_error(field, "a number", v);
+    const double d = v.As<Napi::Number>().DoubleValue();
+    if (!std::isfinite(d)) throw range_error(field, "a finite number");
+    return d;
+  }
+
+  double non_negative(const char* field) const {
+    const double d = number(field);
+    if (d < 0) throw range_error(field, "a number >= 0");
+    return d;
+  }
+
+  int64_t integer(const char* field, int64_t min) const {
+    const double d = number(field);
+    if (d != std::floor(d) || d < static_cast<double>(min) || d > 9007199254740991.0)
+      throw range_error(field, "an integer >= " + std::to_string(min));
+    return static_cast<int64_t>(d);
+  }
+
+  bool boolean(const char* field) const {
+    const Napi::Value v = get(field);
+    if (!v.IsBoolean()) throw type_error(field, "a boolean", v);
+    return v.As<Napi::Boolean>().Value();
+  }
+
+  // 'shape' [n, c, inner] and 'channelsLast'.
+  BatchShape shape() const {
+    const Napi::Value v = get("shape");
+    if (!v.IsArray() || v.As<Napi::Array>().Length() != 3) throw type_error("shape", "an array [n, c, inner]", v);
+    const Napi::Array a = v.As<Napi::Array>();
+    int64_t dims[3];
+    static const char* const names[3] = {"n", "c", "inner"};
+    for (uint32_t k = 0; k < 3; ++k) {
+      const Napi::Value d = a.Get(k);
+      const double x = d.IsNumber() ? d.As<Napi::Number>().DoubleValue() : -1;
+      const int64_t min = k == 1 ? 1 : 0;
+      if (!(x >= static_cast<double>(min)) || x != std::floor(x) || x > 9007199254740991.0)
+        throw Napi::RangeError::New(env_, prefix() + "shape." + names[k] + " must be an integer >= " + std::to_string(min));
+      dims[k] = static_cast<int64_t>(x);
+    }
+    BatchShape s;
+    s.n = dims[0];
+    s.c = dims[1];
+    s.inner = dims[2];
+    if (static_cast<double>(s.n) * static_cast<double>(s.c) * static_cast<double>(s.inner) > 9007199254740991.0)
+      throw Napi::RangeError::New(env_, prefix() + "shape [n, c, inner] has too many elements");
+    s.channels_last = boolean("channelsLast");
+    return s;
+  }
+
+  // `n` elements of the input's dtype (T: float or double on the CPU, void on CUDA).
+  template <typename T>
+  T* data(const char* field, int64_t n, Role role) {
+    return static_cast<T*>(fetch(field, n, dtype_, role));
+  }
+  // `c` per-channel values: param_dtype() of the input's.
+  template <typename T>
+  T* param(const char* field, int64_t c, Role role) {
+    return static_cast<T*>(fetch(field, c, param_dtype(dtype_), role));
+  }
+  // `n` float64 values whatever the dtype (counts, Welford summaries).
+  double* doubles(const char* field, int64_t n, Role role) {
+    return static_cast<double*>(fetch(field, n, DType::Float64, role));
+  }
+
+  // Refuses an output that shares memory with an input or another output.
+  void check_overlap() const {
+    for (int i = 0; i < spans_; ++i) {
+      const Span& o = span_[i];
+      if (o.role != Role::Out && o.role != Role::OptOut) continue;
+      for (int j = 0; j < spans_; ++j) {
+        const Span& p = span_[j];
+        if (j == i || p.role == Role::Aliasable || (j < i && (p.role == Role::Out || p.role == Role::OptOut))) continue;
+        if (o.begin < p.end && p.begin < o.end) {
+          const bool output = p.role == Role::Out || p.role == Role::OptOut;
+          throw Napi::TypeError::New(env_, prefix() + "output '" + o.field + "' overlaps " + (output ? "output" : "input") +
+                                               " '" + p.field + "' in memory: outputs must not overlap inputs or other outputs");
+        }
+      }
+    }
+  }
+
+  Napi::Error type_error(const char* field, const std::string& expected, const Napi::Value& got) const {
+    return Napi::TypeError::New(env_, prefix() + "'" + field + "' must be " + expected + ", got " + describe_value(got));
+  }
+
+  Napi::Error range_error(const char* field, const std::string& expected) const {
+    return Napi::RangeError::New(env_, prefix() + "'" + field + "' must be " + expected);
+  }
+
+ private:
+  struct Span {
+    const char* field;
+    Role role;
+    uintptr_t begin, end;
+  };
+
+  static const char* cpu_array_name(DType t) { return t == DType::Float64 ? "Float64Array" : "Float32Array"; }
+
+  DType read_dtype() const {
+    const Napi::Value v = get("dtype");
+    char buf[16] = {0};
+    size_t len = 0;
+    if (v.IsString() && napi_get_value_string_utf8(env_, v, buf, sizeof buf, &len) == napi_ok) {
+      for (DType t : {DType::Float32, DType::Float64, DType::Float16, DType::BFloat16})
+        if (std::strcmp(dtype_name(t), buf) == 0) return t;
+    }
+    throw type_error("dtype", "'float32', 'float64', 'float16' or 'bfloat16'", v);
+  }
+
+  void* fetch(const char* field, int64_t n, DType elem, Role role) {
+    const Napi::Value v = std::strcmp(field, lead_) == 0 ? lead_value_ : get(field);
+    const bool optional = role == Role::OptIn || role == Role::OptOut || role == Role::Aliasable;
+    if (optional && (v.IsNull() || v.IsUndefined())) return nullptr;
+    const size_t bytes = static_cast<size_t>(n) * dtype_bytes(elem);
+    void* data = nullptr;
+    if (device_ < 0) {
+      napi_typedarray_type type;
+      size_t length = 0;
+      const napi_typedarray_type want = elem == DType::Float64 ? napi_float64_array : napi_float32_array;
+      if (!v.IsTypedArray() || napi_get_typedarray_info(env_, v, &type, &length, &data, nullptr, nullptr) != napi_ok ||
+          type != want)
+        throw type_error(field, std::string("a ") + cpu_array_name(elem) + " of " + std::to_string(n) + " elements" +
+                                    (optional ? " or null" : ""), v);
+      if (static_cast<int64_t>(length) != n)
+        throw Napi::RangeError::New(env_, prefix() + "'" + field + "' must have " + std::to_string(n) + " elements, got " +
+                                              std::to_string(length));
+    } else {
+      DeviceMemory m;
+      const std::string expected = "a DeviceBuffer on cuda:" + std::to_string(device_) + " of at least " +
+                                   std::to_string(bytes) + " bytes (" + std::to_string(n) + " " + dtype_name(elem) + ")" +
+                                   (optional ? " or null" : "");
+      if (!device_memory_of(env_, v, &m)) throw type_error(field, expected, v);
+      if (m.device != device_)
+        throw Napi::TypeError::New(env_, prefix() + "'" + field + "' is on cuda:" + std::to_string(m.device) + ", expected " +
+                                             expected);
+      if (m.bytes < bytes)
+        throw Napi::RangeError::New(env_, prefix() + "'" + field + "' holds " + std::to_string(m.bytes) +
+                                              " bytes, expected " + expected);
+      data = m.data;
+    }
+    if (bytes > 0 && spans_ < kMaxSpans) {
+      const uintptr_t b = reinterpret_cast<uintptr_t>(data);
+      span_[spans_++] = {field, role, b, b + bytes};
+    }
+    return data;
+  }
+
+  static constexpr int kMaxSpans = 16;  // more than any op has arrays
+
+  Napi::Env env_;
+  const char* op_;
+  Napi::Object obj_;
+  const char* lead_ = nullptr;  // the field read first, to learn the device; read once
+  Napi::Value lead_value_;
+  DType dtype_ = DType::Float32;
+  int device_ = -1;
+  Span span_[kMaxSpans];
+  int spans_ = 0;
+};
+
+}  // namespace addon
+}  // namespace syncbn
