@@ -114,13 +114,15 @@ function output(slot) {
 }
 function forward() {
   const y = output(0);
-  native.batchNormForwardTraining(x, shape, false, w, b, 1e-5, 0.1, rm, rv, y, sm, si);
+  native.ops.forwardTraining({ dtype: 'float32', shape, channelsLast: false, input: x, weight: w, bias: b, eps: 1e-5, momentum: 0.1,
+    runningMean: rm, runningVar: rv, output: y, saveMean: sm, saveInvstd: si });
   if (kind === 'probe' && argText.includes('f')) new ArrayBuffer(8);
   return y;
 }
 function backward() {
   const d = output(1);
-  native.batchNormBackward(dy, x, shape, false, w, sm, si, true, 1e-5, d, gw, gb, true);
+  native.ops.backward({ dtype: 'float32', shape, channelsLast: false, gradOutput: dy, input: x, weight: w, mean: sm, invstdOrVar: si,
+    training: true, eps: 1e-5, gradInput: d, gradWeight: gw, gradBias: gb, accumulate: true });
   if (kind === 'probe' && argText.includes('b')) new ArrayBuffer(8);
   return d;
 }
