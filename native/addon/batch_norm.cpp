@@ -4,6 +4,8 @@
 // nothing here allocates on the JavaScript heap.
 #include "batch_norm.h"
 
+#include <iterator>
+
 #include "../kernels/batch_norm.h"
 #include "args.h"
 #include "op_args.h"
@@ -73,8 +75,11 @@ Napi::Value run_cuda_only(OpArgs& a, Read read, Call call) {
   return a.env().Undefined();
 }
 
+constexpr const char* kStatsFields[] = {"dtype", "shape", "channelsLast", "input", "eps", "mean", "invstd"};
+constexpr OpSpec kStats{"stats", kStatsFields, std::size(kStatsFields)};
+
 Napi::Value Stats(const Napi::CallbackInfo& info) {
-  OpArgs a(info, "stats", "input");
+  OpArgs a(info, kStats, "input");
   const BatchShape s = a.shape();
   const double eps = a.non_negative("eps");
   return run(a, s, [&](auto tag) {
@@ -84,8 +89,11 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   }, [](const auto& ops, const auto& k) { return ops.stats(k); });
 }
 
+constexpr const char* kGatherStatsWithCountsFields[] = {"dtype", "means", "invstds", "counts", "world", "channels", "momentum", "eps", "mean", "invstd", "runningMean", "runningVar"};
+constexpr OpSpec kGatherStatsWithCounts{"gatherStatsWithCounts", kGatherStatsWithCountsFields, std::size(kGatherStatsWithCountsFields)};
+
 Napi::Value GatherStatsWithCounts(const Napi::CallbackInfo& info) {
-  OpArgs a(info, "gatherStatsWithCounts", "means");
+  OpArgs a(info, kGatherStatsWithCounts, "means");
   const int64_t world = a.integer("world", 1);
   const int64_t c = a.integer("channels", 1);
   const double momentum = a.number("momentum");
@@ -100,8 +108,11 @@ Napi::Value GatherStatsWithCounts(const Napi::CallbackInfo& info) {
   }, [](const auto& ops, const auto& k) { return ops.gather_stats_with_counts(k); });
 }
 
+constexpr const char* kElemtFields[] = {"dtype", "shape", "channelsLast", "input", "mean", "invstd", "weight", "bias", "output"};
+constexpr OpSpec kElemt{"elemt", kElemtFields, std::size(kElemtFields)};
+
 Napi::Value Elemt(const Napi::CallbackInfo& info) {
-  OpArgs a(info, "elemt", "input");
+  OpArgs a(info, kElemt, "input");
   const BatchShape s = a.shape();
   return run(a, s, [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -111,8 +122,11 @@ Napi::Value Elemt(const Napi::CallbackInfo& info) {
   }, [](const auto& ops, const auto& k) { return ops.elemt(k); });
 }
 
+constexpr const char* kBackwardReduceFields[] = {"dtype", "shape", "channelsLast", "gradOutput", "input", "mean", "invstd", "sumDy", "sumDyXmu", "gradWeight", "gradBias"};
+constexpr OpSpec kBackwardReduce{"backwardReduce", kBackwardReduceFields, std::size(kBackwardReduceFields)};
+
 Napi::Value BackwardReduce(const Napi::CallbackInfo& info) {
-  OpArgs a(info, "backwardReduce", "input");
+  OpArgs a(info, kBackwardReduce, "input");
   const BatchShape s = a.shape();
   return run(a, s, [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -123,8 +137,11 @@ Napi::Value BackwardReduce(const Napi::CallbackInfo& info) {
   }, [](const auto& ops, const auto& k) { return ops.backward_reduce(k); });
 }
 
+constexpr const char* kBackwardElemtFields[] = {"dtype", "shape", "channelsLast", "gradOutput", "input", "mean", "invstd", "weight", "sumDy", "sumDyXmu", "totalCount", "gradInput"};
+constexpr OpSpec kBackwardElemt{"backwardElemt", kBackwardElemtFields, std::size(kBackwardElemtFields)};
+
 Napi::Value BackwardElemt(const Napi::CallbackInfo& info) {
-  OpArgs a(info, "backwardElemt", "input");
+  OpArgs a(info, kBackwardElemt, "input");
   const BatchShape s = a.shape();
   const double count = a.non_negative("totalCount");
   return run(a, s, [&](auto tag) {
@@ -137,8 +154,11 @@ Napi::Value BackwardElemt(const Napi::CallbackInfo& info) {
   }, [](const auto& ops, const auto& k) { return ops.backward_elemt(k); });
 }
 
+constexpr const char* kForwardTrainingFields[] = {"dtype", "shape", "channelsLast", "input", "weight", "bias", "eps", "momentum", "runningMean", "runningVar", "output", "saveMean", "saveInvstd"};
+constexpr OpSpec kForwardTraining{"forwardTraining", kForwardTrainingFields, std::size(kForwardTrainingFields)};
+
 Napi::Value ForwardTraining(const Napi::CallbackInfo& info) {
-  OpArgs a(info, "forwardTraining", "input");
+  OpArgs a(info, kForwardTraining, "input");
   const BatchShape s = a.shape();
   const double eps = a.non_negative("eps");
   const double momentum = a.number("momentum");
@@ -152,8 +172,11 @@ Napi::Value ForwardTraining(const Napi::CallbackInfo& info) {
   }, [](const auto& ops, const auto& k) { return ops.forward_training(k); });
 }
 
+constexpr const char* kForwardInferenceFields[] = {"dtype", "shape", "channelsLast", "input", "runningMean", "runningVar", "weight", "bias", "eps", "output"};
+constexpr OpSpec kForwardInference{"forwardInference", kForwardInferenceFields, std::size(kForwardInferenceFields)};
+
 Napi::Value ForwardInference(const Napi::CallbackInfo& info) {
-  OpArgs a(info, "forwardInference", "input");
+  OpArgs a(info, kForwardInference, "input");
   const BatchShape s = a.shape();
   const double eps = a.non_negative("eps");
   return run(a, s, [&](auto tag) {
@@ -164,8 +187,11 @@ Napi::Value ForwardInference(const Napi::CallbackInfo& info) {
   }, [](const auto& ops, const auto& k) { return ops.forward_inference(k); });
 }
 
+constexpr const char* kBackwardFields[] = {"dtype", "shape", "channelsLast", "gradOutput", "input", "weight", "mean", "invstdOrVar", "training", "eps", "gradInput", "gradWeight", "gradBias", "accumulate"};
+constexpr OpSpec kBackward{"backward", kBackwardFields, std::size(kBackwardFields)};
+
 Napi::Value Backward(const Napi::CallbackInfo& info) {
-  OpArgs a(info, "backward", "input");
+  OpArgs a(info, kBackward, "input");
   const BatchShape s = a.shape();
   const bool training = a.boolean("training");
   const double eps = a.non_negative("eps");
@@ -180,8 +206,11 @@ Napi::Value Backward(const Napi::CallbackInfo& info) {
   }, [](const auto& ops, const auto& k) { return ops.backward(k); });
 }
 
+constexpr const char* kMomentsFields[] = {"dtype", "shape", "channelsLast", "input", "mean", "variance"};
+constexpr OpSpec kMoments{"moments", kMomentsFields, std::size(kMomentsFields)};
+
 Napi::Value Moments(const Napi::CallbackInfo& info) {
-  OpArgs a(info, "moments", "input");
+  OpArgs a(info, kMoments, "input");
   const BatchShape s = a.shape();
   return run_cpu(a, [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -190,8 +219,11 @@ Napi::Value Moments(const Napi::CallbackInfo& info) {
   }, [](const auto& ops, const auto& k) { return ops.moments(k); });
 }
 
+constexpr const char* kWelfordStatsFields[] = {"dtype", "shape", "channelsLast", "input", "summary"};
+constexpr OpSpec kWelfordStats{"welfordStats", kWelfordStatsFields, std::size(kWelfordStatsFields)};
+
 Napi::Value WelfordStats(const Napi::CallbackInfo& info) {
-  OpArgs a(info, "welfordStats", "input");
+  OpArgs a(info, kWelfordStats, "input");
   const BatchShape s = a.shape();
   return run(a, s, [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -199,8 +231,11 @@ Napi::Value WelfordStats(const Napi::CallbackInfo& info) {
   }, [](const auto& ops, const auto& k) { return ops.welford_stats(k); });
 }
 
+constexpr const char* kWelfordFinalizeFields[] = {"dtype", "summary", "channels", "eps", "momentum", "mean", "invstd", "runningMean", "runningVar"};
+constexpr OpSpec kWelfordFinalize{"welfordFinalize", kWelfordFinalizeFields, std::size(kWelfordFinalizeFields)};
+
 Napi::Value WelfordFinalize(const Napi::CallbackInfo& info) {
-  OpArgs a(info, "welfordFinalize", "mean");
+  OpArgs a(info, kWelfordFinalize, "mean");
   const int64_t c = a.integer("channels", 1);
   const double eps = a.non_negative("eps");
   const double momentum = a.number("momentum");
@@ -212,8 +247,11 @@ Napi::Value WelfordFinalize(const Napi::CallbackInfo& info) {
   }, [](const auto& ops, const auto& k) { return ops.welford_finalize(k); });
 }
 
+constexpr const char* kWelfordGatherFields[] = {"dtype", "summaries", "world", "channels", "eps", "momentum", "mean", "invstd", "runningMean", "runningVar", "totalCount"};
+constexpr OpSpec kWelfordGather{"welfordGather", kWelfordGatherFields, std::size(kWelfordGatherFields)};
+
 Napi::Value WelfordGather(const Napi::CallbackInfo& info) {
-  OpArgs a(info, "welfordGather", "summaries");
+  OpArgs a(info, kWelfordGather, "summaries");
   const int64_t world = a.integer("world", 1);
   const int64_t c = a.integer("channels", 1);
   // Bounds that keep world x channels x 24 bytes far from overflow.
@@ -230,8 +268,11 @@ Napi::Value WelfordGather(const Napi::CallbackInfo& info) {
   }, [](const auto& ops, const auto& k) { return ops.welford_gather(k); });
 }
 
+constexpr const char* kAccumulateFields[] = {"dtype", "source", "destination", "count"};
+constexpr OpSpec kAccumulate{"accumulate", kAccumulateFields, std::size(kAccumulateFields)};
+
 Napi::Value Accumulate(const Napi::CallbackInfo& info) {
-  OpArgs a(info, "accumulate", "destination");
+  OpArgs a(info, kAccumulate, "destination");
   const int64_t count = a.integer("count", 0);
   return run_cuda_only(a, [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -239,8 +280,11 @@ Napi::Value Accumulate(const Napi::CallbackInfo& info) {
   }, [](const auto& ops, const auto& k) { return ops.accumulate(k); });
 }
 
+constexpr const char* kBlendStatsFields[] = {"dtype", "channels", "momentum", "meanA", "varA", "meanB", "varB", "varScale", "runningMean", "runningVar", "outMean", "outVar"};
+constexpr OpSpec kBlendStats{"blendStats", kBlendStatsFields, std::size(kBlendStatsFields)};
+
 Napi::Value BlendStats(const Napi::CallbackInfo& info) {
-  OpArgs a(info, "blendStats", "meanA");
+  OpArgs a(info, kBlendStats, "meanA");
   const int64_t c = a.integer("channels", 1);
   const double m = a.number("momentum");
   const double scale = a.number("varScale");
@@ -296,20 +340,20 @@ Napi::Value MaxNumThreads(const Napi::CallbackInfo& info) {
 void RegisterBatchNorm(Napi::Env env, Napi::Object exports) {
   // One binding per op, on either device; see native/kernels/batch_norm.h.
   Napi::Object ops = Napi::Object::New(env);
-  ops.Set("stats", Napi::Function::New(env, Stats, "stats"));
-  ops.Set("gatherStatsWithCounts", Napi::Function::New(env, GatherStatsWithCounts, "gatherStatsWithCounts"));
-  ops.Set("elemt", Napi::Function::New(env, Elemt, "elemt"));
-  ops.Set("backwardReduce", Napi::Function::New(env, BackwardReduce, "backwardReduce"));
-  ops.Set("backwardElemt", Napi::Function::New(env, BackwardElemt, "backwardElemt"));
-  ops.Set("forwardTraining", Napi::Function::New(env, ForwardTraining, "forwardTraining"));
-  ops.Set("forwardInference", Napi::Function::New(env, ForwardInference, "forwardInference"));
-  ops.Set("backward", Napi::Function::New(env, Backward, "backward"));
-  ops.Set("moments", Napi::Function::New(env, Moments, "moments"));
-  ops.Set("welfordStats", Napi::Function::New(env, WelfordStats, "welfordStats"));
-  ops.Set("welfordFinalize", Napi::Function::New(env, WelfordFinalize, "welfordFinalize"));
-  ops.Set("blendStats", Napi::Function::New(env, BlendStats, "blendStats"));
-  ops.Set("welfordGather", Napi::Function::New(env, WelfordGather, "welfordGather"));
-  ops.Set("accumulate", Napi::Function::New(env, Accumulate, "accumulate"));
+  ops.Set("stats", op_function(env, kStats, Napi::Function::New(env, Stats, "stats")));
+  ops.Set("gatherStatsWithCounts", op_function(env, kGatherStatsWithCounts, Napi::Function::New(env, GatherStatsWithCounts, "gatherStatsWithCounts")));
+  ops.Set("elemt", op_function(env, kElemt, Napi::Function::New(env, Elemt, "elemt")));
+  ops.Set("backwardReduce", op_function(env, kBackwardReduce, Napi::Function::New(env, BackwardReduce, "backwardReduce")));
+  ops.Set("backwardElemt", op_function(env, kBackwardElemt, Napi::Function::New(env, BackwardElemt, "backwardElemt")));
+  ops.Set("forwardTraining", op_function(env, kForwardTraining, Napi::Function::New(env, ForwardTraining, "forwardTraining")));
+  ops.Set("forwardInference", op_function(env, kForwardInference, Napi::Function::New(env, ForwardInference, "forwardInference")));
+  ops.Set("backward", op_function(env, kBackward, Napi::Function::New(env, Backward, "backward")));
+  ops.Set("moments", op_function(env, kMoments, Napi::Function::New(env, Moments, "moments")));
+  ops.Set("welfordStats", op_function(env, kWelfordStats, Napi::Function::New(env, WelfordStats, "welfordStats")));
+  ops.Set("welfordFinalize", op_function(env, kWelfordFinalize, Napi::Function::New(env, WelfordFinalize, "welfordFinalize")));
+  ops.Set("blendStats", op_function(env, kBlendStats, Napi::Function::New(env, BlendStats, "blendStats")));
+  ops.Set("welfordGather", op_function(env, kWelfordGather, Napi::Function::New(env, WelfordGather, "welfordGather")));
+  ops.Set("accumulate", op_function(env, kAccumulate, Napi::Function::New(env, Accumulate, "accumulate")));
   exports.Set("ops", ops);
   exports.Set("convertMemoryFormat",
               Napi::Function::New(env, ConvertMemoryFormat, "convertMemoryFormat"));
