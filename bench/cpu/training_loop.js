@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // A training loop as a user writes it, in a process of its own so that its
 // peak RSS is the loop's: `steps` forward + backward steps of one BatchNorm
-// layer, outputs left to the garbage collector (natural) or disposed.
+// layer, outputs left to the garbage collector (natural), disposed, or
+// dropped (never kept past their call: what natural use costs without the
+// promotion of held outputs, bench/NOTES.md 35).
 // Prints one JSON line: ms per step, the per-step times' median and 90th
 // percentile, RSS before the loop and the process's peak RSS.
 //
-//   node bench/cpu/training_loop.js <n,c,h,w> <steps> <threads> natural|disposed
+//   node bench/cpu/training_loop.js <n,c,h,w> <steps> <threads> natural|disposed|dropped
 'use strict';
 
 const path = require('node:path');
@@ -16,8 +18,8 @@ const [shapeText, stepsText, threadsText, style] = process.argv.slice(2);
 const shape = shapeText.split(',').map(Number);
 const steps = Number(stepsText);
 setNumThreads(Number(threadsText));
-if (!['natural', 'disposed'].includes(style) || !(steps > 0) || shape.some((d) => !(d > 0))) {
-  console.error('usage: training_loop.js <n,c,...> <steps> <threads> natural|disposed');
+if (!['natural', 'disposed', 'dropped'].includes(style) || !(steps > 0) || shape.some((d) => !(d > 0))) {
+  console.error('usage: training_loop.js <n,c,...> <steps> <threads> natural|disposed|dropped');
   process.exit(2);
 }
 const bn = moduleFor(shape);
@@ -32,8 +34,13 @@ let y = null;
 let dx = null;
 for (let i = 0; i < steps; i++) {
   const s = process.hrtime.bigint();
-  y = bn.forward(x);
-  dx = bn.backward(dy);
+  if (style === 'dropped') {
+    bn.forward(x);
+    bn.backward(dy);
+  } else {
+    y = bn.forward(x);
+    dx = bn.backward(dy);
+  }
   if (style === 'disposed') {
     y.dispose();
     dx.dispose();
