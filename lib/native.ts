@@ -1,5 +1,6 @@
 // Loads the compiled addon (a prebuild or build/Release) and types what it exports.
 import * as path from 'node:path';
+import type { DType } from './tensor';
 
 type FloatArray = Float32Array | Float64Array;
 type Opt<T> = T | null;
@@ -31,8 +32,11 @@ export interface NativeCuda {
   memoryStats(device: number): { allocatedBytes: number; cachedBytes: number; peakBytes: number; allocations: number; cacheHits: number };
   deviceName(device: number): string;
 }
-/** The dtypes of the kernels (native/kernels/dtype.h): the CPU takes float32 and float64, CUDA all four. */
-export type OpDType = 'float32' | 'float64' | 'float16' | 'bfloat16';
+/**
+ * The dtypes of the kernels: tensor.ts's float dtypes, spelled as
+ * native/kernels/dtype.h reads them; the CPU takes float32 and float64, CUDA all four.
+ */
+export type OpDType = Exclude<DType, 'int64'>;
 
 /**
  * An op's array: a TypedArray of the dtype (the CPU kernels) or a

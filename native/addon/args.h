@@ -16,19 +16,6 @@
 namespace syncbn {
 namespace addon {
 
-template <typename T>
-struct ArrayTraits;
-template <>
-struct ArrayTraits<float> {
-  static constexpr napi_typedarray_type kind = napi_float32_array;
-  static constexpr const char* name = "Float32Array";
-};
-template <>
-struct ArrayTraits<double> {
-  static constexpr napi_typedarray_type kind = napi_float64_array;
-  static constexpr const char* name = "Float64Array";
-};
-
 inline size_t element_bytes(napi_typedarray_type t) {
   switch (t) {
     case napi_int16_array: case napi_uint16_array: return 2;
@@ -137,26 +124,6 @@ class Args {
     return s;
   }
 
-  // A TypedArray of element type T and exactly `len` elements. One
-  // napi_get_typedarray_info call gives type, length and data (the wrapper
-  // classes make one call per accessor, a measurable share of a small op).
-  template <typename T>
-  T* array(size_t i, const char* name, int64_t len) const {
-    const Napi::Value v = info_[i];
-    napi_typedarray_type type;
-    size_t length = 0;
-    void* data = nullptr;
-    if (!v.IsTypedArray() ||
-        napi_get_typedarray_info(env(), v, &type, &length, &data, nullptr, nullptr) != napi_ok ||
-        type != ArrayTraits<T>::kind)
-      throw type_error(i, name, expected_array<T>(len), v);
-    if (static_cast<int64_t>(length) != len)
-      throw Napi::RangeError::New(env(), prefix() + "argument " + std::to_string(i) + " '" + name +
-                                             "' must have " + std::to_string(len) +
-                                             " elements, got " + std::to_string(length));
-    return static_cast<T*>(data);
-  }
-
   struct Role {
     size_t i;
     const char* name;
@@ -166,7 +133,7 @@ class Args {
   // shares a byte with an input or another output (the same ArrayBuffer, or
   // views of one memory) would give a result that depends on the order of
   // their passes: refused. Arguments that are not TypedArrays are skipped
-  // (array() and optional() reject or allow them).
+  // (raw() refuses them).
   void no_overlap(std::initializer_list<Role> outputs, std::initializer_list<Role> inputs) const {
     auto span = [&](size_t i, uintptr_t* b, uintptr_t* e) {
       const Napi::Value v = info_[i];
@@ -192,14 +159,6 @@ class Args {
       for (const Role& in : inputs) check(in, "input");
       for (auto p = o + 1; p != outputs.end(); ++p) check(*p, "output");
     }
-  }
-
-  // Like array(), or nullptr for null / undefined.
-  template <typename T>
-  T* optional(size_t i, const char* name, int64_t len) const {
-    const Napi::Value v = info_[i];
-    if (v.IsNull() || v.IsUndefined()) return nullptr;
-    return array<T>(i, name, len);
   }
 
   // Any TypedArray; its element size in bytes through `elem_size`.
@@ -232,11 +191,6 @@ class Args {
   std::string prefix() const { return std::string("syncbn native ") + op_ + ": "; }
 
  private:
-  template <typename T>
-  static std::string expected_array(int64_t len) {
-    return std::string("a ") + ArrayTraits<T>::name + " of " + std::to_string(len) + " elements";
-  }
-
   static std::string describe(const Napi::Value& v) { return describe_value(v); }
 
   const Napi::CallbackInfo& info_;
