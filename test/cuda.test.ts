@@ -61,7 +61,7 @@ describe('CUDA build', () => {
   test("SyncBatchNorm's device ops (welfordGather, accumulate) name a wrong argument", () => {
     const gather = (over: Record<string, unknown>) => native.ops.welfordGather({ dtype: 'float32', summaries: {}, world: 2, channels: 3,
       eps: 1e-5, momentum: 0.1, mean: {}, invstd: {}, runningMean: null, runningVar: null, totalCount: {}, ...over } as never);
-    expect(() => gather({})).toThrow(/ops.welfordGather: 'summaries' must be a Float32Array or a DeviceBuffer, got an object/);
+    expect(() => gather({})).toThrow(/ops.welfordGather: 'summaries' must be a Float64Array or a DeviceBuffer, got an object/);
     expect(() => gather({ dtype: 'int8' })).toThrow(/ops.welfordGather: 'dtype' must be 'float32', 'float64', 'float16' or 'bfloat16'/);
     expect(() => gather({ summaries: new Float64Array(18) })).toThrow(/'world' must be an integer >= 1|has no CPU kernel/);
     expect(() => gather({ summaries: new Float64Array(18), world: 0 })).toThrow(/'world' must be an integer >= 1/);

@@ -104,6 +104,8 @@ describe('errors', () => {
       expect(() => stats({ dtype: 'half' })).toThrow(/ops.stats: 'dtype' must be 'float32', 'float64', 'float16' or 'bfloat16', got a string/);
       expect(() => stats({ dtype: 'float16' })).toThrow(/'dtype' float16 is computed on CUDA only/);
       expect(() => stats({ input: undefined })).toThrow(/ops.stats: 'input' must be a Float32Array or a DeviceBuffer, got undefined/);
+      // A half input has no CPU kernel, so no TypedArray would do.
+      expect(() => stats({ dtype: 'bfloat16', input: undefined })).toThrow(/ops.stats: 'input' must be a DeviceBuffer, got undefined/);
     });
 
     test('a buffer too short for the shape is refused, not read past its end', () => {

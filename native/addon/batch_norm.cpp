@@ -93,7 +93,7 @@ constexpr const char* kGatherStatsWithCountsFields[] = {"dtype", "means", "invst
 constexpr OpSpec kGatherStatsWithCounts{"gatherStatsWithCounts", kGatherStatsWithCountsFields, std::size(kGatherStatsWithCountsFields)};
 
 Napi::Value GatherStatsWithCounts(const Napi::CallbackInfo& info) {
-  OpArgs a(info, kGatherStatsWithCounts, "means");
+  OpArgs a(info, kGatherStatsWithCounts, "means", Elem::Param);
   const int64_t world = a.integer("world", 1);
   const int64_t c = a.integer("channels", 1);
   const double momentum = a.number("momentum");
@@ -235,7 +235,7 @@ constexpr const char* kWelfordFinalizeFields[] = {"dtype", "summary", "channels"
 constexpr OpSpec kWelfordFinalize{"welfordFinalize", kWelfordFinalizeFields, std::size(kWelfordFinalizeFields)};
 
 Napi::Value WelfordFinalize(const Napi::CallbackInfo& info) {
-  OpArgs a(info, kWelfordFinalize, "mean");
+  OpArgs a(info, kWelfordFinalize, "mean", Elem::Param);
   const int64_t c = a.integer("channels", 1);
   const double eps = a.non_negative("eps");
   const double momentum = a.number("momentum");
@@ -251,7 +251,7 @@ constexpr const char* kWelfordGatherFields[] = {"dtype", "summaries", "world", "
 constexpr OpSpec kWelfordGather{"welfordGather", kWelfordGatherFields, std::size(kWelfordGatherFields)};
 
 Napi::Value WelfordGather(const Napi::CallbackInfo& info) {
-  OpArgs a(info, kWelfordGather, "summaries");
+  OpArgs a(info, kWelfordGather, "summaries", Elem::Double);
   const int64_t world = a.integer("world", 1);
   const int64_t c = a.integer("channels", 1);
   // Bounds that keep world x channels x 24 bytes far from overflow.
@@ -272,7 +272,7 @@ constexpr const char* kAccumulateFields[] = {"dtype", "source", "destination", "
 constexpr OpSpec kAccumulate{"accumulate", kAccumulateFields, std::size(kAccumulateFields)};
 
 Napi::Value Accumulate(const Napi::CallbackInfo& info) {
-  OpArgs a(info, kAccumulate, "destination");
+  OpArgs a(info, kAccumulate, "destination", Elem::Param);
   const int64_t count = a.integer("count", 0);
   return run_cuda_only(a, [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -284,7 +284,7 @@ constexpr const char* kBlendStatsFields[] = {"dtype", "channels", "momentum", "m
 constexpr OpSpec kBlendStats{"blendStats", kBlendStatsFields, std::size(kBlendStatsFields)};
 
 Napi::Value BlendStats(const Napi::CallbackInfo& info) {
-  OpArgs a(info, kBlendStats, "meanA");
+  OpArgs a(info, kBlendStats, "meanA", Elem::Param);
   const int64_t c = a.integer("channels", 1);
   const double m = a.number("momentum");
   const double scale = a.number("varScale");

@@ -59,9 +59,13 @@ inline Napi::Function op_function(Napi::Env env, const OpSpec& spec, Napi::Funct
   return Napi::Function(env, maker).Call({raw}).As<Napi::Function>();
 }
 
+// What the lead array holds: values of the dtype (an input), per-channel
+// values (param_dtype) or float64 (summaries).
+enum class Elem { Data, Param, Double };
+
 class OpArgs {
  public:
-  OpArgs(const Napi::CallbackInfo& info, const OpSpec& spec, const char* lead)
+  OpArgs(const Napi::CallbackInfo& info, const OpSpec& spec, const char* lead, Elem lead_elem = Elem::Data)
       : env_(info.Env()), op_(spec.name), info_(info), spec_(spec) {
     if (info.Length() != spec.count) {
       const bool one = info.Length() == 2 && info[0].IsNumber() && info[0].As<Napi::Number>().Int64Value() == 1;
@@ -76,9 +80,16 @@ class OpArgs {
       device_ = -1;
     } else {
       DeviceMemory m;
-      if (!device_memory_of(env_, v, &m))
-        throw Napi::TypeError::New(env_, prefix() + "'" + lead + "' must be a " + cpu_array_name(dtype_) +
-                                             " or a DeviceBuffer, got " + describe_value(v));
+      if (!device_memory_of(env_, v, &m)) {
+        // Half inputs have no CPU kernel: only a DeviceBuffer would do.
+        const DType elem = lead_elem == Elem::Double  ? DType::Float64
+                           : lead_elem == Elem::Param ? param_dtype(dtype_)
+                                                      : dtype_;
+        const bool host = dtype_ == DType::Float32 || dtype_ == DType::Float64;
+        throw Napi::TypeError::New(env_, prefix() + "'" + lead + "' must be " +
+                                             (host ? std::string("a ") + cpu_array_name(elem) + " or " : std::string()) +
+                                             "a DeviceBuffer, got " + describe_value(v));
+      }
       device_ = m.device;
     }
     if (device_ < 0 && dtype_ != DType::Float32 && dtype_ != DType::Float64)
