@@ -131,6 +131,10 @@ describe('errors', () => {
       // Errors from the addon come from Node's realm, not jest's: match by message.
       expect(() => stats({ shape: [2, 3.5, 4] })).toThrow(/shape.c must be an integer/);
       expect(() => stats({ shape: [1e12, 1e12, 1e12] })).toThrow(/too many elements/);
+      // world x channels would overflow the lengths of means and invstds.
+      expect(() => native.ops.gatherStatsWithCounts({ dtype: 'float32', means: c3(), invstds: c3(), counts: new Float64Array(1),
+        world: 2 ** 40, channels: 2 ** 30, momentum: 0.1, eps: 1e-5, mean: c3(), invstd: c3(), runningMean: null, runningVar: null }))
+        .toThrow(/ops.gatherStatsWithCounts: 'channels' must be at most 8191 for 1099511627776 workers/);
       expect(() => stats({ shape: undefined })).toThrow(/'shape' must be an array \[n, c, inner\], got undefined/);
       expect(() => stats({ channelsLast: 'no' })).toThrow(/'channelsLast' must be a boolean/);
       expect(() => stats({ eps: NaN })).toThrow(/ops.stats: 'eps' must be a finite number/);

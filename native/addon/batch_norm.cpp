@@ -96,6 +96,10 @@ Napi::Value GatherStatsWithCounts(const Napi::CallbackInfo& info) {
   OpArgs a(info, kGatherStatsWithCounts, "means", Elem::Param);
   const int64_t world = a.integer("world", 1);
   const int64_t c = a.integer("channels", 1);
+  // world x channels must not overflow (the lengths of means and invstds).
+  if (static_cast<double>(world) * static_cast<double>(c) > 9007199254740991.0)
+    throw a.range_error("channels", "at most " + std::to_string(9007199254740991LL / world) + " for " +
+                                        std::to_string(world) + " workers (world x channels <= 2^53 - 1)");
   const double momentum = a.number("momentum");
   const double eps = a.non_negative("eps");
   return run_cpu(a, [&](auto tag) {
