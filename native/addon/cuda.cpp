@@ -259,20 +259,19 @@ void run_cuda(Napi::Env env, const std::string& what, int device, DType t, const
 #endif
 
 void* device_memory(const Args& a, size_t i, const char* name, size_t bytes, int* device) {
+  DeviceMemory m;
+  if (!device_memory_of(a.env(), a.value(i), &m)) {
 #ifdef SYNCBN_HAVE_CUDA
-  const Napi::Value v = a.value(i);
-  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(addon_data(a.env()).device_buffer.Value()))
-    throw a.type_error(i, name, "a DeviceBuffer", v);
-  DeviceBuffer* b = DeviceBuffer::Unwrap(v.As<Napi::Object>());
-  if (b->bytes() < bytes)
-    throw Napi::RangeError::New(a.env(), a.prefix() + "argument '" + name + "' holds " + std::to_string(b->bytes()) +
-                                             " bytes, needs " + std::to_string(bytes));
-  *device = b->device();
-  return b->data();
+    throw a.type_error(i, name, "a DeviceBuffer", a.value(i));
 #else
-  (void)bytes, (void)device;
-  throw a.type_error(i, name, "a DeviceBuffer (this build of syncbn has no CUDA)", a.value(i));
+    throw a.type_error(i, name, "a DeviceBuffer (this build of syncbn has no CUDA)", a.value(i));
 #endif
+  }
+  if (m.bytes < bytes)
+    throw Napi::RangeError::New(a.env(), a.prefix() + "argument '" + name + "' holds " + std::to_string(m.bytes) +
+                                             " bytes, needs " + std::to_string(bytes));
+  *device = m.device;
+  return m.data;
 }
 
 void RegisterCuda(Napi::Env env, Napi::Object exports) {
