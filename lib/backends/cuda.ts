@@ -40,9 +40,7 @@ class CudaBackend extends KernelOps implements Backend {
 
   welfordStats(input: Tensor): Float64Array {
     const out = new Float64Array(3 * input.shape[1]);
-    const summary = emptyCuda([out.length], 'float64', input.device);
-    native.ops.welfordStats({ ...this.onBatch(input), input: this.array(input), summary: this.array(summary) });
-    summary.cudaStorage().buffer.copyToHost(out);
+    batchNormWelfordSummary(input).cudaStorage().buffer.copyToHost(out);
     return out;
   }
 
