@@ -11,11 +11,6 @@ type Arr = Float32Array | Float64Array | import('../native').DeviceBuffer;
 // The hot ops spell dtype, shape and channelsLast out in their literal: a
 // spread would build a second object per call.
 
-/** dtype, shape and layout of an op's input, as every op over a batch names them. */
-function onBatch(input: Tensor): { dtype: OpDType; shape: NativeShape; channelsLast: boolean } {
-  return { dtype: input.dtype as OpDType, shape: batchView(input.shape), channelsLast: input.memoryFormat === 'channelsLast' };
-}
-
 export abstract class KernelOps {
   /** A new tensor shaped and laid out like `input` (every op writes all of it). */
   protected abstract like(input: Tensor): Tensor;
@@ -105,9 +100,9 @@ export abstract class KernelOps {
     return gradInput;
   }
 
-  /** The input's (N, C, inner) view and dtype, for the subclasses' own ops. */
-  protected onBatch(input: Tensor) {
-    return onBatch(input);
+  /** dtype, shape and layout of an op's input, as every op over a batch names them, for the subclasses' own ops. */
+  protected onBatch(input: Tensor): { dtype: OpDType; shape: NativeShape; channelsLast: boolean } {
+    return { dtype: input.dtype as OpDType, shape: batchView(input.shape), channelsLast: input.memoryFormat === 'channelsLast' };
   }
 
   protected paramDtype(input: Tensor): 'float32' | 'float64' {
