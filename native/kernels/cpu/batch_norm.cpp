@@ -53,11 +53,13 @@ int max_num_threads() {
 }
 
 int get_num_threads() {
-  if (t_threads > 0) return t_threads;
   const int d = g_default_threads.load(std::memory_order_relaxed);
   // OMP_NUM_THREADS=100000 would make libgomp fail to create its team (an
   // exit, or a crash), so the default is held to the same bound.
-  return std::min(max_num_threads(), d > 0 ? d : std::max(1, omp_get_max_threads()));
+  const int n = t_threads > 0 ? t_threads : std::min(max_num_threads(), d > 0 ? d : std::max(1, omp_get_max_threads()));
+  // OMP_THREAD_LIMIT caps every team, and a kernel needs all the threads it
+  // plans for (parallel_region in threading.h).
+  return std::min(n, omp_get_thread_limit());
 }
 
 void set_num_threads(int n) { t_threads = std::min(max_num_threads(), std::max(1, n)); }
