@@ -81,11 +81,6 @@ export interface Backend {
   blendStats(mean: Tensor, variance: Tensor, a: BlendArgs): { mean: Tensor; variance: Tensor };
 }
 
-/** The backend of a device. */
-export function backendFor(device: Device): Backend {
-  return device === 'cpu' ? cpu : cuda;
-}
-
 /** The CUDA backend when any of `devices` is a CUDA device, else the CPU's. */
 export function backendWhere(...devices: (Device | undefined)[]): Backend {
   return devices.some((d) => d !== undefined && d !== 'cpu') ? cuda : cpu;
