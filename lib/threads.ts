@@ -8,7 +8,8 @@ import { native } from './native';
  *
  * At most 4x the cores (at least 64): more threads only slow the kernels, and
  * past some tens of thousands the OpenMP runtime fails to start them and ends
- * the process.
+ * the process. OMP_THREAD_LIMIT caps the threads the kernels use, whatever is
+ * set here; getNumThreads() reports the capped count.
  *
  * @example setNumThreads(2);
  */
@@ -20,7 +21,7 @@ export function setNumThreads(n: number): void {
   native.setNumThreads(n);
 }
 
-/** Cf. `torch.get_num_threads`. @example getNumThreads(); // 2 */
+/** Threads the CPU kernels called from this thread use (within OMP_THREAD_LIMIT). Cf. `torch.get_num_threads`. @example getNumThreads(); // 2 */
 export function getNumThreads(): number {
   return native.getNumThreads();
 }
