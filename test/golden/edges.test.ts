@@ -13,9 +13,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { F, FloatDType, MemoryFormat, Tensor, tensor } from '../../lib';
 import { formatsFor } from './module_steps';
+import { dec, Enc, expectSame } from './encoded_values';
 import { runThreads, Scenario } from '../distributed/support';
 
-type Enc = number | 'nan' | 'inf' | '-inf';
 interface Stats {
   save_mean: Enc[];
   save_invstd: Enc[];
@@ -46,7 +46,6 @@ const fixture: { momentum: number; forward: ForwardCase[]; split: SplitCase[] } 
 );
 const momentum = fixture.momentum;
 
-const dec = (v: Enc): number => (v === 'nan' ? NaN : v === 'inf' ? Infinity : v === '-inf' ? -Infinity : v);
 // float32 ~1e-5 and float64 ~1e-12, relative and absolute, as the other golden
 // suites; per-channel sums of up to 32768 outputs 1e-4 / 1e-9 relative.
 const TOL = { float32: { value: 1e-5, sum: 1e-4 }, float64: { value: 1e-12, sum: 1e-9 } };
@@ -54,16 +53,6 @@ const TOL = { float32: { value: 1e-5, sum: 1e-4 }, float64: { value: 1e-12, sum:
 // with a = weight / sqrt(eps), terms of |x| * 316 (up to ~2000 here) whose float32
 // rounding (~1.2e-4) is what its y differs from the exact bias by.
 const ONE_VALUE_Y_TOL = { float32: 3e-4, float64: 1e-12 };
-
-function expectSame(actual: ArrayLike<number>, expected: Enc[], tol: number, label: string): void {
-  expect(actual.length).toBe(expected.length);
-  for (let i = 0; i < expected.length; i++) {
-    const e = dec(expected[i]);
-    const a = actual[i];
-    const ok = Number.isFinite(e) ? Math.abs(a - e) <= tol + tol * Math.abs(e) : Object.is(a, e) || (Number.isNaN(a) && Number.isNaN(e));
-    if (!ok) throw new Error(`${label}: element ${i} is ${a}, PyTorch gives ${e}`);
-  }
-}
 
 /** The generator's x[k] = ((k * 7919) % 1000) / 100 - 5 + c; constant channels c + 0.5. */
 function formula(shape: number[], constant: number[]): Float64Array {

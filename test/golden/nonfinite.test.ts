@@ -8,8 +8,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FloatDType, MemoryFormat, nn, Tensor, tensor } from '../../lib';
 import { formatsFor } from './module_steps';
+import { dec, Enc, expectSame } from './encoded_values';
 
-type Enc = number | 'nan' | 'inf' | '-inf';
 interface Step {
   training: boolean;
   grad_weight: Enc[];
@@ -33,20 +33,9 @@ const fixture: { poison: Record<string, [number, Enc][]>; cases: Case[] } = JSON
   fs.readFileSync(path.join(__dirname, 'fixtures', 'nonfinite.json'), 'utf8'),
 );
 
-const dec = (v: Enc): number => (v === 'nan' ? NaN : v === 'inf' ? Infinity : v === '-inf' ? -Infinity : v);
 // Element-wise values: float32 ~1e-5, float64 ~1e-12 (as the other golden suites);
 // per-channel sums of thousands of values: 1e-4 / 1e-9 relative.
 const TOL = { float32: { value: 1e-5, sum: 1e-4 }, float64: { value: 1e-12, sum: 1e-9 } };
-
-function expectSame(actual: ArrayLike<number>, expected: Enc[], tol: number, label: string): void {
-  expect(actual.length).toBe(expected.length);
-  for (let i = 0; i < expected.length; i++) {
-    const e = dec(expected[i]);
-    const a = actual[i];
-    const ok = Number.isFinite(e) ? Math.abs(a - e) <= tol + tol * Math.abs(e) : Object.is(a, e) || (Number.isNaN(a) && Number.isNaN(e));
-    if (!ok) throw new Error(`${label}: element ${i} is ${a}, PyTorch gives ${e}`);
-  }
-}
 
 /** The generator's t[k] = ((k * mul) % mod) / div - off + c, then the poison (logical order). */
 function formula(shape: number[], mul: number, mod: number, div: number, off: number, poison: boolean): Float64Array {
