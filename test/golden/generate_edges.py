@@ -27,23 +27,12 @@ import os
 
 import torch
 
+from encoded_values import values
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "fixtures", "edges.json")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 MOMENTUM = 0.1
-
-
-def enc(v):
-    v = float(v)
-    if math.isnan(v):
-        return "nan"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return v
-
-
-def values(t):
-    return [enc(v) for v in t.detach().double().contiguous().reshape(-1).tolist()]
 
 
 def formula(shape, dtype, constant):

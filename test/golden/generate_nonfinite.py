@@ -17,6 +17,8 @@ import os
 import torch
 import torch.nn as nn
 
+from encoded_values import enc, values
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "fixtures", "nonfinite.json")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -28,19 +30,6 @@ CASES = {
     "1d-2D-large": (nn.BatchNorm1d, (8192, 5)),
     "2d-large": (nn.BatchNorm2d, (8, 5, 64, 16)),
 }
-
-
-def enc(v):
-    v = float(v)
-    if math.isnan(v):
-        return "nan"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return v
-
-
-def values(t):
-    return [enc(v) for v in t.detach().double().contiguous().reshape(-1).tolist()]
 
 
 def formula(shape, dtype, mul, mod, div, off, poison):
