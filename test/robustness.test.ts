@@ -51,6 +51,17 @@ describe('the raw binding refuses outputs that share memory with inputs', () => 
     const rm = c3();
     expect(() => native.ops.blendStats({ dtype: 'float32', channels: 3, momentum: 0.5, meanA: rm, varA: c3(), meanB: null, varB: null,
       varScale: 1, runningMean: rm, runningVar: null, outMean: rm, outVar: c3() })).toThrow(/'outMean' overlaps input 'meanA'/);
+    // The running stats may be the outputs' very arrays (an in-place blend), not a shifted view of them:
+    // channel k would read what channel k - 1 wrote.
+    const blend = (runningMean: Float32Array, outMean: Float32Array) => native.ops.blendStats({ dtype: 'float32', channels: 3,
+      momentum: 0.5, meanA: c3(), varA: c3(), meanB: null, varB: null, varScale: 1, runningMean, runningVar: null, outMean, outVar: c3() });
+    const running = new Float32Array(4).fill(3);
+    expect(() => blend(running.subarray(0, 3), running.subarray(1, 4))).toThrow(
+      /ops.blendStats: output 'outMean' overlaps input 'runningMean' in memory: .* \('runningMean' may be the same array\)/);
+    expect(Array.from(running)).toEqual([3, 3, 3, 3]);
+    const inPlace = new Float32Array(3).fill(3);
+    blend(inPlace, inPlace);
+    expect(Array.from(inPlace)).toEqual([2, 2, 2]);
     expect(Array.from(x)).toEqual(Array.from(before));
   });
 

@@ -177,18 +177,22 @@ class OpArgs {
     return static_cast<double*>(fetch(field, n, DType::Float64, role));
   }
 
-  // Refuses an output that shares memory with an input or another output.
+  // Refuses an output that shares memory with an input or another output;
+  // an Aliasable input may be an output's very memory, not a shifted part of
+  // it (channel k would read what channel k - 1 wrote).
   void check_overlap() const {
     for (int i = 0; i < spans_; ++i) {
       const Span& o = span_[i];
       if (o.role != Role::Out && o.role != Role::OptOut) continue;
       for (int j = 0; j < spans_; ++j) {
         const Span& p = span_[j];
-        if (j == i || p.role == Role::Aliasable || (j < i && (p.role == Role::Out || p.role == Role::OptOut))) continue;
+        if (j == i || (j < i && (p.role == Role::Out || p.role == Role::OptOut))) continue;
+        if (p.role == Role::Aliasable && p.begin == o.begin && p.end == o.end) continue;
         if (o.begin < p.end && p.begin < o.end) {
           const bool output = p.role == Role::Out || p.role == Role::OptOut;
           throw Napi::TypeError::New(env_, prefix() + "output '" + o.field + "' overlaps " + (output ? "output" : "input") +
-                                               " '" + p.field + "' in memory: outputs must not overlap inputs or other outputs");
+                                               " '" + p.field + "' in memory: outputs must not overlap inputs or other outputs" +
+                                               (p.role == Role::Aliasable ? std::string(" ('") + p.field + "' may be the same array)" : ""));
         }
       }
     }
