@@ -57,6 +57,28 @@ inline std::string describe_value(const Napi::Value& v) {
   return "an object";
 }
 
+// The dims of an [n, c, inner] array (n, inner >= 0, c >= 1, at most 2^53 - 1
+// elements in all), for Args::shape and OpArgs::shape; channels_last is left false.
+inline BatchShape shape_dims(Napi::Env env, const std::string& prefix, const Napi::Array& a) {
+  int64_t dims[3];
+  static const char* const names[3] = {"n", "c", "inner"};
+  for (uint32_t k = 0; k < 3; ++k) {
+    const Napi::Value d = a.Get(k);
+    const double x = d.IsNumber() ? d.As<Napi::Number>().DoubleValue() : -1;
+    const int64_t min = k == 1 ? 1 : 0;
+    if (!(x >= static_cast<double>(min)) || x != std::floor(x) || x > 9007199254740991.0)
+      throw Napi::RangeError::New(env, prefix + "shape." + names[k] + " must be an integer >= " + std::to_string(min));
+    dims[k] = static_cast<int64_t>(x);
+  }
+  BatchShape s;
+  s.n = dims[0];
+  s.c = dims[1];
+  s.inner = dims[2];
+  if (static_cast<double>(s.n) * static_cast<double>(s.c) * static_cast<double>(s.inner) > 9007199254740991.0)
+    throw Napi::RangeError::New(env, prefix + "shape [n, c, inner] has too many elements");
+  return s;
+}
+
 class Args {
  public:
   Args(const Napi::CallbackInfo& info, const char* op, size_t count) : info_(info), op_(op) {
@@ -101,25 +123,7 @@ class Args {
     const Napi::Value v = info_[i];
     if (!v.IsArray() || v.As<Napi::Array>().Length() != 3)
       throw type_error(i, "shape", "an array [n, c, inner]", v);
-    const Napi::Array a = v.As<Napi::Array>();
-    int64_t dims[3];
-    static const char* const names[3] = {"n", "c", "inner"};
-    for (uint32_t k = 0; k < 3; ++k) {
-      const Napi::Value d = a.Get(k);
-      const double x = d.IsNumber() ? d.As<Napi::Number>().DoubleValue() : -1;
-      const int64_t min = k == 1 ? 1 : 0;
-      if (!(x >= static_cast<double>(min)) || x != std::floor(x) || x > 9007199254740991.0)
-        throw Napi::RangeError::New(env(), prefix() + "shape." + names[k] +
-                                               " must be an integer >= " + std::to_string(min));
-      dims[k] = static_cast<int64_t>(x);
-    }
-    BatchShape s;
-    s.n = dims[0];
-    s.c = dims[1];
-    s.inner = dims[2];
-    if (static_cast<double>(s.n) * static_cast<double>(s.c) * static_cast<double>(s.inner) >
-        9007199254740991.0)
-      throw Napi::RangeError::New(env(), prefix() + "shape [n, c, inner] has too many elements");
+    BatchShape s = shape_dims(env(), prefix(), v.As<Napi::Array>());
     s.channels_last = boolean(i + 1, "channelsLast");
     return s;
   }

@@ -141,23 +141,7 @@ class OpArgs {
   BatchShape shape() const {
     const Napi::Value v = get("shape");
     if (!v.IsArray() || v.As<Napi::Array>().Length() != 3) throw type_error("shape", "an array [n, c, inner]", v);
-    const Napi::Array a = v.As<Napi::Array>();
-    int64_t dims[3];
-    static const char* const names[3] = {"n", "c", "inner"};
-    for (uint32_t k = 0; k < 3; ++k) {
-      const Napi::Value d = a.Get(k);
-      const double x = d.IsNumber() ? d.As<Napi::Number>().DoubleValue() : -1;
-      const int64_t min = k == 1 ? 1 : 0;
-      if (!(x >= static_cast<double>(min)) || x != std::floor(x) || x > 9007199254740991.0)
-        throw Napi::RangeError::New(env_, prefix() + "shape." + names[k] + " must be an integer >= " + std::to_string(min));
-      dims[k] = static_cast<int64_t>(x);
-    }
-    BatchShape s;
-    s.n = dims[0];
-    s.c = dims[1];
-    s.inner = dims[2];
-    if (static_cast<double>(s.n) * static_cast<double>(s.c) * static_cast<double>(s.inner) > 9007199254740991.0)
-      throw Napi::RangeError::New(env_, prefix() + "shape [n, c, inner] has too many elements");
+    BatchShape s = shape_dims(env_, prefix(), v.As<Napi::Array>());
     s.channels_last = boolean("channelsLast");
     return s;
   }
