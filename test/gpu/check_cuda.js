@@ -618,11 +618,14 @@ async function ncclSuite() {
       const before = bn.bias.grad.toArray().slice();
       dist.allReduceGradients(bn);
       close(bn.bias.grad, Array.from(before), TOL.float32, 'averaged gradients');
-      // SyncBatchNorm in a world of one falls back to BatchNorm's kernels, counter included.
+      // SyncBatchNorm in a world of one falls back to BatchNorm's kernels, counter included:
+      // against a fresh BatchNorm1d after the same one step (bn above has taken one already).
       const sbn = new nn.SyncBatchNorm(2).to('cuda');
-      close(sbn.forward(x), bn.forward(x).toArray(), TOL.float32, 'SyncBatchNorm world of one');
+      const ref = new nn.BatchNorm1d(2).to('cuda');
+      close(sbn.forward(x), ref.forward(x).toArray(), TOL.float32, 'SyncBatchNorm world of one');
       equal(Number(sbn.numBatchesTracked.item()), 1, 'SyncBatchNorm num_batches_tracked');
-      close(sbn.runningMean, bn.runningMean.toArray(), TOL.float32, 'SyncBatchNorm running mean');
+      close(sbn.runningMean, ref.runningMean.toArray(), TOL.float32, 'SyncBatchNorm running mean');
+      close(sbn.runningVar, ref.runningVar.toArray(), TOL.float32, 'SyncBatchNorm running var');
       ncclSyncPath(world);
     } finally {
       await dist.destroyProcessGroup();
