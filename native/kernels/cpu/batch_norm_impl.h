@@ -10,7 +10,7 @@
 //   training forward takes the next channel's sums in the loop that
 //   normalizes this one, so loads and stores overlap.
 // - Channels-last rows (and any inner == 1): each thread's rows in one pass
-//   of sums shifted by an estimate of the mean (below), merged across
+//   of sums shifted by an estimate of the mean (rows.h), merged across
 //   threads; then the same rows normalized. Where the rows are too few for
 //   that, a thread takes panels of channels over all rows instead (panel_width).
 // - Large outputs are written with non-temporal stores: no read-for-ownership
