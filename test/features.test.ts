@@ -2,11 +2,12 @@
 // node-gyp-build picked it (build/Release before prebuilds/).
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { features, distributed, cuda } from '../lib';
+import { scratchDirs } from './support/scratch';
 
 const ROOT = path.resolve(__dirname, '..');
+const tempDir = scratchDirs();
 
 describe('features', () => {
   test('names the file node-gyp-build loads, and whether it is the prebuild or a build made here', () => {
@@ -42,14 +43,14 @@ describe('loading', () => {
   }
 
   test('no binary for this machine: says so and how to get one', () => {
-    const r = loadFrom(fs.mkdtempSync(path.join(os.tmpdir(), 'syncbn-none-')));
+    const r = loadFrom(tempDir('syncbn-none-'));
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(/syncbn: no native addon fits this machine \(No native build was found for platform=linux arch=\w+/);
     expect(r.stderr).toMatch(/prebuilt binary for linux-x64 \(glibc >= 2\.34\).*`npm rebuild syncbn` with cmake/);
   });
 
   test('a binary that does not load: names the file and the loader\'s reason', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'syncbn-broken-'));
+    const dir = tempDir('syncbn-broken-');
     fs.mkdirSync(path.join(dir, 'build', 'Release'), { recursive: true });
     const file = path.join(dir, 'build', 'Release', 'syncbn.node');
     fs.writeFileSync(file, 'not an ELF file');

@@ -1,12 +1,13 @@
 // SyncBatchNorm across processes over Gloo (TCP), started by syncbn-run.
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { scenario, runGloo, runNode, expectMatchesReference, freePort, WORKER, LAUNCHER } from './support';
 import { native } from '../../lib/native';
 import { requireOrSkip } from '../support/require';
+import { scratchDirs } from '../support/scratch';
 
 const F64 = { rtol: 1e-9, atol: 1e-9 };
+const tempDir = scratchDirs();
 const gloo = requireOrSkip('gloo', native.features.gloo, `${native.features.file} was built without Gloo`);
 
 gloo('SyncBatchNorm over gloo processes', () => {
@@ -27,7 +28,7 @@ gloo('SyncBatchNorm over gloo processes', () => {
   });
 
   test('3 processes (file://), float32', async () => {
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'syncbn-file-')), 'init');
+    const file = path.join(tempDir('syncbn-file-'), 'init');
     const cfg = scenario({ backend: 'gloo', initMethod: `file://${file}`, timeoutMs: 20000, sizes: [2, 3, 2], tail: [4], channels: 2, dtype: 'float32', momentum: 0.1, train: 2, evalSteps: 1, seed: 23 });
     const { run, results } = await runGloo(cfg);
     expect(run.code).toBe(0);
@@ -51,7 +52,7 @@ gloo('SyncBatchNorm over gloo processes', () => {
   });
 
   test('tensors of different sizes on different ranks fail cleanly, not with an abort', async () => {
-    const script = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'syncbn-size-')), 'sizes.js');
+    const script = path.join(tempDir('syncbn-size-'), 'sizes.js');
     fs.writeFileSync(script, `const { distributed: dist, zeros } = require(${JSON.stringify(path.resolve(__dirname, '../../dist'))});
 (async () => {
   await dist.initProcessGroup({ backend: 'gloo', timeoutMs: 5000 });
@@ -67,7 +68,7 @@ gloo('SyncBatchNorm over gloo processes', () => {
   });
 
   test('a killed rank makes the others fail within the timeout', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'syncbn-kill-'));
+    const dir = tempDir('syncbn-kill-');
     const cfg = scenario({ backend: 'gloo', timeoutMs: 2000, sizes: [2, 2, 2], tail: [], channels: 3, dtype: 'float64', momentum: 0.1, train: 3, evalSteps: 0, seed: 26, die: { rank: 2, step: 1 } });
     fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(cfg));
     const port = String(await freePort());
@@ -80,13 +81,12 @@ gloo('SyncBatchNorm over gloo processes', () => {
       expect(r.ms).toBeLessThan(15000);
       expect(r.stderr).toMatch(/gloo all_gather \(rank \d of 3, timeout 2000 ms\) failed/);
     }
-    fs.rmSync(dir, { recursive: true, force: true });
   });
 });
 
 describe('syncbn-run', () => {
   test('sets the rank environment and prefixes output', async () => {
-    const script = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'syncbn-run-')), 'env.js');
+    const script = path.join(tempDir('syncbn-run-'), 'env.js');
     fs.writeFileSync(script, "const e = process.env; console.log([e.RANK, e.LOCAL_RANK, e.WORLD_SIZE, e.MASTER_ADDR, e.MASTER_PORT, process.argv[2]].join(' '));\n");
     const r = await runNode([LAUNCHER, '--nproc-per-node', '3', '--master-port', '29777', script, 'arg']);
     expect(r.code).toBe(0);
@@ -95,14 +95,14 @@ describe('syncbn-run', () => {
   });
 
   test('multi-node ranks come from --node-rank', async () => {
-    const script = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'syncbn-run-')), 'env.js');
+    const script = path.join(tempDir('syncbn-run-'), 'env.js');
     fs.writeFileSync(script, 'console.log(process.env.RANK, process.env.WORLD_SIZE);\n');
     const r = await runNode([LAUNCHER, '--nnodes', '2', '--node-rank', '1', '--nproc-per-node', '2', '--master-addr', 'node0', script], { SYNCBN_SECRET: 'shared-by-both-nodes' });
     expect(r.stdout.trim().split('\n').sort()).toEqual(['[rank 2] 2 4', '[rank 3] 3 4']);
   });
 
   test('a multi-node job without a shared SYNCBN_SECRET is refused before any rank starts', async () => {
-    const script = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'syncbn-run-')), 'env.js');
+    const script = path.join(tempDir('syncbn-run-'), 'env.js');
     fs.writeFileSync(script, "console.log('started');\n");
     const r = await runNode([LAUNCHER, '--nnodes', '2', '--node-rank', '0', '--nproc-per-node', '1', script], { SYNCBN_SECRET: '' });
     expect(r.code).toBe(2);
@@ -111,7 +111,7 @@ describe('syncbn-run', () => {
   });
 
   test('a failing rank stops the others and the launcher exits non-zero', async () => {
-    const script = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'syncbn-run-')), 'fail.js');
+    const script = path.join(tempDir('syncbn-run-'), 'fail.js');
     fs.writeFileSync(script, "if (process.env.RANK === '1') { console.error('boom'); process.exit(7); } setInterval(() => {}, 1000);\n");
     const r = await runNode([LAUNCHER, '--nproc-per-node', '3', script], {}, 20000);
     expect(r.code).toBe(7);
