@@ -339,6 +339,10 @@ class GlooComm : public Communicator {
       fn();
     } catch (const std::exception& e) {
       const std::string msg = e.what();
+      // Answer the roll call first, whoever this rank blames: a rank that
+      // named its culprit from Gloo's message and skipped it was counted as
+      // gone by the ranks that took the roll call.
+      answer_roll_call();
       std::string who = culprit(msg);
       if (who.empty()) who = roll_call(msg.find("closed") != std::string::npos || msg.find("reset") != std::string::npos);
       throw CommError(std::string("gloo ") + what + " (rank " + std::to_string(ctx_->rank) + " of " +
@@ -351,13 +355,24 @@ class GlooComm : public Communicator {
   // moment for the others: those that never say so did not reach it (a
   // stalled rank), and are named. Ops run in lockstep on every rank (the
   // checked layer sees to it), so the number names the same operation.
+  std::string roll_call_key(int rank) const {
+    return prefix_ + "/roll_call/" + std::to_string(ops_) + "/" + std::to_string(rank);
+  }
+
+  void answer_roll_call() {
+    if (!store_) return;
+    try {
+      store_->set(roll_call_key(ctx_->rank), {'1'});
+    } catch (const std::exception&) {
+      // The store is gone with rank 0: nobody is left to take the roll call.
+    }
+  }
+
   std::string roll_call(bool closed) {
     if (!store_) return "";
-    const std::string base = prefix_ + "/roll_call/" + std::to_string(ops_) + "/";
     try {
-      store_->set(base + std::to_string(ctx_->rank), {'1'});
       std::vector<std::string> keys;
-      for (int r = 0; r < ctx_->size; ++r) keys.push_back(base + std::to_string(r));
+      for (int r = 0; r < ctx_->size; ++r) keys.push_back(roll_call_key(r));
       const std::vector<bool> here = store_->present(keys, roll_call_grace(timeout_));
       std::string absent, present;
       for (int r = 0; r < ctx_->size; ++r) {
