@@ -1,5 +1,6 @@
 // ProcessGroup: a set of ranks and the communicator they share.
 import { CommArray, CommCall, CommDtype, DeviceBuffer, NativeComm } from '../native';
+import { describeFingerprint } from './sync_sites';
 
 export type Backend = 'gloo' | 'nccl' | 'threads';
 /** Cf. `torch.distributed.ReduceOp`: SUM, AVG, MIN, MAX. */
@@ -7,12 +8,6 @@ export type ReduceOp = 'sum' | 'avg' | 'min' | 'max';
 
 /** A fingerprint of one synchronization point: [layer id, channels, sequence]. */
 export type Fingerprint = readonly [number, number, number];
-
-/** Describes a SyncBatchNorm fingerprint for errors; set by nn/sync_batchnorm. */
-let describeSync: (fp: Fingerprint) => string = (fp) => `a SyncBatchNorm sync [${fp.join(', ')}]`;
-export function setSyncDescriber(fn: (fp: Fingerprint) => string): void {
-  describeSync = fn;
-}
 
 // tag[0] of a collective: who called it (see CallTag in native/comm/checked.h).
 const SOURCE_SYNC = 1;
@@ -131,13 +126,14 @@ export class ProcessGroup {
   }
 
   /**
-   * All-reduce `data` ('sum' of doubles, or 'welford' triples) at one
-   * synchronization point of a SyncBatchNorm layer. With `check`, the
+   * All-reduce `data` (a reduction, or 'welford' triples of doubles) at one
+   * synchronization point of a sync site (lib/distributed/sync_sites.ts: a
+   * SyncBatchNorm layer, a distributed optimizer). With `check`, the
    * fingerprint rides in the call's header, so ranks at different layers,
    * passes or calls fail on every rank, naming where each rank is, in the
    * same round trip (native/comm/checked.h).
    */
-  syncAllReduce(fingerprint: Fingerprint, data: Float64Array, op: 'sum' | 'welford', opts: { check: boolean; where: string }): void {
+  syncAllReduce(fingerprint: Fingerprint, data: CommArray, op: ReduceOp | 'welford', opts: { check: boolean; where: string }): void {
     this.run(opts.where, (c) => c.allReduce(data, op, syncTag(fingerprint, opts.check)));
   }
 
@@ -160,7 +156,7 @@ export class ProcessGroup {
     const byPoint = new Map<string, number[]>();
     calls.forEach((c, r) => {
       const fp: Fingerprint = [c.tag[1], c.tag[2], c.tag[3]];
-      const key = c.tag[0] === SOURCE_SYNC && c.tag.slice(1).some((v) => v !== 0) ? describeSync(fp) : c.call;
+      const key = c.tag[0] === SOURCE_SYNC && c.tag.slice(1).some((v) => v !== 0) ? describeFingerprint(fp) : c.call;
       byPoint.set(key, [...(byPoint.get(key) ?? []), this.ranks[r]]);
     });
     const lines = [...byPoint.entries()].map(([at, ranks]) => `ranks [${ranks.join(', ')}] are at ${at}`);

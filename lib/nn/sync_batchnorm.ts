@@ -9,7 +9,8 @@
 // all of it on the device (sync_batchnorm_cuda.ts); the threads and Gloo
 // backends reduce host memory, so their syncs go through the host.
 import { defaultGroup } from '../distributed/init';
-import { Fingerprint, ProcessGroup, setSyncDescriber } from '../distributed/process_group';
+import { Fingerprint, ProcessGroup } from '../distributed/process_group';
+import { registeredSites, registerSyncSite, SyncSite } from '../distributed/sync_sites';
 import * as F from '../functional';
 import { tensor } from '../factories';
 import { Parameter } from '../parameter';
@@ -36,27 +37,10 @@ interface SyncSaved {
   group: ProcessGroup;
 }
 
-// Layer ids are handed out in construction order, so ranks that build the
-// same model agree on them. A divergence error names the layer each rank is
-// at, which may be another than the caller: the registry finds it by id. It
-// holds layers weakly and drops a collected layer's entry, so models built
-// and dropped in a long run leave nothing behind.
-let nextLayerId = 0;
-const layers = new Map<number, WeakRef<SyncBatchNorm>>();
-const forget = new FinalizationRegistry<number>((id) => layers.delete(id));
-
-/** @internal How many layers the divergence registry holds (for its test). */
+/** @internal How many sync sites the divergence registry holds (for its test). */
 export function registeredLayers(): number {
-  return layers.size;
+  return registeredSites();
 }
-
-function describe(fp: Fingerprint): string {
-  const [tag, channels, seq] = fp;
-  const id = Math.floor(tag / 2);
-  const name = layers.get(id)?.deref()?.layerName ?? `layer #${id}`;
-  return `'${name}' ${tag % 2 === 0 ? 'forward' : 'backward'} (${channels} channels, sync #${seq})`;
-}
-setSyncDescriber(describe);
 
 function accumulate(p: Parameter, g: Tensor, where: string): void {
   if (p.grad === null) {
@@ -88,7 +72,7 @@ const PLAIN: ReadonlySet<string> = new Set(['BatchNorm1d', 'BatchNorm2d', 'Batch
  * const y = bn.forward(x);       // mean/var of every rank's x together
  * const dx = bn.backward(dy);
  */
-export class SyncBatchNorm extends BatchNorm {
+export class SyncBatchNorm extends BatchNorm implements SyncSite {
   processGroup: ProcessGroup | null;
   checkDivergence: boolean;
   /** Identity of this layer in sync fingerprints. */
@@ -103,10 +87,13 @@ export class SyncBatchNorm extends BatchNorm {
     this.processGroup = group;
     this.checkDivergence = opts.checkDivergence ?? true;
     if (typeof this.checkDivergence !== 'boolean') throw new TypeError(`${this.typeName()}: checkDivergence must be a boolean`);
-    this.layerId = nextLayerId++;
+    this.layerId = registerSyncSite(this);
     this.#layerName = `${this.typeName()}#${this.layerId}`;
-    layers.set(this.layerId, new WeakRef(this));
-    forget.register(this, this.layerId);
+  }
+
+  /** @internal How divergence errors name one of this layer's syncs. */
+  describeSync(pass: number, channels: number, seq: number): string {
+    return `'${this.layerName}' ${pass === 0 ? 'forward' : 'backward'} (${channels} channels, sync #${seq})`;
   }
 
   /** How divergence errors name this layer; convertSyncBatchnorm uses the module path. */
