@@ -8,8 +8,9 @@
 // trains on its slice of each global batch. distributedOptimizer averages the
 // gradients, SyncBatchNormalization's statistics cover the global batch, and
 // metricAverageCallback averages the logged metrics, so the ranks print what
-// one process prints on the whole batch. TFJS_BACKEND=wasm picks tfjs's
-// WebAssembly backend (default: cpu).
+// one process prints on the whole batch. It runs on tfjs's cpu backend
+// (tfjs's wasm backend cannot train convolutions: it has no
+// Conv2DBackpropFilter kernel).
 'use strict';
 
 const tf = require('@tensorflow/tfjs');
@@ -104,7 +105,7 @@ function replicasIdentical(net) {
 }
 
 async function main() {
-  await tf.setBackend(process.env.TFJS_BACKEND || 'cpu');
+  await tf.setBackend('cpu');
   const distributed = process.env.WORLD_SIZE !== undefined;
   if (distributed) await dist.initProcessGroup({ backend: 'gloo' });
   const rank = distributed ? dist.getRank() : 0;

@@ -11,6 +11,9 @@ const THREADS = 'test/distributed/syncbn_threads.test.ts';
 const COLLECTIVES = 'test/distributed/collectives.test.ts';
 // The GPU suite's checks dispatched on the CPU (check_cuda.js --device cpu).
 const GPU_DRY = 'test/gpu/golden_cuda.test.ts';
+const TFJS_LAYERS = 'test/tfjs/layers.test.ts';
+const TFJS_SYNC = 'test/tfjs/sync.test.ts';
+const TFJS_PARALLEL = 'test/tfjs/data_parallel.test.ts';
 
 module.exports = [
   {
@@ -124,5 +127,33 @@ module.exports = [
     find: 'native.ops.welfordFinalize({ dtype, summary, channels: C, eps, momentum,',
     replace: 'native.ops.welfordFinalize({ dtype, summary, channels: C, eps: 1e-5, momentum,',
     tests: [GOLDEN_VARIED, THREADS],
+  },
+  {
+    name: "the tfjs layer moves the moving variance towards the unbiased variance (PyTorch's convention, not tfjs's)",
+    file: 'lib/tfjs/batch_normalization.ts',
+    find: 'variance[c] = unbiased[c] * ((count - 1) / count);',
+    replace: 'variance[c] = unbiased[c];',
+    tests: [TFJS_LAYERS],
+  },
+  {
+    name: "the tfjs layer's momentum taken as PyTorch's (weight of the new value)",
+    file: 'lib/tfjs/batch_normalization.ts',
+    find: 'const decay = 1 - momentum;',
+    replace: 'const decay = momentum;',
+    tests: [TFJS_LAYERS, TFJS_SYNC],
+  },
+  {
+    name: "SyncBatchNormalization's backward sums not reduced over the ranks",
+    file: 'lib/tfjs/batch_normalization.ts',
+    find: "    group.syncAllReduce(fingerprint, sums, 'sum', { check: true, where: `${this.where} backward` });\n",
+    replace: '',
+    tests: [TFJS_SYNC],
+  },
+  {
+    name: 'distributedOptimizer applies each rank its own gradients',
+    file: 'lib/tfjs/data_parallel.ts',
+    find: '    group.syncAllReduce(fingerprint, bucket, this.op, { check: this.checkDivergence, where });\n',
+    replace: '',
+    tests: [TFJS_PARALLEL],
   },
 ];

@@ -45,11 +45,13 @@ for (const m of chosen) {
 }
 if (stale.length > 0) fail(`${stale.length} mutation(s) no longer apply (update test/mutation/mutations.js with the code):\n  ${stale.join('\n  ')}`);
 
-// The copy: lib/, test/ and the configs copied; node_modules, the addon and the launcher linked.
+// The copy: lib/, examples/, test/ and the configs copied; node_modules, the addon and the launcher linked.
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'syncbn-mutation-'));
 process.on('exit', () => fs.rmSync(work, { recursive: true, force: true }));
 for (const f of ['package.json', 'tsconfig.json', 'tsconfig.build.json', 'jest.config.js']) fs.copyFileSync(path.join(ROOT, f), path.join(work, f));
 fs.cpSync(path.join(ROOT, 'lib'), path.join(work, 'lib'), { recursive: true });
+// The examples load the package by name (package.json exports): in the copy, the mutated dist/.
+fs.cpSync(path.join(ROOT, 'examples'), path.join(work, 'examples'), { recursive: true });
 fs.cpSync(path.join(ROOT, 'test'), path.join(work, 'test'), { recursive: true, filter: (src) => !src.includes(`${path.sep}fixtures`) });
 fs.symlinkSync(path.join(ROOT, 'test', 'golden', 'fixtures'), path.join(work, 'test', 'golden', 'fixtures'));
 for (const d of ['node_modules', 'build', 'prebuilds', 'bin']) {
