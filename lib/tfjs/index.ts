@@ -12,6 +12,9 @@
  *
  * @packageDocumentation
  */
+// First: without tfjs installed, the error says so before anything else loads.
+import './tf';
+
 export {
   BatchNormalization, SyncBatchNormalization, batchNormalization, syncBatchNormalization,
   BatchNormalizationLayerArgs, SyncBatchNormalizationArgs,
