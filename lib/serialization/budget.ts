@@ -22,8 +22,8 @@ export const MAX_DIMS = 64;
 
 /** Estimated bytes of V8 objects, generous so that real use stays below what is charged. */
 export const COST = {
-  /** A stack or array slot, with the growth of its backing store. */
-  slot: 16,
+  /** A stack or array slot (8 bytes), with the copies its backing store leaves behind as it grows. */
+  slot: 24,
   /** An empty array, Map or object before its first growth. */
   container: 160,
   /** One entry of a Map or dictionary-mode object. */
@@ -79,8 +79,8 @@ export class LoadBudget {
       return;
     }
     const said = typeof what === 'string' ? what : what();
-    this.fail(`${said} needs ${mib(n)} more than the ${mib(this.used)} already allocated, beyond what load may allocate for this file: ` +
-      `${this.describeLimit()}. If the file is trusted, pass load(path, { maxBytes }) with a larger limit`);
+    this.fail(`${said} would take load past the memory it may use for this file: ${mib(n)} more after ${mib(this.used)}, ` +
+      `and ${this.describeLimit()}. If the file is trusted, pass load(path, { maxBytes }) with a larger limit`);
   }
 
   /** Work in proportion to `size` bytes of pickle or header: at most 8 steps a byte, plus 2^24. */

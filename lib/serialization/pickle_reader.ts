@@ -111,7 +111,7 @@ class Unpickler {
   }
 
   private endsEarly(n: number | bigint): never {
-    this.fail(`the pickle ends early: ${n} bytes are asked for at byte ${this.pos}, ${this.buf.length - this.pos} are left (truncated or corrupt file?)`);
+    this.fail(`the pickle ends early: ${n} bytes are asked for at byte ${this.pos}, where ${this.buf.length - this.pos} remain (truncated or corrupt file?)`);
   }
 
   private u8(): number {

@@ -139,7 +139,7 @@ class TorchFileLoader {
       throw new RangeError(`${this.zip.path}: ${place(where)}'s storage '${shown(ref.key)}' should hold ${ref.numel} elements (${need} bytes), its record has ${this.zip.sizeOf(record)}`);
     }
     // Records may overlap in a crafted archive: every storage is paid for.
-    this.budget.bytes(need + COST.object, () => `${place(where)}'s storage '${shown(ref.key)}'`);
+    this.budget.bytes(need + COST.object, () => `the storage '${shown(ref.key)}' of ${place(where)}`);
     const data = allocate(dtype, ref.numel);
     const bytes = bytesOf(data);
     // Straight from the file into the tensor's memory: one copy of the checkpoint, never two.
@@ -192,7 +192,7 @@ class TorchFileLoader {
     if (v === null || typeof v !== 'object') return v;
     const done = this.converted.get(v);
     if (done !== undefined) return done;
-    if (depth > MAX_DEPTH) this.budget.fail(`${place(where)} nests deeper than ${MAX_DEPTH} levels`);
+    if (depth >= MAX_DEPTH) this.budget.fail(`${place(where)} nests deeper than ${MAX_DEPTH} levels`);
     const inner = (x: unknown, key: string | number): unknown =>
       x !== null && typeof x === 'object' ? this.convert(x, new Where(where, key), depth + 1) : x;
     if (v instanceof TensorRef) {
@@ -245,7 +245,8 @@ export function loadTorchZip(file: string, budget: LoadBudget): unknown {
       const [, type, key, location, numel] = pid as [string, unknown, unknown, unknown, unknown];
       if (!(type instanceof PyGlobal) || type.module !== 'torch' || typeof key !== 'string' || typeof location !== 'string' ||
         typeof numel !== 'number' || !Number.isSafeInteger(numel) || numel < 0) {
-        throw new TypeError(`${file}: data.pkl: malformed storage reference`);
+        throw new TypeError(`${file}: data.pkl: malformed storage reference (expected ('storage', a torch storage class, ` +
+          'a key, a location, an element count below 2^53))');
       }
       return new StorageRef(type.name, key, location, numel);
     });
