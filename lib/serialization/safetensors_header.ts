@@ -67,16 +67,27 @@ class HeaderParser {
     return this.unexpected();
   }
 
+  /** The items of an object or array from its opening byte to `close`, each read by `item`. */
+  private items(close: number, item: () => void): void {
+    this.pos++;
+    this.space();
+    if (this.buf[this.pos] === close) {
+      this.pos++;
+      return;
+    }
+    for (;;) {
+      item();
+      this.space();
+      if (this.buf[this.pos] !== 0x2c) break;
+      this.pos++;
+    }
+    this.expect(close);
+  }
+
   private object(depth: number): JsonValue {
     this.budget.bytes(COST.container, 'the safetensors header');
     const out = Object.create(null) as { [key: string]: JsonValue };
-    this.pos++;
-    this.space();
-    if (this.buf[this.pos] === 0x7d) {
-      this.pos++;
-      return out;
-    }
-    for (;;) {
+    this.items(0x7d, () => {
       this.space();
       if (this.buf[this.pos] !== 0x22) this.unexpected();
       const key = this.string();
@@ -84,37 +95,19 @@ class HeaderParser {
       const v = this.value(depth);
       this.budget.bytes(COST.entry, 'the safetensors header');
       out[key] = v;
-      this.space();
-      if (this.buf[this.pos] === 0x2c) {
-        this.pos++;
-        continue;
-      }
-      this.expect(0x7d);
-      return out;
-    }
+    });
+    return out;
   }
 
   private array(depth: number): JsonValue {
     this.budget.bytes(COST.container, 'the safetensors header');
     const out: JsonValue[] = [];
-    this.pos++;
-    this.space();
-    if (this.buf[this.pos] === 0x5d) {
-      this.pos++;
-      return out;
-    }
-    for (;;) {
+    this.items(0x5d, () => {
       const v = this.value(depth);
       this.budget.bytes(COST.slot, 'the safetensors header');
       out.push(v);
-      this.space();
-      if (this.buf[this.pos] === 0x2c) {
-        this.pos++;
-        continue;
-      }
-      this.expect(0x5d);
-      return out;
-    }
+    });
+    return out;
   }
 
   private string(): string {
