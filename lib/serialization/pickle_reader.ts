@@ -158,7 +158,10 @@ class Unpickler {
 
   private top(): unknown {
     if (this.stack.length === 0) this.fail('malformed pickle: stack underflow');
-    return this.stack[this.stack.length - 1];
+    const v = this.stack[this.stack.length - 1];
+    // A MARK is not a value: memoized or duplicated, it would come out of APPENDS as one.
+    if (v === MARK) this.fail('malformed pickle: unexpected mark');
+    return v;
   }
 
   /** The items above the last MARK, removed from the stack with it (a new array, charged). */

@@ -456,6 +456,8 @@ function nested(levels, inner) {
     add(cls, 'dicts-depth-2000-memo.pt', '2000 dicts nested outside in', pickleFile(p.get(0).stop()),
       refuse("'a'\\['a'\\]\\.\\.\\.\\['a'\\]\\['a'\\]\\['a'\\]\\['a'\\] nests deeper than 1000 levels"));
   }
+  add(cls, 'mark-memoized.pt', 'a MARK put in the memo, then read back inside another MARK (it came out as a value)',
+    pickleFile(new Pickle().op(0x5d).mark().put(0).op(0x30).mark().get(0).op(0x65).stop()), refuse('malformed pickle: unexpected mark'));
   add(cls, 'marks-2000.pt', '2000 MARKs (stack overflow before)', pickleFile(new Pickle().raw(Buffer.alloc(2000, 0x28)).stop()), refuse('MARKs nest deeper than 1000 levels'));
   const storageRef = (numel) => {
     const p = new Pickle();
