@@ -18,6 +18,14 @@ export interface SaveOptions {
   metadata?: Record<string, string>;
 }
 
+/**
+ * Options of `load`.
+ *
+ * @example
+ * import { load } from 'syncbn';
+ * // A trusted checkpoint whose expanded views need up to 4 GiB once copied out.
+ * const sd = load('expanded.pt', { maxBytes: 4 * 2 ** 30 });
+ */
 export interface LoadOptions {
   /**
    * The most bytes `load` may allocate for this file: the tensors it returns

@@ -29,7 +29,8 @@ interface Case {
   cls: string;
   why: string;
   expect: Expect;
-  maxBytes?: number;
+  /** A number, or 'Infinity' (JSON has no Infinity). */
+  maxBytes?: number | 'Infinity';
   make?: (f: string) => void;
 }
 interface Outcome {
@@ -166,7 +167,7 @@ async function pool<T, R>(jobs: T[], width: number, run: (job: T) => Promise<R>)
 }
 
 const scratch = scratchDirs();
-const manifest = JSON.parse(fs.readFileSync(path.join(DIR, 'manifest.json'), 'utf8')) as Array<{ file: string; class: string; why: string; expect: Expect; maxBytes?: number }>;
+const manifest = JSON.parse(fs.readFileSync(path.join(DIR, 'manifest.json'), 'utf8')) as Array<{ file: string; class: string; why: string; expect: Expect; maxBytes?: number | 'Infinity' }>;
 const corpus: Case[] = manifest.map((m) => ({ file: m.file, path: path.join(DIR, 'corpus', m.file), cls: m.class, why: m.why, expect: m.expect, maxBytes: m.maxBytes }));
 const floodDir = scratch('syncbn-hostile-');
 const floodCases: Case[] = floods().map((f) => ({ ...f, path: path.join(floodDir, f.file) }));
@@ -221,6 +222,31 @@ describe('load options and what load returns, in process', () => {
       expect(() => load(corpusFile('view-expand-1000.pt'), { maxBytes: bad as number })).toThrow(/load: maxBytes must be a positive integer \(or Infinity\)/);
     }
     expect(Object.keys(load(corpusFile('view-expand-1000.pt'), { maxBytes: Infinity }))).toEqual(['e']);
+  });
+
+  test('a stack that runs out inside load gives an error naming the file', () => {
+    // 1000 levels of tuples: converting them takes about 1000 frames. load is called ever deeper
+    // until it, not the recursion around it, runs out of stack.
+    const file = corpusFile('tuple1-depth-1000.pt');
+    const deep = (n: number): unknown => {
+      if (n > 0) return deep(n - 1);
+      try {
+        load(file);
+        return null;
+      } catch (e) {
+        return e;
+      }
+    };
+    let error: Error | null = null;
+    for (let n = 0; error === null; n += 200) {
+      try {
+        error = deep(n) as Error | null;
+      } catch {
+        break; // the recursion around load ran out first
+      }
+    }
+    expect(error?.message).toMatch(/: ran out of stack while reading it \(nested too deep\?\): Maximum call stack size exceeded$/);
+    expect(error?.message.startsWith(`${file}: `)).toBe(true);
   });
 
   test("a dict with the key '__proto__' round-trips through save: just a key, both ways", () => {

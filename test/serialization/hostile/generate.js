@@ -333,6 +333,8 @@ const ENDS_EARLY = 'the pickle ends early';
     loads(dict([['big', new ExpectedTensor('float32', [4096, 8192], new Float32Array(4096 * 8192).fill(0.25))]])), 256 * 2 ** 20);
   add(cls, 'view-2e40-squared.pt', 'size [2^40, 2^40]: more elements than 2^53',
     viewFile([['h', { size: [2 ** 40, 2 ** 40], stride: [0, 0] }]]), refuse("'h' \\(size \\[1099511627776, 1099511627776\\].*spans more than 2\\^53 elements"));
+  add(cls, 'view-2e34-unbounded.pt', 'a stride-0 view of 2^34 elements with maxBytes Infinity: past what V8 can allocate',
+    viewFile([['u', { size: [2 ** 17, 2 ** 17], stride: [0, 0] }]]), refuse('could not allocate memory while reading it: Invalid typed array length'), 'Infinity');
   add(cls, 'view-100-dims.pt', 'a size of 100 dimensions', viewFile([['d', { size: new Array(100).fill(1), stride: new Array(100).fill(1) }]]),
     refuse('size is not a tuple of at most 64 non-negative integers'));
   add(cls, 'view-stride-2e52.pt', 'size [2], stride [2^52] over 4 elements', viewFile([['s', { size: [2], stride: [2 ** 52] }]]),
