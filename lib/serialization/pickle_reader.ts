@@ -464,7 +464,7 @@ class Unpickler {
           this.budget.step(state.size, 'data.pkl');
           this.charge(COST.container + COST.entry * state.size);
           inst.attributes ??= new Map();
-          for (const [k, v] of state) inst.attributes.set(keyString(k, (m) => this.fail(m)), v);
+          for (const [k, v] of state) inst.attributes.set(keyString(k, this.budget, (m) => this.fail(m)), v);
           break;
         }
         default:
@@ -476,13 +476,20 @@ class Unpickler {
 
 /**
  * A dict key as the string it becomes: strings as they are, numbers,
- * booleans and None printed, a flat tuple of those joined with commas.
- * Anything else is refused through `fail`.
+ * booleans and None printed, a flat tuple of those joined with commas (its
+ * length paid for from `budget`: one tuple may key many dicts). Anything else
+ * is refused through `fail`.
  */
-export function keyString(k: unknown, fail: (message: string) => never): string {
+export function keyString(k: unknown, budget: LoadBudget, fail: (message: string) => never): string {
   if (typeof k === 'string') return k;
   if (k === null || typeof k === 'number' || typeof k === 'bigint' || typeof k === 'boolean') return String(k);
-  if (Array.isArray(k) && k.every((x) => x === null || ['string', 'number', 'bigint', 'boolean'].includes(typeof x))) return k.join(',');
+  if (Array.isArray(k)) {
+    budget.step(k.length, 'data.pkl');
+    if (k.every((x) => x === null || ['string', 'number', 'bigint', 'boolean'].includes(typeof x))) {
+      budget.bytes(COST.string(k.reduce((n: number, x) => n + String(x).length + 1, 0)), 'a tuple key');
+      return k.join(',');
+    }
+  }
   const what = Array.isArray(k) ? 'a nested tuple' : k instanceof PyDict ? 'a dict' : k instanceof TensorRef ? 'a tensor' : `a ${typeof k}`;
   return fail(`a dict key that is ${what}: only strings, numbers and flat tuples of them are read as keys`);
 }

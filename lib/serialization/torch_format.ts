@@ -214,7 +214,7 @@ class TorchFileLoader {
       const out = Object.create(null) as Record<string, unknown>;
       this.converted.set(v, out);
       for (const [k, x] of v) {
-        const key = keyString(k, (m) => this.budget.fail(`${place(where)}: ${m}`));
+        const key = keyString(k, this.budget, (m) => this.budget.fail(`${place(where)}: ${m}`));
         out[key] = inner(x, key);
       }
       const meta = v.attributes?.get('_metadata');

@@ -662,6 +662,16 @@ function nested(levels, inner) {
   }
 }
 
+{
+  // One 20k-item tuple as the key of 20k dicts: joined into a string for each.
+  const p = new Pickle().mark();
+  for (let i = 0; i < 20000; i++) p.int(i % 256);
+  p.op(0x74).put(300).op(0x30).op(0x5d).mark();
+  for (let i = 0; i < 20000; i++) p.op(0x7d).get(300).none().op(0x73);
+  add('step-hogs', 'tuple-key-20k-x20k.pt', 'a 20k-item tuple keying 20k dicts (4e8 items joined)', pickleFile(p.op(0x65).stop()),
+    refuse('steps|would take load past the memory'));
+}
+
 // ---- floods, made at test time --------------------------------------------------
 
 /** Writes `chunks` to the file `f`, one after another (no copy of a flood into one Buffer). */
