@@ -115,7 +115,8 @@ function loadInChild(c: Case): Promise<Result> {
       } catch {
         out = null;
       }
-      resolve({ c, size, out, code, signal, killed, peak: Math.max(peak, out?.peakRss ?? 0), stderr });
+      // The load's own peak where the child lived to say it (not the summary's after it); else what /proc showed.
+      resolve({ c, size, out, code, signal, killed, peak: out?.peakRss ?? peak, stderr });
     });
   });
 }

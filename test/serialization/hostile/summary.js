@@ -22,7 +22,8 @@ function isTensor(v) {
 function tensorSummary(t) {
   let values;
   if (t instanceof ExpectedTensor) values = t.values;
-  else values = t.dtype === 'int64' ? t.contiguous().data : t.toArray();
+  // The tensor's own storage where it can be read as is (no copy of a large tensor); half floats decoded.
+  else values = ['int64', 'float32', 'float64'].includes(t.dtype) ? t.contiguous().data : t.toArray();
   let sum = 0;
   for (let i = 0; i < values.length; i++) sum += Number(values[i]);
   return {
