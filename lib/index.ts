@@ -15,5 +15,5 @@ export * as F from './functional';
 export * as distributed from './distributed';
 export * as cuda from './cuda';
 export { setNumThreads, getNumThreads } from './threads';
-export { load, save, SaveOptions, StateDict, StateDictMetadata } from './serialization';
+export { load, save, LoadOptions, SaveOptions, StateDict, StateDictMetadata } from './serialization';
 export { features } from './features';
