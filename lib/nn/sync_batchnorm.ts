@@ -12,7 +12,7 @@ import { defaultGroup } from '../distributed/init';
 import { Fingerprint, ProcessGroup } from '../distributed/process_group';
 import { registeredSites, registerSyncSite, SyncSite } from '../distributed/sync_sites';
 import * as F from '../functional';
-import { tensor } from '../factories';
+import { tensor, zeros } from '../factories';
 import { Parameter } from '../parameter';
 import { Tensor } from '../tensor';
 import { BatchNorm, BatchNormOptions } from './batchnorm';
@@ -126,14 +126,12 @@ export class SyncBatchNorm extends BatchNorm implements SyncSite {
     });
     // The global count decides, so a rank with one value (or none) still trains.
     const count = summary[0];
-    if (count <= 1) {
-      throw new RangeError(`Expected more than 1 value per channel when training, got ${count} value(s) per channel ` +
-        `over the ${group.size} ranks of ${group.label} (local input size [${input.shape.join(', ')}])`);
-    }
+    this.checkGlobalCount(count, group, input);
     const stats = F.batchNormWelfordFinalize(summary, tracking ? this.runningMean : null, tracking ? this.runningVar : null, {
       eps: this.eps, momentum: factor, dtype: this.dtype, device: input.device,
     });
     const output = F.batchNormElemt(input, this.weight, this.bias, stats.mean, stats.invstd);
+    if (count === 0 && tracking) this.emptyWorldStep(factor);
     if (tracking) this.countBatch();
     this.saved = null;
     this.syncSaved = { input, mean: stats.mean, invstd: stats.invstd, count, group };
@@ -147,15 +145,43 @@ export class SyncBatchNorm extends BatchNorm implements SyncSite {
       runningMean: tracking ? this.runningMean : null, runningVar: tracking ? this.runningVar : null, momentum: factor, eps: this.eps,
     });
     // As on the host: the global count decides; the merge left the running stats alone below 2.
-    if (stats.count <= 1) {
-      throw new RangeError(`Expected more than 1 value per channel when training, got ${stats.count} value(s) per channel ` +
-        `over the ${group.size} ranks of ${group.label} (local input size [${input.shape.join(', ')}])`);
-    }
+    this.checkGlobalCount(stats.count, group, input);
     const output = F.batchNormElemt(input, this.weight, this.bias, stats.mean, stats.invstd);
     this.saved = null;
+    if (stats.count === 0 && tracking) this.emptyWorldStep(factor);
     if (tracking) this.countBatch();
     this.syncSaved = { input, mean: stats.mean, invstd: stats.invstd, count: stats.count, group };
     return output;
+  }
+
+  /**
+   * One value per channel over the whole group cannot be normalized
+   * (PyTorch's message, with the group's count). None at all is a step every
+   * rank takes with an empty batch, as PyTorch 2 does (a data loader's last
+   * batch): empty outputs, zero gradients, the running statistics as
+   * emptyWorldStep leaves them.
+   */
+  private checkGlobalCount(count: number, group: ProcessGroup, input: Tensor): void {
+    if (count !== 1) return;
+    throw new RangeError(`Expected more than 1 value per channel when training, got ${count} value(s) per channel ` +
+      `over the ${group.size} ranks of ${group.label} (local input size [${input.shape.join(', ')}])`);
+  }
+
+  /**
+   * The running statistics after a step in which every rank's batch was
+   * empty, as PyTorch 2 leaves them: its SyncBatchNorm drops the ranks of
+   * count 0 (torch/nn/modules/_functions.py, SyncBatchNorm.forward), and
+   * merging no rank at all gives mean 0 and unbiased variance 0 / -1 = -0
+   * (aten/src/ATen/native/cuda/Normalization.cuh,
+   * batch_norm_reduce_statistics_kernel), towards which both statistics
+   * move by `factor` as after any batch.
+   */
+  private emptyWorldStep(factor: number): void {
+    const rm = this.runningMean;
+    const rv = this.runningVar;
+    if (rm === null || rv === null) return;
+    const zero = zeros(rm.shape, { dtype: rm.dtype, device: rm.device });
+    F.blendStats(zero, zero, { momentum: factor, runningMean: rm, runningVar: rv, out: { mean: rm, variance: rv } });
   }
 
   override backward(gradOutput: Tensor): Tensor {

@@ -1,5 +1,5 @@
 // SyncBatchNorm over the threads backend: 4 worker threads of this process.
-import { scenario, runThreads, expectMatchesReference, reference } from './support';
+import { scenario, runThreads, expectMatchesReference, expectEmptyWorldStep, reference } from './support';
 import { assertClose } from '../support/assert_close';
 
 const F64 = { rtol: 1e-9, atol: 1e-9 };
@@ -8,6 +8,13 @@ describe('SyncBatchNorm on worker threads', () => {
   test('uneven batches and an empty rank equal BatchNorm on the concatenated batch (NCHW)', async () => {
     const cfg = scenario({ backend: 'threads', timeoutMs: 20000, sizes: [3, 0, 5, 2], tail: [2, 3], channels: 3, dtype: 'float64', momentum: 0.1, train: 3, evalSteps: 1, seed: 1 });
     expectMatchesReference(cfg, await runThreads(cfg), F64);
+  });
+
+  test('every rank with an empty batch (PyTorch 2\'s test_sync_batch_norm_only_empty_input): empty outputs, zero grads, running stats as 2.x leaves them', async () => {
+    const cfg = scenario({ backend: 'threads', timeoutMs: 20000, sizes: [2, 3, 1, 2], tail: [3], channels: 3, dtype: 'float64', momentum: 0.1, train: 2, evalSteps: 0, seed: 15, emptyStep: 1 });
+    const results = await runThreads(cfg);
+    expectMatchesReference({ ...cfg, steps: cfg.steps.slice(0, 1) }, results.map((r) => ({ ...r, steps: r.steps.slice(0, 1) })), F64);
+    expectEmptyWorldStep(cfg, results, 1);
   });
 
   test('channels-last input, momentum null (cumulative)', async () => {

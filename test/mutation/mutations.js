@@ -73,6 +73,13 @@ module.exports = [
     tests: [THREADS],
   },
   {
+    name: 'SyncBatchNorm leaves the running stats alone when every rank is empty (PyTorch 2 moves them)',
+    file: 'lib/nn/sync_batchnorm.ts',
+    find: 'if (count === 0 && tracking) this.emptyWorldStep(factor);',
+    replace: '',
+    tests: [THREADS],
+  },
+  {
     name: "SyncBatchNorm's grad input divides by the local count",
     file: 'lib/nn/sync_batchnorm.ts',
     find: 'r.sumDy!, r.sumDyXmu!, s.count);',

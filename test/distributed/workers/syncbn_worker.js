@@ -37,10 +37,11 @@ async function run(cfg, rankOverride) {
     if (cfg.weight) bn.weight.copy_(tensor(cfg.weight, [cfg.channels], { dtype: cfg.dtype }));
     if (cfg.bias) bn.bias.copy_(tensor(cfg.bias, [cfg.channels], { dtype: cfg.dtype }));
 
-    const n = cfg.sizes[rank];
     const start = cfg.sizes.slice(0, rank).reduce((a, b) => a + b, 0);
     for (let s = 0; s < cfg.steps.length; s++) {
       const step = cfg.steps[s];
+      // At cfg.emptyStep every rank's batch is empty.
+      const n = cfg.emptyStep === s ? 0 : cfg.sizes[rank];
       if (cfg.die && cfg.die.rank === rank && cfg.die.step === s) process.exit(3);
       if (cfg.absent && cfg.absent.rank === rank && cfg.absent.step === s) {
         out.absent = true;
