@@ -351,8 +351,9 @@ export abstract class BatchNorm extends Module {
     const version = localMetadata.version;
     const old = typeof version !== 'number' || version < 2;
     if (old && this.numBatchesTracked !== null && !Object.prototype.hasOwnProperty.call(stateDict, key)) {
-      // PyTorch's rule: a dict older than version 2 (or without versions) predates the counter; it loads at 0.
-      super.loadFromStateDict({ ...stateDict, [key]: zeros([], { dtype: 'int64' }) }, prefix, load, localMetadata);
+      // PyTorch 2's rule (torch/nn/modules/batchnorm.py, _NormBase._load_from_state_dict): a dict older than
+      // version 2, or without versions, predates the counter, and the layer keeps its own (1.13 reset it to 0).
+      super.loadFromStateDict({ ...stateDict, [key]: this.numBatchesTracked.clone() }, prefix, load, localMetadata);
       return;
     }
     super.loadFromStateDict(stateDict, prefix, load, localMetadata);

@@ -52,6 +52,13 @@ module.exports = [
     tests: [GOLDEN_MODULES, GOLDEN_VARIED, THREADS, GPU_DRY],
   },
   {
+    name: "a dict without num_batches_tracked or versions resets the counter (1.13's rule; 2.x keeps it)",
+    file: 'lib/nn/batchnorm.ts',
+    find: '[key]: this.numBatchesTracked.clone() }',
+    replace: "[key]: zeros([], { dtype: 'int64' }) }",
+    tests: ['test/module.test.ts', 'test/golden/checkpoints.test.ts'],
+  },
+  {
     name: 'eval normalizes with batch statistics',
     file: 'lib/nn/batchnorm.ts',
     find: 'const useBatchStats = this.training || (this.runningMean === null && this.runningVar === null);',
