@@ -93,7 +93,9 @@ export abstract class BatchNorm extends Module {
   static readonly spatialDims: SpatialDims | null = null;
   /**
    * A lazy class names the class its layers become once numFeatures is
-   * known (PyTorch's `cls_to_become`); null for the others.
+   * known (PyTorch's `cls_to_become`): from then on the layer is an instance
+   * of that class and no longer of the lazy one, as in PyTorch, whose
+   * `__class__` changes. Null for the others.
    */
   static readonly becomes: (abstract new (...args: never[]) => BatchNorm) | null = null;
   numFeatures: number;
@@ -144,6 +146,8 @@ export abstract class BatchNorm extends Module {
     this.numFeatures = c;
     this.allocate(c);
     this.uninitialized = false;
+    const becomes = (this.constructor as typeof BatchNorm).becomes;
+    if (becomes !== null) Object.setPrototypeOf(this, becomes.prototype);
   }
 
   /** (Re)creates parameters and buffers for `c` channels with their initial values. */
@@ -227,12 +231,6 @@ export abstract class BatchNorm extends Module {
     }
     const { ranks, words } = INPUT_RANKS[dims];
     if (!ranks.includes(input.ndim)) throw new RangeError(`expected ${words} input (got ${input.ndim}D input)`);
-  }
-
-  /** The class PyTorch would report: a lazy layer, once materialized, is its plain class. */
-  override typeName(): string {
-    const becomes = (this.constructor as typeof BatchNorm).becomes;
-    return becomes !== null && !this.uninitialized ? becomes.name : super.typeName();
   }
 
   /** Checks a forward input before any state changes. */
@@ -401,7 +399,8 @@ export class BatchNorm3d extends BatchNorm {
 
 /**
  * BatchNorm1d that takes numFeatures from its first input (or a loaded
- * state dict), then reports itself as a BatchNorm1d. Cf. `torch.nn.LazyBatchNorm1d`.
+ * state dict), then becomes a BatchNorm1d (no longer an instance of this
+ * class, as PyTorch's `cls_to_become`). Cf. `torch.nn.LazyBatchNorm1d`.
  *
  * @example
  * const bn = new nn.LazyBatchNorm1d();
@@ -417,7 +416,8 @@ export class LazyBatchNorm1d extends BatchNorm1d {
 
 /**
  * BatchNorm2d that takes numFeatures from its first input (or a loaded
- * state dict), then reports itself as a BatchNorm2d. Cf. `torch.nn.LazyBatchNorm2d`.
+ * state dict), then becomes a BatchNorm2d (no longer an instance of this
+ * class, as PyTorch's `cls_to_become`). Cf. `torch.nn.LazyBatchNorm2d`.
  *
  * @example
  * const bn = new nn.LazyBatchNorm2d();
@@ -433,7 +433,8 @@ export class LazyBatchNorm2d extends BatchNorm2d {
 
 /**
  * BatchNorm3d that takes numFeatures from its first input (or a loaded
- * state dict), then reports itself as a BatchNorm3d. Cf. `torch.nn.LazyBatchNorm3d`.
+ * state dict), then becomes a BatchNorm3d (no longer an instance of this
+ * class, as PyTorch's `cls_to_become`). Cf. `torch.nn.LazyBatchNorm3d`.
  *
  * @example
  * const bn = new nn.LazyBatchNorm3d();

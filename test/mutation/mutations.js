@@ -59,6 +59,13 @@ module.exports = [
     tests: ['test/module.test.ts', 'test/golden/checkpoints.test.ts'],
   },
   {
+    name: "a materialized lazy layer keeps its lazy class (PyTorch's cls_to_become changes it)",
+    file: 'lib/nn/batchnorm.ts',
+    find: 'if (becomes !== null) Object.setPrototypeOf(this, becomes.prototype);',
+    replace: '',
+    tests: ['test/layer_classes.test.ts'],
+  },
+  {
     name: 'eval normalizes with batch statistics',
     file: 'lib/nn/batchnorm.ts',
     find: 'const useBatchStats = this.training || (this.runningMean === null && this.runningVar === null);',
