@@ -173,17 +173,18 @@ export function batchNormGatherStatsWithCounts(
   if (mean.ndim !== 2) throw new RangeError(`${where}: mean must have shape [world, C], got ${describeShape(mean.shape)}`);
   const [world, C] = mean.shape;
   if (!(invstd instanceof Tensor) || invstd.ndim !== 2 || invstd.shape[0] !== world || invstd.shape[1] !== C) {
-    throw new RangeError(`${where}: invstd must be a Tensor of shape ${describeShape(mean.shape)}`);
+    const got = invstd instanceof Tensor ? `shape ${describeShape(invstd.shape)}` : String(invstd);
+    throw new RangeError(`${where}: invstd must be a Tensor of mean's shape ${describeShape(mean.shape)}, got ${got}`);
   }
   if (invstd.dtype !== mean.dtype) throw new TypeError(`${where}: expected invstd to have dtype ${mean.dtype}, got ${invstd.dtype}`);
   if (world < 1) throw new RangeError(`${where}: need statistics of at least one worker`);
   const countValues = opts.counts instanceof Tensor ? opts.counts.toArray() : opts.counts;
   if (!countValues || countValues.length !== world) {
-    throw new RangeError(`${where}: counts must have ${world} entries, one per worker`);
+    throw new RangeError(`${where}: counts must have ${world} entries, one per worker, got ${countValues ? countValues.length : String(countValues)}`);
   }
-  const counts = Float64Array.from(countValues as ArrayLike<number>, (c) => {
+  const counts = Float64Array.from(countValues as ArrayLike<number>, (c, i) => {
     const v = Number(c);
-    if (!Number.isFinite(v) || v < 0) throw new RangeError(`${where}: counts must be finite and >= 0`);
+    if (!Number.isFinite(v) || v < 0) throw new RangeError(`${where}: counts must be finite and >= 0, got ${String(c)} for worker ${i}`);
     return v;
   });
   const rm = channelTensor(runningMean, 'running_mean', C, mean.dtype, where, mean);
@@ -342,7 +343,8 @@ export function batchNormWelfordFinalize(
 ): { mean: Tensor; invstd: Tensor } {
   const where = 'batch_norm_welford_finalize';
   if (storageDtype(summary) !== 'float64' || summary.length === 0 || summary.length % 3 !== 0) {
-    throw new TypeError(`${where}: summary must be a Float64Array of (count, mean, m2) triples`);
+    const got = storageDtype(summary) === 'float64' ? `${summary.length} values` : String(storageDtype(summary) ?? typeof summary);
+    throw new TypeError(`${where}: summary must be a Float64Array of (count, mean, m2) triples (a non-zero multiple of 3 values), got ${got}`);
   }
   const C = summary.length / 3;
   const eps = checkNumber(opts.eps, 'eps', where, 0);

@@ -88,6 +88,20 @@ describe('errors', () => {
       /counts must have 2 entries/);
   });
 
+  // PyTorch's errors name the condition and the numbers (torch.Size([1, 10, 1]), "3 elements not 4"), and so
+  // do these: a user sees what was wrong without a debugger (issue #32, the ported test_nn.py checks).
+  test('messages keep the condition and the numbers', () => {
+    const g = (counts: number[], invstd = randn([2, 3])) => () =>
+      F.batchNormGatherStatsWithCounts(randn([2, 3]), invstd, null, null, { momentum: 0.1, eps: 1e-5, counts });
+    expect(g([1])).toThrow('batch_norm_gather_stats_with_counts: counts must have 2 entries, one per worker, got 1');
+    expect(g([4, -1])).toThrow('batch_norm_gather_stats_with_counts: counts must be finite and >= 0, got -1 for worker 1');
+    expect(g([4, 4], randn([2, 4]))).toThrow("invstd must be a Tensor of mean's shape [2, 3], got shape [2, 4]");
+    expect(() => F.batchNormWelfordFinalize(new Float64Array(4), null, null, { eps: 1e-5, momentum: 0.1, dtype: 'float32' }))
+      .toThrow('summary must be a Float64Array of (count, mean, m2) triples (a non-zero multiple of 3 values), got 4 values');
+    expect(() => new nn.BatchNorm1d(10).forward(randn([1, 10, 1]))).toThrow('Expected more than 1 value per channel when training, got input size [1, 10, 1]');
+    expect(() => new nn.BatchNorm1d(3).forward(randn([4, 4]))).toThrow('running_mean should contain 4 elements not 3');
+  });
+
   describe('the native boundary checks again', () => {
     const shape: [number, number, number] = [2, 3, 4];
     const x = new Float32Array(24);
