@@ -3,7 +3,7 @@
 import { ones, zeros } from '../factories';
 import * as F from '../functional';
 import { Parameter } from '../parameter';
-import { Device, FloatDType, Tensor, checkDevice } from '../tensor';
+import { Device, FloatingDType, Tensor, checkDevice } from '../tensor';
 import { Module, StateDictLoad } from './module';
 import type { DType } from '../tensor';
 
@@ -16,8 +16,12 @@ export interface BatchNormOptions {
   affine?: boolean;
   /** Keep running mean/var (used in eval). Default true. */
   trackRunningStats?: boolean;
-  /** dtype of parameters and buffers, which inputs must share. Default float32. */
-  dtype?: FloatDType;
+  /**
+   * dtype of parameters and buffers, which inputs must share; a float32
+   * layer also takes float16 and bfloat16 inputs (mixed precision, as in
+   * PyTorch). Default float32.
+   */
+  dtype?: FloatingDType;
   /** Where parameters and running statistics live: 'cpu' (default), 'cuda' or 'cuda:N'; CUDA must be available. */
   device?: Device | 'cuda';
 }
@@ -66,7 +70,9 @@ function checkOptions(numFeatures: number, opts: BatchNormOptions, where: string
   }
   if (typeof o.affine !== 'boolean') throw new TypeError(`${where}: affine must be a boolean`);
   if (typeof o.trackRunningStats !== 'boolean') throw new TypeError(`${where}: trackRunningStats must be a boolean`);
-  if (o.dtype !== 'float32' && o.dtype !== 'float64') throw new TypeError(`${where}: dtype must be 'float32' or 'float64', got ${String(o.dtype)}`);
+  if (!['float32', 'float64', 'float16', 'bfloat16'].includes(o.dtype)) {
+    throw new TypeError(`${where}: dtype must be 'float32', 'float64', 'float16' or 'bfloat16', got ${String(o.dtype)}`);
+  }
   return o;
 }
 
@@ -104,7 +110,7 @@ export abstract class BatchNorm extends Module {
   readonly affine: boolean;
   readonly trackRunningStats: boolean;
   /** dtype of parameters and running statistics (changed by `to(dtype)`, `double()`, `float()`). */
-  dtype: FloatDType;
+  dtype: FloatingDType;
   /** Learnable per-channel scale (null without `affine`). Assigning a Parameter replaces it. */
   declare weight: Parameter | null;
   /** Learnable per-channel shift (null without `affine`). */
@@ -200,7 +206,7 @@ export abstract class BatchNorm extends Module {
     this.num_batches_tracked = t;
   }
 
-  protected override dtypeChanged(dtype: FloatDType): void {
+  protected override dtypeChanged(dtype: FloatingDType): void {
     this.dtype = dtype;
   }
 
@@ -237,10 +243,11 @@ export abstract class BatchNorm extends Module {
   protected checkInput(input: unknown): asserts input is Tensor {
     if (!(input instanceof Tensor)) throw new TypeError(`${this.typeName()}.forward: input must be a Tensor`);
     this.checkInputDim(input);
-    // Half inputs (CUDA) run with float32 parameters and statistics, as in PyTorch.
-    const half = (input.dtype === 'float16' || input.dtype === 'bfloat16') && this.dtype === 'float32';
-    if (input.dtype !== this.dtype && !half) {
-      throw new TypeError(`${this.typeName()}.forward: expected input of dtype ${this.dtype} (the layer's dtype), got ${input.dtype}`);
+    // Half inputs also run with float32 parameters and statistics (mixed precision), as in PyTorch.
+    const mixed = (input.dtype === 'float16' || input.dtype === 'bfloat16') && this.dtype === 'float32';
+    if (input.dtype !== this.dtype && !mixed) {
+      throw new TypeError(`${this.typeName()}.forward: expected input of dtype ${this.dtype} (the layer's dtype` +
+        `${this.dtype === 'float32' ? ', or float16 or bfloat16' : ''}), got ${input.dtype}`);
     }
   }
 
@@ -302,8 +309,8 @@ export abstract class BatchNorm extends Module {
     const weight = this.weight;
     const bias = this.bias;
     const wantParams = weight !== null && bias !== null && (weight.requiresGrad || bias.requiresGrad);
-    const gradWeight = wantParams ? weight.grad ?? zeros(weight.shape, { dtype: weight.dtype as FloatDType, device: weight.device }) : null;
-    const gradBias = wantParams ? bias.grad ?? zeros(bias.shape, { dtype: bias.dtype as FloatDType, device: bias.device }) : null;
+    const gradWeight = wantParams ? weight.grad ?? zeros(weight.shape, { dtype: weight.dtype, device: weight.device }) : null;
+    const gradBias = wantParams ? bias.grad ?? zeros(bias.shape, { dtype: bias.dtype, device: bias.device }) : null;
     const r = F.batchNormBackward(gradOutput, s.input, {
       weight,
       training: s.training,

@@ -89,7 +89,7 @@ module.exports = [
   {
     name: 'SyncBatchNorm leaves the running stats alone when every rank is empty (PyTorch 2 moves them)',
     file: 'lib/nn/sync_batchnorm.ts',
-    find: 'if (count === 0 && tracking) this.emptyWorldStep(factor);',
+    find: 'if (stats.count === 0 && rm !== null && rv !== null) emptyWorldStep(rm, rv, factor);',
     replace: '',
     tests: [THREADS],
   },
