@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -27,9 +28,12 @@ void fill(Ops<T>& ops);
 
 namespace {
 
+// SYNCBN_CPU_ISA=baseline picks the baseline build on any CPU (cf. PyTorch's
+// ATEN_CPU_CAPABILITY), so that one machine's tests run both builds.
 bool use_avx2() {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  static const bool yes = !(std::getenv("SYNCBN_CPU_ISA") && std::strcmp(std::getenv("SYNCBN_CPU_ISA"), "baseline") == 0) &&
+                          __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
   return yes;
 #else
   return false;

@@ -157,17 +157,24 @@ struct GradOp {
 template <typename S, typename F>
 void run_write(S* out, int64_t len, bool stream, F f) {
   (void)stream;  // used only where streaming stores exist
+  constexpr int64_t W = kWidth<opmath_t<S>>;
+  const bool nt = kStreams<S> && stream && len >= kStreamRun;
   int64_t i = 0;
-  if constexpr (kStreams<S>) {
-    constexpr int64_t W = kWidth<opmath_t<S>>, line = 64 / static_cast<int64_t>(sizeof(S));
-    if (stream && len >= kStreamRun) {
-      for (; i < len && (reinterpret_cast<uintptr_t>(out + i) & 63); ++i) store(out + i, f(i));
-      for (; i + line <= len; i += line)
-        for (int64_t h = 0; h < line; h += W) store_vec(out + i + h, f.lanes(i + h), true);
-    }
+  if (nt) {
+    constexpr int64_t line = 64 / static_cast<int64_t>(sizeof(S));
+    for (; i < len && (reinterpret_cast<uintptr_t>(out + i) & 63); ++i) store(out + i, f(i));
+    for (; i + line <= len; i += line)
+      for (int64_t h = 0; h < line; h += 2 * W) store_vec2(out + i + h, f.lanes(i + h), f.lanes(i + h + W), true);
   }
+  if constexpr (kHalf<S>) {
+    // Explicit vectors: the omp simd loop's scalar conversions were slower (half.h, over_channels).
+    for (; i + 2 * W <= len; i += 2 * W) store_vec2(out + i, f.lanes(i), f.lanes(i + W), false);
+    for (; i + W <= len; i += W) store_vec(out + i, f.lanes(i), false);
+    for (; i < len; ++i) store(out + i, f(i));
+  } else {
 #pragma omp simd
-  for (int64_t k = i; k < len; ++k) store(out + k, f(k));
+    for (int64_t k = i; k < len; ++k) store(out + k, f(k));
+  }
 }
 
 // y = (x - m) * a + b over a run; non-temporal when `stream`.
@@ -359,11 +366,20 @@ void write_runs_summing(const BatchShape& s, int64_t c, S* out, bool stream, Wri
       for (; i < len && (reinterpret_cast<uintptr_t>(o + i) & 63); ++i, ++scalars) one(o, i);
     for (; i + 2 * W <= len; i += 2 * W) {
       if (filled >= kFlush) flush();
-      store_vec(o + i, write.vec_at(i), nt);
-      store_vec(o + i + W, write.vec_at(i + W), nt);
+      store_vec2(o + i, write.vec_at(i), write.vec_at(i + W), nt);
       sum.add(a0, i);
       sum.add(a1, i + W);
       ++filled;
+    }
+    if constexpr (kHalf<S>) {
+      // A 16-bit value costs a scalar conversion each way: one more vector where it fits.
+      if (i + W <= len) {
+        if (filled >= kFlush) flush();
+        store_vec(o + i, write.vec_at(i), nt);
+        sum.add(a0, i);
+        ++filled;
+        i += W;
+      }
     }
     for (; i < len; ++i, ++scalars) one(o, i);
   }

@@ -46,22 +46,21 @@ void shifted_sums(const S* x, int64_t rows, int64_t C, int64_t ld, const T* shif
     int64_t r = r0;
     for (; r + 4 <= r1; r += 4) {
       const S* p = x + r * ld;
-#pragma omp simd
-      for (int64_t c = 0; c < C; ++c) {
-        const T d0 = load(p + c) - shift[c], d1 = load(p + ld + c) - shift[c], d2 = load(p + 2 * ld + c) - shift[c],
-                d3 = load(p + 3 * ld + c) - shift[c];
-        a[c] += (d0 + d1) + (d2 + d3);
-        b[c] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3);
-      }
+      over_channels<S>(0, C, [&](int64_t c, auto l) {
+        const auto k = get(l, shift + c);
+        const auto d0 = get(l, p + c) - k, d1 = get(l, p + ld + c) - k, d2 = get(l, p + 2 * ld + c) - k,
+                   d3 = get(l, p + 3 * ld + c) - k;
+        put(l, a + c, get(l, a + c) + ((d0 + d1) + (d2 + d3)));
+        put(l, b + c, get(l, b + c) + ((d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)));
+      });
     }
     for (; r < r1; ++r) {
       const S* p = x + r * ld;
-#pragma omp simd
-      for (int64_t c = 0; c < C; ++c) {
-        const T d = load(p + c) - shift[c];
-        a[c] += d;
-        b[c] += d * d;
-      }
+      over_channels<S>(0, C, [&](int64_t c, auto l) {
+        const auto d = get(l, p + c) - get(l, shift + c);
+        put(l, a + c, get(l, a + c) + d);
+        put(l, b + c, get(l, b + c) + d * d);
+      });
     }
     for (int64_t c = 0; c < C; ++c) {
       s1[c] += static_cast<double>(a[c]);
@@ -85,13 +84,13 @@ void tile_moments(const S* x, int64_t rows, int64_t C, int64_t ld, std::vector<d
     int64_t r = r0;
     for (; r + 4 <= r1; r += 4) {
       const S* p = x + r * ld;
-#pragma omp simd
-      for (int64_t c = 0; c < C; ++c) ap[c] += (load(p + c) + load(p + ld + c)) + (load(p + 2 * ld + c) + load(p + 3 * ld + c));
+      over_channels<S>(0, C, [&](int64_t c, auto l) {
+        put(l, ap + c, get(l, ap + c) + ((get(l, p + c) + get(l, p + ld + c)) + (get(l, p + 2 * ld + c) + get(l, p + 3 * ld + c))));
+      });
     }
     for (; r < r1; ++r) {
       const S* p = x + r * ld;
-#pragma omp simd
-      for (int64_t c = 0; c < C; ++c) ap[c] += load(p + c);
+      over_channels<S>(0, C, [&](int64_t c, auto l) { put(l, ap + c, get(l, ap + c) + get(l, p + c)); });
     }
     for (int64_t c = 0; c < C; ++c) sum[c] += static_cast<double>(a[c]);
   }
@@ -249,20 +248,18 @@ void rows_affine_range(const S* x, S* y, int64_t C, int64_t ld, int64_t r0, int6
   for (; blocked && r + 4 <= r1; r += 4) {
     const S* p = x + r * ld;
     S* q = y + r * ld;
-#pragma omp simd
-    for (int64_t c = 0; c < C; ++c) {
-      const T mc = m[c], ac = a[c], bc = b[c];
-      store(q + c, (load(p + c) - mc) * ac + bc);
-      store(q + ld + c, (load(p + ld + c) - mc) * ac + bc);
-      store(q + 2 * ld + c, (load(p + 2 * ld + c) - mc) * ac + bc);
-      store(q + 3 * ld + c, (load(p + 3 * ld + c) - mc) * ac + bc);
-    }
+    over_channels<S>(0, C, [&](int64_t c, auto l) {
+      const auto mc = get(l, m + c), ac = get(l, a + c), bc = get(l, b + c);
+      put(l, q + c, (get(l, p + c) - mc) * ac + bc);
+      put(l, q + ld + c, (get(l, p + ld + c) - mc) * ac + bc);
+      put(l, q + 2 * ld + c, (get(l, p + 2 * ld + c) - mc) * ac + bc);
+      put(l, q + 3 * ld + c, (get(l, p + 3 * ld + c) - mc) * ac + bc);
+    });
   }
   for (; r < r1; ++r) {
     const S* p = x + r * ld;
     S* q = y + r * ld;
-#pragma omp simd
-    for (int64_t c = 0; c < C; ++c) store(q + c, (load(p + c) - m[c]) * a[c] + b[c]);
+    over_channels<S>(0, C, [&](int64_t c, auto l) { put(l, q + c, (get(l, p + c) - get(l, m + c)) * get(l, a + c) + get(l, b + c)); });
   }
 }
 
@@ -285,24 +282,22 @@ void rows_grad_sums_range(const S* dy, const S* x, int64_t C, int64_t ld, int64_
     for (; blocked && r + 4 <= q1; r += 4) {
       const S* g = dy + r * ld;
       const S* p = x + r * ld;
-#pragma omp simd
-      for (int64_t c = 0; c < C; ++c) {
-        const T mc = mean[c];
-        const T g0 = load(g + c), g1 = load(g + ld + c), g2 = load(g + 2 * ld + c), g3 = load(g + 3 * ld + c);
-        ap[c] += (g0 + g1) + (g2 + g3);
-        bp[c] += (g0 * (load(p + c) - mc) + g1 * (load(p + ld + c) - mc)) +
-                 (g2 * (load(p + 2 * ld + c) - mc) + g3 * (load(p + 3 * ld + c) - mc));
-      }
+      over_channels<S>(0, C, [&](int64_t c, auto l) {
+        const auto mc = get(l, mean + c);
+        const auto g0 = get(l, g + c), g1 = get(l, g + ld + c), g2 = get(l, g + 2 * ld + c), g3 = get(l, g + 3 * ld + c);
+        put(l, ap + c, get(l, ap + c) + ((g0 + g1) + (g2 + g3)));
+        put(l, bp + c, get(l, bp + c) + ((g0 * (get(l, p + c) - mc) + g1 * (get(l, p + ld + c) - mc)) +
+                                         (g2 * (get(l, p + 2 * ld + c) - mc) + g3 * (get(l, p + 3 * ld + c) - mc))));
+      });
     }
     for (; r < q1; ++r) {
       const S* g = dy + r * ld;
       const S* p = x + r * ld;
-#pragma omp simd
-      for (int64_t c = 0; c < C; ++c) {
-        const T gc = load(g + c);
-        ap[c] += gc;
-        bp[c] += gc * (load(p + c) - mean[c]);
-      }
+      over_channels<S>(0, C, [&](int64_t c, auto l) {
+        const auto gc = get(l, g + c);
+        put(l, ap + c, get(l, ap + c) + gc);
+        put(l, bp + c, get(l, bp + c) + gc * (get(l, p + c) - get(l, mean + c)));
+      });
     }
     for (int64_t c = 0; c < C; ++c) {
       acc[c] += static_cast<double>(a[c]);
@@ -363,21 +358,21 @@ void rows_grad_input_range(const S* dy, const S* x, S* dx, int64_t C, int64_t ld
     const S* gp = dy + r * ld;
     const S* p = x + r * ld;
     S* q = dx + r * ld;
-#pragma omp simd
-    for (int64_t c = 0; c < C; ++c) {
-      const T mc = m[c], mdc = md[c], kc = k[c], ac = a[c];
-      store(q + c, (load(gp + c) - mdc - (load(p + c) - mc) * kc) * ac);
-      store(q + ld + c, (load(gp + ld + c) - mdc - (load(p + ld + c) - mc) * kc) * ac);
-      store(q + 2 * ld + c, (load(gp + 2 * ld + c) - mdc - (load(p + 2 * ld + c) - mc) * kc) * ac);
-      store(q + 3 * ld + c, (load(gp + 3 * ld + c) - mdc - (load(p + 3 * ld + c) - mc) * kc) * ac);
-    }
+    over_channels<S>(0, C, [&](int64_t c, auto l) {
+      const auto mc = get(l, m + c), mdc = get(l, md + c), kc = get(l, k + c), ac = get(l, a + c);
+      put(l, q + c, (get(l, gp + c) - mdc - (get(l, p + c) - mc) * kc) * ac);
+      put(l, q + ld + c, (get(l, gp + ld + c) - mdc - (get(l, p + ld + c) - mc) * kc) * ac);
+      put(l, q + 2 * ld + c, (get(l, gp + 2 * ld + c) - mdc - (get(l, p + 2 * ld + c) - mc) * kc) * ac);
+      put(l, q + 3 * ld + c, (get(l, gp + 3 * ld + c) - mdc - (get(l, p + 3 * ld + c) - mc) * kc) * ac);
+    });
   }
   for (; r < r1; ++r) {
     const S* gp = dy + r * ld;
     const S* p = x + r * ld;
     S* q = dx + r * ld;
-#pragma omp simd
-    for (int64_t c = 0; c < C; ++c) store(q + c, (load(gp + c) - md[c] - (load(p + c) - m[c]) * k[c]) * a[c]);
+    over_channels<S>(0, C, [&](int64_t c, auto l) {
+      put(l, q + c, (get(l, gp + c) - get(l, md + c) - (get(l, p + c) - get(l, m + c)) * get(l, k + c)) * get(l, a + c));
+    });
   }
 }
 
