@@ -34,14 +34,16 @@ export class WidenedChannels {
 
 /**
  * Whether the per-channel tensors of an op on `input` are in the input's
- * 16-bit dtype (PyTorch 2's all-half batch norm) rather than float32; throws
- * when some are and some are not, as PyTorch does.
+ * 16-bit dtype (PyTorch 2's all-half batch norm) rather than float32: all of
+ * those given, and, as in PyTorch (is_mixed_type), also when none is given;
+ * throws when some are and some are not, as PyTorch does.
  */
 export function halfChannels(input: Tensor, named: Record<string, Tensor | null | undefined>, where: string): boolean {
   if (!isHalf(input.dtype)) return false;
   const given = Object.entries(named).filter((e): e is [string, Tensor] => e[1] instanceof Tensor);
   const half = given.filter(([, t]) => t.dtype === input.dtype);
-  if (half.length === 0 || half.length === given.length) return half.length > 0;
+  if (half.length === given.length) return true;
+  if (half.length === 0) return false;
   const other = given.find(([, t]) => t.dtype !== input.dtype)!;
   throw new TypeError(`${where}: the per-channel tensors of a ${input.dtype} input must all be float32 (mixed precision) ` +
     `or all ${input.dtype}, got ${half[0][0]} ${input.dtype} and ${other[0]} ${other[1].dtype} ${describeShape(other[1].shape)}`);

@@ -137,6 +137,10 @@ describe('float16 and bfloat16 on the CPU vs PyTorch', () => {
     const g = F.batchNormBackward(tensor(c.dy[0], c.shape, { dtype: 'bfloat16' }), x, { weight: half(c.weight), saveMean: r.saveMean, saveInvstd: r.saveInvstd, training: true, eps: c.eps });
     expect([g.gradInput!.dtype, g.gradWeight!.dtype, g.gradBias!.dtype]).toEqual(['bfloat16', 'bfloat16', 'bfloat16']);
     assertClose(g.gradWeight!, c.steps[0].grad_weight!, TOLERANCE.bfloat16, 'all-bfloat16 grad weight');
+    // With no per-channel tensor at all PyTorch takes the half path too (is_mixed_type is false without any).
+    const bare = F.nativeBatchNorm(x, null, null, null, null, true, 0.1, c.eps);
+    expect(bare.saveMean.dtype).toBe('bfloat16');
+    expect(Array.from(bare.saveMean.toArray())).toEqual(Array.from(r.saveMean.toArray()));
     // PyTorch's rule: all float32 or all the input's dtype.
     expect(() => F.nativeBatchNorm(x, half(c.weight), tensor(c.bias, [C]), null, null, true, 0.1, c.eps)).toThrow(
       `batch_norm: the per-channel tensors of a bfloat16 input must all be float32 (mixed precision) or all bfloat16, got weight bfloat16 and bias float32 [${C}]`);
