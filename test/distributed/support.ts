@@ -6,7 +6,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { randn, manualSeed, FloatDType, MemoryFormat } from '../../lib';
+import { randn, manualSeed, FloatingDType, MemoryFormat } from '../../lib';
 import { assertClose, Tolerance } from '../support/assert_close';
 import { referenceBatchNorm } from './reference';
 
@@ -28,7 +28,10 @@ export interface Scenario {
   sizes: number[];
   shape: number[];
   channels: number;
-  dtype: FloatDType;
+  /** The inputs' dtype, and the layer's unless layerDtype says otherwise. */
+  dtype: FloatingDType;
+  /** float32 for a layer that takes half inputs (mixed precision). */
+  layerDtype?: FloatingDType;
   memoryFormat?: MemoryFormat;
   momentum: number | null;
   /** The layer's eps; default 1e-5. */
@@ -172,6 +175,7 @@ export function reference(cfg: Scenario, ranks: number[] = cfg.sizes.map((_, r) 
     weight: cfg.weight!,
     bias: cfg.bias!,
     dtype: cfg.dtype,
+    paramDtype: cfg.layerDtype ?? cfg.dtype,
     steps: cfg.steps.map((s) => ({ training: s.training, x: pick(s.x), dy: pick(s.dy) })),
   });
 }

@@ -1,6 +1,6 @@
 // SyncBatchNorm over the threads backend: 4 worker threads of this process.
 import { scenario, runThreads, expectMatchesReference, expectEmptyWorldStep, reference } from './support';
-import { assertClose } from '../support/assert_close';
+import { assertClose, TOLERANCE } from '../support/assert_close';
 
 const F64 = { rtol: 1e-9, atol: 1e-9 };
 
@@ -59,6 +59,20 @@ describe('SyncBatchNorm on worker threads', () => {
   test('float32 layers', async () => {
     const cfg = scenario({ backend: 'threads', timeoutMs: 20000, sizes: [4, 2, 3, 3], tail: [5], channels: 3, dtype: 'float32', momentum: 0.1, train: 2, evalSteps: 1, seed: 4 });
     expectMatchesReference(cfg, await runThreads(cfg), { rtol: 1e-5, atol: 1e-5 });
+  });
+
+  // float16 and bfloat16 on the CPU (issue #32): inputs in the half type, a float32 layer (mixed precision) or
+  // one of the input's dtype; the reference computes in float64 on the rounded values. PyTorch's tolerances.
+  test('bfloat16 inputs, a float32 layer, channels last', async () => {
+    const cfg = scenario({ backend: 'threads', timeoutMs: 20000, sizes: [3, 1, 4, 2], tail: [2, 3], channels: 5, dtype: 'bfloat16', layerDtype: 'float32', memoryFormat: 'channelsLast', momentum: 0.1, train: 2, evalSteps: 1, seed: 16 });
+    expectMatchesReference(cfg, await runThreads(cfg), TOLERANCE.bfloat16);
+  });
+
+  test('a float16 layer (all in float16), an empty rank, momentum null', async () => {
+    const cfg = scenario({ backend: 'threads', timeoutMs: 20000, sizes: [2, 0, 3, 3], tail: [4], channels: 3, dtype: 'float16', momentum: null, train: 2, evalSteps: 1, seed: 17 });
+    const results = await runThreads(cfg);
+    for (const r of results) expect(r.error).toBeUndefined();
+    expectMatchesReference(cfg, results, TOLERANCE.float16);
   });
 
   test('SynchronizedBatchNorm2d replicas', async () => {
