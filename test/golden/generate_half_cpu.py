@@ -26,10 +26,11 @@ import json
 import os
 import sys
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from generate import channel_dims, ops_record, step_record, values, worker_stats
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "fixtures")
@@ -49,16 +50,6 @@ MODULES = (
 TRAIN_STEPS = 2
 EVAL_STEPS = 1
 OPS = (("2D", (10, 6), [4, 0, 6]), ("4D", (5, 3, 4, 2), [2, 3]), ("5D", (4, 2, 3, 2, 2), [1, 3, 0]))
-
-
-def values(t):
-    """Flat list in logical order; float32 and the half types in float32's shortest exact form."""
-    t = t.detach().contiguous().reshape(-1)
-    if t.dtype in (torch.float32, torch.bfloat16, torch.float16):
-        return [float(str(np.float32(v))) for v in t.float().numpy()]
-    if t.dtype == torch.int64:
-        return [int(v) for v in t.numpy()]
-    return [float(v) for v in t.numpy()]
 
 
 def rounded(t, half):
@@ -114,15 +105,7 @@ def module_case(name, cls, shape, eps, momentum, affine, track, dtype_name, para
                 with torch.no_grad():
                     for t in [p for p in (bn.weight, bn.bias) if p is not None]:
                         t.grad.copy_(rounded(t.grad, half))
-        rec = {"training": i < TRAIN_STEPS, "y": values(y), "dx": values(dx)}
-        if affine:
-            rec["grad_weight"] = values(bn.weight.grad)
-            rec["grad_bias"] = values(bn.bias.grad)
-        if track:
-            rec["running_mean"] = values(bn.running_mean)
-            rec["running_var"] = values(bn.running_var)
-            rec["num_batches_tracked"] = int(bn.num_batches_tracked)
-        records.append(rec)
+        records.append(step_record(bn, i < TRAIN_STEPS, y, dx))
     return {
         "name": name,
         "module": cls.__name__,
@@ -140,10 +123,6 @@ def module_case(name, cls, shape, eps, momentum, affine, track, dtype_name, para
         "dy": [values(dy) for _, dy in steps],
         "steps": records,
     }
-
-
-def channel_dims(x):
-    return [0] + list(range(2, x.dim()))
 
 
 def half_training_step(bn, x, dy, half):
@@ -211,55 +190,28 @@ def ops_case(name, dtype_name, shape, splits, eps, momentum):
     F.batch_norm(xg, rm0.clone(), rv0.clone(), w, b, training=True, momentum=momentum, eps=eps).backward(dy)
     assert torch.allclose(dx.float(), xg.grad, rtol=1e-4, atol=1e-5), name
 
-    workers = []
-    start = 0
-    for k in splits:
-        part = xd[start:start + k]
-        start += k
-        if k == 0:
-            workers.append({"count": 0})
-            continue
-        workers.append({
-            "count": k * (xd.numel() // (shape[0] * c)),
-            "mean": values(part.mean(channel_dims(part)).float()),
-            "invstd": values((part.var(channel_dims(part), unbiased=False) + eps).rsqrt().float()),
-        })
     ye = (xd - rm0.double().reshape(view)) * ((rv0.double() + eps).rsqrt() * wd).reshape(view) + bd.reshape(view)
     dxe = dyd * ((rv0.double() + eps).rsqrt() * wd).reshape(view)
     xmue = xd - rm0.double().reshape(view)
-    return {
-        "name": f"{name}-{dtype_name}",
-        "dtype": dtype_name,
-        "shape": list(shape),
-        "eps": eps,
-        "momentum": momentum,
-        "splits": splits,
-        "x": values(x),
-        "dy": values(dy),
-        "weight": values(w),
-        "bias": values(b),
-        "running_mean": values(rm0),
-        "running_var": values(rv0),
-        "expected": {
-            "mean": values(mean.float()),
-            "invstd": values(invstd.float()),
-            "workers": workers,
-            "running_mean": values(rm.float()),
-            "running_var": values(rv.float()),
-            "y": values(y.to(half)),
-            "sum_dy": values(sum_dy.float()),
-            "sum_dy_xmu": values(sum_dy_xmu.float()),
-            "grad_weight": values((sum_dy_xmu * invstd).float()),
+    return ops_record(name, dtype_name, shape, eps, momentum, splits, (x, dy, w, b, rm0, rv0), {
+        "mean": values(mean.float()),
+        "invstd": values(invstd.float()),
+        "workers": worker_stats(xd, shape, splits, eps, lambda t: t.float()),
+        "running_mean": values(rm.float()),
+        "running_var": values(rv.float()),
+        "y": values(y.to(half)),
+        "sum_dy": values(sum_dy.float()),
+        "sum_dy_xmu": values(sum_dy_xmu.float()),
+        "grad_weight": values((sum_dy_xmu * invstd).float()),
+        "grad_bias": values(sum_dy.float()),
+        "dx": values(dx.to(half)),
+        "eval": {
+            "y": values(ye.to(half)),
+            "dx": values(dxe.to(half)),
+            "grad_weight": values(((dyd * xmue).sum(dims) * (rv0.double() + eps).rsqrt()).float()),
             "grad_bias": values(sum_dy.float()),
-            "dx": values(dx.to(half)),
-            "eval": {
-                "y": values(ye.to(half)),
-                "dx": values(dxe.to(half)),
-                "grad_weight": values(((dyd * xmue).sum(dims) * (rv0.double() + eps).rsqrt()).float()),
-                "grad_bias": values(sum_dy.float()),
-            },
         },
-    }
+    })
 
 
 def checkpoint_case():

@@ -9,21 +9,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { F, load, nn, tensor, MemoryFormat, Tensor } from '../../lib';
 import { assertClose, TOLERANCE } from '../support/assert_close';
-import { formatsFor } from './module_steps';
+import { formatsFor, ModuleStep } from './module_steps';
 import { checkOpsCase, OpsCase } from './ops_case';
 
 type Half = 'float16' | 'bfloat16';
 
-interface Step {
-  training: boolean;
-  y: number[];
-  dx: number[];
-  grad_weight?: number[];
-  grad_bias?: number[];
-  running_mean?: number[];
-  running_var?: number[];
-  num_batches_tracked?: number;
-}
 
 interface ModuleCase {
   name: string;
@@ -40,7 +30,7 @@ interface ModuleCase {
   bias: number[];
   x: number[][];
   dy: number[][];
-  steps: Step[];
+  steps: ModuleStep[];
 }
 
 interface Fixture {
