@@ -173,7 +173,7 @@ module.exports = [
   {
     name: 'distributedOptimizer applies each rank its own gradients',
     file: 'lib/tfjs/data_parallel.ts',
-    find: '    group.syncAllReduce(fingerprint, bucket, this.op, { check: this.checkDivergence, where });\n',
+    find: '    group.syncAllReduce(fingerprint, bucket, this.op, { check: this.check, where: this.where });\n',
     replace: '',
     tests: [TFJS_PARALLEL],
   },
