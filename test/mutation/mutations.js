@@ -66,6 +66,13 @@ module.exports = [
     tests: ['test/layer_classes.test.ts'],
   },
   {
+    name: "a bfloat16 layer's running statistics never move (the updated float32 copies are not written back)",
+    file: 'lib/half_params.ts',
+    find: 'for (const [t, w] of this.back.splice(0)) t.copy_(w);',
+    replace: 'this.back.splice(0);',
+    tests: ['test/golden/half_cpu.test.ts', THREADS],
+  },
+  {
     name: 'eval normalizes with batch statistics',
     file: 'lib/nn/batchnorm.ts',
     find: 'const useBatchStats = this.training || (this.runningMean === null && this.runningVar === null);',
