@@ -4,11 +4,12 @@
 // c10::BFloat16 and c10::Half do (NaN stays NaN: bfloat16 0x7fc0, float16 a
 // quiet NaN of its sign).
 //
-// The scalar forms are branch-free integer and float arithmetic, so that the
-// `omp simd` loops they sit in vectorize (with branches or a libgcc call they
-// stayed scalar). The vector forms use F16C (vcvtph2ps, vcvtps2ph) where the
-// build has it, and otherwise the scalar forms' arithmetic on whole vectors:
-// bfloat16 is the top half of a float, so a load is a widening shift.
+// Loops that convert take W values at a time (over_channels, below; the
+// ends of runs and rows one at a time). The vector forms use F16C
+// (vcvtph2ps, vcvtps2ph) and AVX2 shifts and packs in the AVX2 build, and
+// elsewhere the scalar forms' branch-free integer and float arithmetic on
+// whole vectors: bfloat16 is the top half of a float, so a load is a
+// widening shift.
 #pragma once
 
 #include <cstdint>
