@@ -1,12 +1,12 @@
 // F.batchNorm and the ATen-level ops below it. Every op checks its arguments
 // here, then one call to the backend of the input's device
-// (lib/backends/: cpu or cuda) allocates the outputs and runs the kernel.
-import { backendOf, backendWhere, BackwardReduceResult, BatchNormBackwardResult, NativeBatchNormResult } from './backends/backend';
+// (lib/backends/index.ts: cpu or cuda) allocates the outputs and runs the kernel.
+import { backendOf, backendWhere, BackwardReduceResult, BatchNormBackwardResult, NativeBatchNormResult } from './backends';
 import { halfChannels, narrowed, WidenedChannels } from './half_params';
 import { channelTensor, checkInput, checkNumber, describeShape, matchGrad, paramDtype } from './op_checks';
 import { Device, Tensor, storageDtype } from './tensor';
 
-export type { BackwardReduceResult, BatchNormBackwardResult, NativeBatchNormResult } from './backends/backend';
+export type { BackwardReduceResult, BatchNormBackwardResult, NativeBatchNormResult } from './backends';
 
 /** A checked per-channel tensor of the input's parameter dtype, on its device. */
 function channel(t: Tensor | null | undefined, name: string, input: Tensor, where: string, required = false): Tensor | null {

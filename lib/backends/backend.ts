@@ -1,10 +1,10 @@
-// A Backend runs the functional ops on one device: it allocates the outputs
-// there and calls the addon's op (native.ops, the same binding for both
-// devices). lib/functional.ts checks the arguments, then calls the backend of
-// the input's device; nothing else in it knows about devices.
+// A Backend runs the functional ops, and SyncBatchNorm's syncs, on one
+// device: it allocates the outputs there and calls the addon's op
+// (native.ops, the same binding for both devices). lib/functional.ts checks
+// the arguments, then calls the backend of the input's device
+// (lib/backends/index.ts picks it); nothing else knows about devices.
+import type { Fingerprint, ProcessGroup } from '../distributed/process_group';
 import type { Device, Tensor } from '../tensor';
-import { cpu } from './cpu';
-import { cuda } from './cuda';
 
 export interface NativeBatchNormResult {
   output: Tensor;
@@ -53,9 +53,29 @@ export interface BlendArgs {
   out: { mean: Tensor; variance: Tensor } | null;
 }
 
+/** One synchronization point of a SyncBatchNorm layer. */
+export interface SyncPoint {
+  fingerprint: Fingerprint;
+  /** Check the fingerprint across ranks (SyncBatchNorm's checkDivergence). */
+  check: boolean;
+  /** How errors name the layer and pass. */
+  where: string;
+}
+
+/** The running statistics and constants of a forward sync. */
+export interface SyncStatsArgs {
+  runningMean: Tensor | null;
+  runningVar: Tensor | null;
+  eps: number;
+  momentum: number;
+  /** Sees the merged count before the running statistics move, and may refuse it by throwing. */
+  checkCount(count: number): void;
+}
+
 /**
  * The ops of one device, on checked arguments (lib/functional.ts checks);
- * each is the functional op of the same name less its checks.
+ * each is the functional op of the same name less its checks, and the three
+ * steps of SyncBatchNorm that reach across ranks.
  */
 export interface Backend {
   forwardTraining(input: Tensor, weight: Tensor | null, bias: Tensor | null, runningMean: Tensor | null,
@@ -79,14 +99,14 @@ export interface Backend {
   welfordFinalize(summary: Float64Array, runningMean: Tensor | null, runningVar: Tensor | null, eps: number,
     momentum: number, dtype: 'float32' | 'float64', device: Device): { mean: Tensor; invstd: Tensor };
   blendStats(mean: Tensor, variance: Tensor, a: BlendArgs): { mean: Tensor; variance: Tensor };
-}
-
-/** The CUDA backend when any of `devices` is a CUDA device, else the CPU's. */
-export function backendWhere(...devices: (Device | undefined)[]): Backend {
-  return devices.some((d) => d !== undefined && d !== 'cpu') ? cuda : cpu;
-}
-
-/** The backend of a tensor's device. */
-export function backendOf(t: Tensor): Backend {
-  return t.isCuda ? cuda : cpu;
+  /**
+   * SyncBatchNorm's forward sync: the group's mean and invstd of `input`
+   * (each rank's (count, mean, m2) per channel, merged exactly), the running
+   * statistics moved by `momentum`, and the merged count.
+   */
+  syncStats(input: Tensor, group: ProcessGroup, at: SyncPoint, a: SyncStatsArgs): { mean: Tensor; invstd: Tensor; count: number };
+  /** SyncBatchNorm's backward sync: `sumDy` and `sumDyXmu` summed over the group, in place. */
+  syncGradSums(sumDy: Tensor, sumDyXmu: Tensor, group: ProcessGroup, at: SyncPoint): void;
+  /** grad += g in place, as autograd accumulates into `.grad` (g may be float32 for a half grad). */
+  addInto(grad: Tensor, g: Tensor, where: string): void;
 }

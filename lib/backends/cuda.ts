@@ -3,11 +3,23 @@
 // device's stream and return; only copies to the host wait. The ops of C
 // values with no CUDA kernel (gather, finalize, moments, blend) run on the
 // host and write their results back to the device.
+//
+// SyncBatchNorm over NCCL stays on the device: the Welford summary, its
+// all-gather, the merge with the running-stat update, the backward sums and
+// their all-reduce are all enqueued on the device's stream; the host reads
+// back one number per forward (the merged count, which decides whether the
+// batch is refused and scales grad input). The forward all-gathers the
+// ranks' (count, mean, m2) triples (world x 3C doubles, as PyTorch
+// all-gathers world x (2C + 1) statistics) and merges them in rank order on
+// every rank: NCCL has no user-defined reduction, and the same order gives
+// every rank the same bits. Over the threads and Gloo communicators, which
+// reduce host memory, CUDA tensors sync through the host (kernel_ops.ts).
 import { tensor } from '../factories';
 import { native, OpDType } from '../native';
 import { channelTensor, paramDtype } from '../op_checks';
 import { batchView, Device, emptyCuda, Tensor } from '../tensor';
-import type { Backend, BlendArgs } from './backend';
+import type { ProcessGroup } from '../distributed/process_group';
+import type { Backend, BlendArgs, SyncPoint, SyncStatsArgs } from './backend';
 import { cpu } from './cpu';
 import { KernelOps } from './kernel_ops';
 
@@ -85,11 +97,48 @@ class CudaBackend extends KernelOps implements Backend {
     if (a.out) return { mean: a.out.mean.copy_(r.mean), variance: a.out.variance.copy_(r.variance) };
     return { mean: r.mean.to(mean.device), variance: r.variance.to(mean.device) };
   }
+
+  override syncStats(input: Tensor, group: ProcessGroup, at: SyncPoint, a: SyncStatsArgs): { mean: Tensor; invstd: Tensor; count: number } {
+    if (group.backend !== 'nccl') return super.syncStats(input, group, at, a);
+    const C = input.shape[1];
+    const summary = batchNormWelfordSummary(input);
+    const gathered = emptyCuda([group.size * 3 * C], 'float64', input.device);
+    group.syncAllGatherDevice(at.fingerprint, summary.cudaStorage().buffer, gathered.cudaStorage().buffer, 3 * C, 'float64', at);
+    const stats = batchNormGatherWelford(gathered, group.size, input, a.runningMean, a.runningVar,
+      { eps: a.eps, momentum: a.momentum }, at.where);
+    // The merge left the running stats alone for a count below 2.
+    a.checkCount(stats.count);
+    return stats;
+  }
+
+  override syncGradSums(sumDy: Tensor, sumDyXmu: Tensor, group: ProcessGroup, at: SyncPoint): void {
+    if (group.backend !== 'nccl') {
+      super.syncGradSums(sumDy, sumDyXmu, group, at);
+      return;
+    }
+    // Packed into one buffer so that one NCCL all-reduce moves both (PyTorch concatenates them too).
+    const C = sumDy.numel();
+    const dtype = sumDy.dtype as 'float32' | 'float64';
+    const bytes = C * (dtype === 'float64' ? 8 : 4);
+    const packed = emptyCuda([2 * C], dtype, sumDy.device);
+    const p = packed.cudaStorage().buffer;
+    p.copyFrom(sumDy.cudaStorage().buffer, bytes, 0, 0);
+    p.copyFrom(sumDyXmu.cudaStorage().buffer, bytes, bytes, 0);
+    group.syncAllReduceDevice(at.fingerprint, p, 2 * C, dtype, at);
+    sumDy.cudaStorage().buffer.copyFrom(p, bytes, 0, 0);
+    sumDyXmu.cudaStorage().buffer.copyFrom(p, bytes, 0, bytes);
+  }
+
+  override addInto(grad: Tensor, g: Tensor, where: string): void {
+    // A half grad takes float32 values on the host.
+    if (grad.dtype === g.dtype) addInto(grad, g, where);
+    else super.addInto(grad, g, where);
+  }
 }
 
 export const cuda: Backend = new CudaBackend();
 
-// ---- SyncBatchNorm on the device (nn/sync_batchnorm_cuda.ts): CUDA's own ops ----
+// ---- SyncBatchNorm on the device: CUDA's own ops (the GPU suite calls them too) ----
 
 /** The local (count, mean, m2) triples per channel, float64 [3C], on the input's device. */
 export function batchNormWelfordSummary(input: Tensor): Tensor {

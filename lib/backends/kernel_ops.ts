@@ -1,10 +1,12 @@
 // The ops that have a kernel on both devices: one native.ops call each, the
 // same for the CPU and CUDA; a backend says only how it allocates an output
 // and which array (TypedArray or DeviceBuffer) holds a tensor.
+import type { ProcessGroup } from '../distributed/process_group';
+import { tensor } from '../factories';
 import { native, NativeShape, OpDType } from '../native';
 import { paramDtype } from '../op_checks';
-import { batchView, Tensor } from '../tensor';
-import type { BackwardArgs, BackwardReduceResult, BatchNormBackwardResult, NativeBatchNormResult } from './backend';
+import { batchView, Device, Tensor } from '../tensor';
+import type { BackwardArgs, BackwardReduceResult, BatchNormBackwardResult, NativeBatchNormResult, SyncPoint, SyncStatsArgs } from './backend';
 
 type Arr = Float32Array | Float64Array | Uint16Array | import('../native').DeviceBuffer;
 
@@ -18,6 +20,9 @@ export abstract class KernelOps {
   protected abstract perChannel(input: Tensor, n: number): Tensor;
   /** The array that holds `t` on this device. */
   protected abstract array(t: Tensor): Arr;
+  abstract welfordStats(input: Tensor): Float64Array;
+  abstract welfordFinalize(summary: Float64Array, runningMean: Tensor | null, runningVar: Tensor | null, eps: number,
+    momentum: number, dtype: 'float32' | 'float64', device: Device): { mean: Tensor; invstd: Tensor };
 
   protected channels(input: Tensor): Tensor {
     return this.perChannel(input, input.shape[1]);
@@ -98,6 +103,38 @@ export abstract class KernelOps {
       mean: this.array(mean), invstd: this.array(invstd), weight: this.opt(weight), sumDy: this.array(sumDy),
       sumDyXmu: this.array(sumDyXmu), totalCount: count, gradInput: this.array(gradInput) });
     return gradInput;
+  }
+
+  // SyncBatchNorm's syncs through host memory (the threads and Gloo
+  // communicators reduce host arrays): C values per sync.
+
+  syncStats(input: Tensor, group: ProcessGroup, at: SyncPoint, a: SyncStatsArgs): { mean: Tensor; invstd: Tensor; count: number } {
+    const summary = this.welfordStats(input);
+    group.syncAllReduce(at.fingerprint, summary, 'welford', at);
+    // The global count decides, so a rank with one value (or none) still trains.
+    const count = summary[0];
+    a.checkCount(count);
+    const stats = this.welfordFinalize(summary, a.runningMean, a.runningVar, a.eps, a.momentum, this.paramDtype(input), input.device);
+    return { ...stats, count };
+  }
+
+  syncGradSums(sumDy: Tensor, sumDyXmu: Tensor, group: ProcessGroup, at: SyncPoint): void {
+    const C = sumDy.numel();
+    const sums = new Float64Array(2 * C);
+    sums.set(sumDy.toArray(), 0);
+    sums.set(sumDyXmu.toArray(), C);
+    group.syncAllReduce(at.fingerprint, sums, 'sum', at);
+    const dtype = sumDy.dtype as 'float32' | 'float64';
+    sumDy.copy_(tensor(sums.subarray(0, C), [C], { dtype }));
+    sumDyXmu.copy_(tensor(sums.subarray(C), [C], { dtype }));
+  }
+
+  addInto(grad: Tensor, g: Tensor, _where: string): void {
+    // C values per parameter, added on the host.
+    const sum = grad.toArray();
+    const add = g.toArray();
+    for (let i = 0; i < sum.length; i++) sum[i] += add[i];
+    grad.copy_(tensor(sum, grad.shape, { dtype: grad.dtype }));
   }
 
   /** dtype, shape and layout of an op's input, as every op over a batch names them, for the subclasses' own ops. */

@@ -5,21 +5,20 @@
 // Forward syncs once, O(C): each rank's (count, mean, m2) per channel,
 // merged exactly by a Welford all-reduce (PyTorch all-gathers world x C
 // statistics). Backward syncs once: the all-reduce of (sum_dy, sum_dy_xmu).
-// Grad weight and bias stay local, as in PyTorch. CUDA tensors on NCCL keep
-// all of it on the device (sync_batchnorm_cuda.ts); the threads and Gloo
-// backends reduce host memory, so their syncs go through the host.
+// Grad weight and bias stay local, as in PyTorch. The syncs are the
+// backend's (lib/backends/): CUDA tensors on NCCL keep all of it on the
+// device; the threads and Gloo communicators reduce host memory.
+import { backendOf } from '../backends';
 import { defaultGroup } from '../distributed/init';
 import { Fingerprint, ProcessGroup } from '../distributed/process_group';
 import { registeredSites, registerSyncSite, SyncSite } from '../distributed/sync_sites';
 import * as F from '../functional';
-import { tensor, zeros } from '../factories';
+import { zeros } from '../factories';
 import { Parameter } from '../parameter';
 import { narrowed, WidenedChannels } from '../half_params';
-import { paramDtype } from '../op_checks';
 import { Tensor } from '../tensor';
 import { BatchNorm, BatchNormOptions } from './batchnorm';
 import { Module } from './module';
-import { accumulateOnDevice, syncGradSumsOnDevice, syncStatsOnDevice, syncsOnDevice } from './sync_batchnorm_cuda';
 
 export interface SyncBatchNormOptions extends BatchNormOptions {
   /** The ranks to sync across; default: the default (world) group at forward time. */
@@ -46,19 +45,8 @@ export function registeredLayers(): number {
 
 /** p.grad += g, as autograd accumulates; g is float32 for a float16 or bfloat16 parameter, whose grad keeps its dtype. */
 function accumulate(p: Parameter, g: Tensor, where: string): void {
-  if (p.grad === null) {
-    p.grad = narrowed(g, p.dtype);
-    return;
-  }
-  if (p.grad.isCuda && p.grad.dtype === g.dtype) {
-    accumulateOnDevice(p.grad, g, where);
-    return;
-  }
-  // C values per parameter.
-  const sum = p.grad.toArray();
-  const add = g.toArray();
-  for (let i = 0; i < sum.length; i++) sum[i] += add[i];
-  p.grad.copy_(tensor(sum, p.grad.shape, { dtype: p.grad.dtype }));
+  if (p.grad === null) p.grad = narrowed(g, p.dtype);
+  else backendOf(p.grad).addInto(p.grad, g, where);
 }
 
 /**
@@ -140,8 +128,10 @@ export class SyncBatchNorm extends BatchNorm implements SyncSite {
     const wide = new WidenedChannels();
     const rm = wide.wide(tracking ? this.runningMean : null, true);
     const rv = wide.wide(tracking ? this.runningVar : null, true);
-    const stats = syncsOnDevice(input, group) ? this.statsOnDevice(input, group, where, rm, rv, factor)
-      : this.statsOnHost(input, group, where, rm, rv, factor);
+    const at = { fingerprint: [this.layerId * 2, input.shape[1], group.nextSync()] as Fingerprint, check: this.checkDivergence, where };
+    const stats = backendOf(input).syncStats(input, group, at, {
+      runningMean: rm, runningVar: rv, eps: this.eps, momentum: factor, checkCount: (count) => this.checkGlobalCount(count, group, input),
+    });
     const output = F.batchNormElemt(input, wide.wide(this.weight), wide.wide(this.bias), stats.mean, stats.invstd);
     if (stats.count === 0 && rm !== null && rv !== null) emptyWorldStep(rm, rv, factor);
     wide.restore();
@@ -149,38 +139,6 @@ export class SyncBatchNorm extends BatchNorm implements SyncSite {
     this.saved = null;
     this.syncSaved = { input, mean: stats.mean, invstd: stats.invstd, count: stats.count, group };
     return output;
-  }
-
-  /**
-   * The group's statistics of `input` through the host: each rank's Welford
-   * summary, all-reduced (merged exactly), finished into mean and invstd; the
-   * running stats move by `factor`.
-   */
-  private statsOnHost(input: Tensor, group: ProcessGroup, where: string, rm: Tensor | null, rv: Tensor | null,
-    factor: number): { mean: Tensor; invstd: Tensor; count: number } {
-    const summary = F.batchNormWelfordStats(input);
-    group.syncAllReduce([this.layerId * 2, input.shape[1], group.nextSync()], summary, 'welford', {
-      check: this.checkDivergence, where,
-    });
-    // The global count decides, so a rank with one value (or none) still trains.
-    const count = summary[0];
-    this.checkGlobalCount(count, group, input);
-    const stats = F.batchNormWelfordFinalize(summary, rm, rv, {
-      eps: this.eps, momentum: factor, dtype: paramDtype(input.dtype), device: input.device,
-    });
-    return { ...stats, count };
-  }
-
-  /** The same for CUDA tensors on NCCL: statistics, merge and running stats stay on the device. */
-  private statsOnDevice(input: Tensor, group: ProcessGroup, where: string, rm: Tensor | null, rv: Tensor | null,
-    factor: number): { mean: Tensor; invstd: Tensor; count: number } {
-    const fingerprint: Fingerprint = [this.layerId * 2, input.shape[1], group.nextSync()];
-    const stats = syncStatsOnDevice(input, group, { fingerprint, check: this.checkDivergence, where }, {
-      runningMean: rm, runningVar: rv, momentum: factor, eps: this.eps,
-    });
-    // As on the host: the global count decides; the merge left the running stats alone below 2.
-    this.checkGlobalCount(stats.count, group, input);
-    return stats;
   }
 
   /**
@@ -207,17 +165,7 @@ export class SyncBatchNorm extends BatchNorm implements SyncSite {
     const r = F.batchNormBackwardReduce(gradOutput, s.input, s.mean, s.invstd, w32, { weightG: wantParams, biasG: wantParams });
     const where = `${this.typeName()} '${this.layerName}' backward`;
     const fingerprint: Fingerprint = [this.layerId * 2 + 1, C, s.group.nextSync()];
-    if (syncsOnDevice(s.input, s.group)) {
-      syncGradSumsOnDevice(r.sumDy!, r.sumDyXmu!, s.group, { fingerprint, check: this.checkDivergence, where });
-    } else {
-      const sums = new Float64Array(2 * C);
-      sums.set(r.sumDy!.toArray(), 0);
-      sums.set(r.sumDyXmu!.toArray(), C);
-      s.group.syncAllReduce(fingerprint, sums, 'sum', { check: this.checkDivergence, where });
-      const dtype = r.sumDy!.dtype as 'float32' | 'float64';
-      r.sumDy!.copy_(tensor(sums.subarray(0, C), [C], { dtype }));
-      r.sumDyXmu!.copy_(tensor(sums.subarray(C), [C], { dtype }));
-    }
+    backendOf(s.input).syncGradSums(r.sumDy!, r.sumDyXmu!, s.group, { fingerprint, check: this.checkDivergence, where });
     const gradInput = F.batchNormBackwardElemt(gradOutput, s.input, s.mean, s.invstd, w32, r.sumDy!, r.sumDyXmu!, s.count);
     if (wantParams) {
       if (weight.requiresGrad) accumulate(weight, r.gradWeight!, where);

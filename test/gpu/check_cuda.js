@@ -230,8 +230,8 @@ function opsCase(c, fmt) {
   }
 }
 
-// SyncBatchNorm's device path and its ops (lib/nn/sync_batchnorm_cuda.ts), loaded from the build.
-const SYNC = require(path.resolve(__dirname, '../../dist/nn/sync_batchnorm_cuda'));
+// SyncBatchNorm's device path and its ops (lib/backends/cuda.ts), loaded from the build.
+const SYNC = require(path.resolve(__dirname, '../../dist/backends/cuda'));
 
 /**
  * SyncBatchNorm's device ops over an ops fixture's workers (`splits`, an
@@ -292,8 +292,8 @@ function syncOpsCase(c, fmt) {
     } else {
       SYNC.addInto(sumDy, r.sumDy, 'test');
       SYNC.addInto(sumDyXmu, r.sumDyXmu, 'test');
-      SYNC.accumulateOnDevice(grads.weight, r.gradWeight, 'test');
-      SYNC.accumulateOnDevice(grads.bias, r.gradBias, 'test');
+      SYNC.cuda.addInto(grads.weight, r.gradWeight, 'test');
+      SYNC.cuda.addInto(grads.bias, r.gradBias, 'test');
     }
   }
   close(onDevice(sumDy, 'summed sum_dy'), e.sum_dy, tol, 'summed sum_dy');
@@ -684,7 +684,7 @@ function ncclSyncPath(world) {
     const rm = vec(c.running_mean);
     const rv = vec(c.running_var);
     const at = (k) => ({ fingerprint: [k, C, 1], check: true, where: `nccl SyncBatchNorm ${c.name}` });
-    const s = SYNC.syncStatsOnDevice(x, world, at(0), { runningMean: rm, runningVar: rv, eps: c.eps, momentum: c.momentum });
+    const s = SYNC.cuda.syncStats(x, world, at(0), { runningMean: rm, runningVar: rv, eps: c.eps, momentum: c.momentum, checkCount: () => {} });
     equal(s.count, c.x.length / C, `${c.name} nccl merged count`);
     close(onDevice(s.mean, 'nccl mean'), e.mean, tol, `${c.name} nccl mean`);
     close(s.invstd, e.invstd, tol, `${c.name} nccl invstd`);
@@ -692,7 +692,7 @@ function ncclSyncPath(world) {
     close(rv, e.running_var, tol, `${c.name} nccl running var`);
     close(F.batchNormElemt(x, weight, vec(c.bias), s.mean, s.invstd), e.y, tol, `${c.name} nccl output`);
     const r = F.batchNormBackwardReduce(dy, x, s.mean, s.invstd, weight);
-    SYNC.syncGradSumsOnDevice(r.sumDy, r.sumDyXmu, world, at(1));
+    SYNC.cuda.syncGradSums(r.sumDy, r.sumDyXmu, world, at(1));
     close(onDevice(r.sumDy, 'nccl sum_dy'), e.sum_dy, tol, `${c.name} nccl sum_dy`);
     close(r.sumDyXmu, e.sum_dy_xmu, tol, `${c.name} nccl sum_dy_xmu`);
     close(F.batchNormBackwardElemt(dy, x, s.mean, s.invstd, weight, r.sumDy, r.sumDyXmu, s.count), e.dx, tol, `${c.name} nccl grad input`);

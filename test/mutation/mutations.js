@@ -109,9 +109,9 @@ module.exports = [
   },
   {
     name: "SyncBatchNorm's backward skips the all-reduce of the grad sums",
-    file: 'lib/nn/sync_batchnorm.ts',
-    find: "s.group.syncAllReduce(fingerprint, sums, 'sum', { check: this.checkDivergence, where });",
-    replace: "if (sums.length < 0) s.group.syncAllReduce(fingerprint, sums, 'sum', { check: this.checkDivergence, where });",
+    file: 'lib/backends/kernel_ops.ts',
+    find: "    group.syncAllReduce(at.fingerprint, sums, 'sum', at);",
+    replace: "    if (sums.length < 0) group.syncAllReduce(at.fingerprint, sums, 'sum', at);",
     tests: [THREADS],
   },
   {
