@@ -1,6 +1,6 @@
 // Loads the compiled addon (a prebuild or build/Release) and types what it exports.
 import * as path from 'node:path';
-import type { DType } from './tensor';
+import type { DType } from './dtypes';
 
 type FloatArray = Float32Array | Float64Array;
 type Opt<T> = T | null;

@@ -18,7 +18,7 @@
 // with a tensor that is still reachable. The 16-bit floats are held as
 // Uint16Array bits.
 import { native } from './native';
-import type { FloatStorage } from './tensor';
+import type { FloatStorage } from './dtypes';
 
 type FloatDtype = 'float32' | 'float64';
 /** The dtypes of op outputs: the floats, and the 16-bit floats as their bits. */

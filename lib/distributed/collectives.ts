@@ -1,7 +1,7 @@
 // Tensor collectives on a process group (the default one unless given).
 // Synchronous for the calling thread, like torch.distributed's with
 // async_op=False; every wait is bounded by the group's timeout.
-import { Module } from '../nn/module';
+import { Parameter } from '../parameter';
 import { CommArray, CommDtype } from '../native';
 import { zeros } from '../factories';
 import { dtypeSize, emptyCuda, Tensor } from '../tensor';
@@ -10,6 +10,29 @@ import { defaultGroup, worldGroup } from './init';
 
 export interface GroupOption {
   group?: ProcessGroup;
+}
+
+/**
+ * What the model-wide collectives read: a Module (its parameters and
+ * buffers, registered tensors in a fixed order), or anything with the same
+ * two methods.
+ */
+export interface ParameterSource {
+  parameters(): Iterable<Parameter>;
+  buffers?(): Iterable<Tensor>;
+}
+
+/** Every parameter (or, with `buffers`, tensor) of `source`, checked as a ParameterSource. */
+function tensorsOf(source: ParameterSource, where: string, buffers: boolean): Tensor[] {
+  if (source === null || typeof source !== 'object' || typeof source.parameters !== 'function') {
+    throw new TypeError(`${where}: module must be a Module (or have parameters() and buffers())`);
+  }
+  const params = [...source.parameters()];
+  for (const p of params) if (!(p instanceof Parameter)) throw new TypeError(`${where}: parameters() must give Parameters`);
+  if (!buffers) return params;
+  const bufs = typeof source.buffers === 'function' ? [...source.buffers()] : [];
+  for (const b of bufs) if (!(b instanceof Tensor)) throw new TypeError(`${where}: buffers() must give Tensors`);
+  return [...params, ...bufs];
 }
 
 function groupOf(opts: GroupOption | undefined, where: string): ProcessGroup {
@@ -156,13 +179,13 @@ export function barrier(opts: GroupOption = {}): void {
  * dist.allReduceGradients(net);                 // every rank steps with the mean
  * dist.allReduceGradients(net, { op: 'sum' });  // or with the sum
  */
-export function allReduceGradients(module: Module, opts: GroupOption & { op?: 'sum' | 'avg'; average?: boolean } = {}): void {
+export function allReduceGradients(module: ParameterSource, opts: GroupOption & { op?: 'sum' | 'avg'; average?: boolean } = {}): void {
   const where = 'allReduceGradients';
-  if (!(module instanceof Module)) throw new TypeError(`${where}: module must be a Module`);
+  const all = tensorsOf(module, where, false) as Parameter[];
   if (opts.op !== undefined && opts.op !== 'sum' && opts.op !== 'avg') throw new TypeError(`${where}: op must be 'sum' or 'avg', got ${String(opts.op)}`);
   const op: 'sum' | 'avg' = opts.op ?? (opts.average === false ? 'sum' : 'avg');
   const g = groupOf(opts, where);
-  const params = module.parameters().filter((p) => p.requiresGrad);
+  const params = all.filter((p) => p.requiresGrad);
   if (g.backend === 'nccl') {
     // CUDA gradients, reduced in place on the device, one collective each.
     for (const p of params) {
@@ -202,13 +225,12 @@ export function allReduceGradients(module: Module, opts: GroupOption & { op?: 's
  * const net = nn.SyncBatchNorm.convertSyncBatchnorm(buildNet());
  * dist.broadcastParameters(net, 0);   // every rank starts from rank 0's weights
  */
-export function broadcastParameters(module: Module, src = 0, opts: GroupOption = {}): void {
+export function broadcastParameters(module: ParameterSource, src = 0, opts: GroupOption = {}): void {
   const where = 'broadcastParameters';
-  if (!(module instanceof Module)) throw new TypeError(`${where}: module must be a Module`);
+  const tensors = tensorsOf(module, where, true);
   const g = groupOf(opts, where);
   const root = g.ranks.indexOf(src);
   if (root < 0) throw new RangeError(`${where}: src ${String(src)} is not a rank of ${g.label} (ranks [${g.ranks.join(', ')}])`);
-  const tensors: Tensor[] = [...module.parameters(), ...module.buffers()];
   if (g.backend === 'nccl') {
     for (const t of tensors) broadcast(t, src, opts);
     return;

@@ -10,6 +10,7 @@ export {
   allReduceGradients,
   broadcastParameters,
   GroupOption,
+  ParameterSource,
 } from './collectives';
 export { isGlooAvailable, isNcclAvailable } from './availability';
 export { ProcessGroup, Backend, ReduceOp } from './process_group';

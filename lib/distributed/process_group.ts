@@ -1,13 +1,13 @@
 // ProcessGroup: a set of ranks and the communicator they share.
 import { CommArray, CommCall, CommDtype, DeviceBuffer, NativeComm } from '../native';
-import { describeFingerprint } from './sync_sites';
+import { describeFingerprint, Fingerprint } from './sync_sites';
+
+export type { Fingerprint };
 
 export type Backend = 'gloo' | 'nccl' | 'threads';
 /** Cf. `torch.distributed.ReduceOp`: SUM, AVG, MIN, MAX. */
 export type ReduceOp = 'sum' | 'avg' | 'min' | 'max';
 
-/** A fingerprint of one synchronization point: [layer id, channels, sequence]. */
-export type Fingerprint = readonly [number, number, number];
 
 // tag[0] of a collective: who called it (see CallTag in native/comm/checked.h).
 const SOURCE_SYNC = 1;

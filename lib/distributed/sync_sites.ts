@@ -5,7 +5,9 @@
 // construction order, so ranks that build the same model agree on them. The
 // registry holds sites weakly and drops a collected site's entry, so models
 // built and dropped in a long run leave nothing behind.
-import type { Fingerprint } from './process_group';
+
+/** A fingerprint of one synchronization point: [site id * 2 + pass, size, sequence]. */
+export type Fingerprint = readonly [number, number, number];
 
 /** Something that syncs at fixed points: it says what each of its syncs is. */
 export interface SyncSite {
