@@ -91,10 +91,10 @@ struct BackwardReduceArgs {
   BatchShape s;
   const opmath_t<T>* mean;
   const opmath_t<T>* invstd;
-  opmath_t<T>* sum_dy;
-  opmath_t<T>* sum_dy_xmu;
-  opmath_t<T>* grad_weight;
-  opmath_t<T>* grad_bias;
+  opmath_t<T>* sum_dy;       // optional
+  opmath_t<T>* sum_dy_xmu;   // optional
+  opmath_t<T>* grad_weight;  // optional
+  opmath_t<T>* grad_bias;    // optional
 };
 
 // dx from globally reduced sums over `total_count` values per channel.
@@ -156,9 +156,9 @@ struct BackwardArgs {
   const opmath_t<T>* invstd_or_var;
   bool training;
   double eps;
-  T* dx;
-  opmath_t<T>* grad_weight;
-  opmath_t<T>* grad_bias;
+  T* dx;                     // optional
+  opmath_t<T>* grad_weight;  // optional
+  opmath_t<T>* grad_bias;    // optional
   bool accumulate;
 };
 
