@@ -91,7 +91,6 @@ function kernelShape(shape: readonly number[], axis: number): number[] {
  * ] });
  */
 export class BatchNormalization extends TfBatchNormalization {
-  /** @nocollapse */
   static override className = 'SyncbnBatchNormalization';
 
   constructor(args: BatchNormalizationLayerArgs = {}) {
@@ -353,7 +352,6 @@ export class BatchNormalization extends TfBatchNormalization {
  * ] });
  */
 export class SyncBatchNormalization extends BatchNormalization implements SyncSite {
-  /** @nocollapse */
   static override className = 'SyncBatchNormalization';
   /** The ranks to sync across; null: the world group at call time. Not part of the config. */
   processGroup: ProcessGroup | null;
