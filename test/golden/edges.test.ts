@@ -11,9 +11,10 @@
 // A non-finite expected value must be matched exactly (NaN by NaN).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { F, FloatDType, MemoryFormat, Tensor, tensor } from '../../lib';
-import { formatsFor } from './module_steps';
-import { dec, Enc, expectSame } from './encoded_values';
+import * as lib from '../../lib';
+import { FloatDType, MemoryFormat } from '../../lib';
+import { cases, edgeInput, edgeParams, formatsFor, TOLERANCE } from './checks';
+import { Enc, expectSame } from './encoded_values';
 import { runThreads, Scenario } from '../distributed/support';
 
 interface Stats {
@@ -46,52 +47,6 @@ const fixture: { momentum: number; forward: ForwardCase[]; split: SplitCase[] } 
 );
 const momentum = fixture.momentum;
 
-// float32 ~1e-5 and float64 ~1e-12, relative and absolute, as the other golden
-// suites; per-channel sums of up to 32768 outputs 1e-4 / 1e-9 relative.
-const TOL = { float32: { value: 1e-5, sum: 1e-4 }, float64: { value: 1e-12, sum: 1e-9 } };
-// One value per channel: torch folds (x - mean) * a + b into x * a + (b - mean * a)
-// with a = weight / sqrt(eps), terms of |x| * 316 (up to ~2000 here) whose float32
-// rounding (~1.2e-4) is what its y differs from the exact bias by.
-const ONE_VALUE_Y_TOL = { float32: 3e-4, float64: 1e-12 };
-
-/** The generator's x[k] = ((k * 7919) % 1000) / 100 - 5 + c; constant channels c + 0.5. */
-function formula(shape: number[], constant: number[]): Float64Array {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const c = shape[1];
-  const inner = shape.slice(2).reduce((a, b) => a * b, 1);
-  const t = new Float64Array(n);
-  for (let k = 0; k < n; k++) {
-    const ch = Math.floor(k / inner) % c;
-    t[k] = constant.includes(ch) ? ch + 0.5 : ((k * 7919) % 1000) / 100 - 5 + ch;
-  }
-  return t;
-}
-
-/** weight, bias, running mean, running var as the generator sets them. */
-function params(c: number, dtype: FloatDType): Tensor[] {
-  const ar = (f: (i: number) => number) => tensor(Array.from({ length: c }, (_, i) => f(i)), [c], { dtype });
-  return [ar((i) => i * 0.25 + 0.5), ar((i) => i * 0.5 - 1), ar((i) => i * 0.25), ar((i) => i * 0.5 + 1)];
-}
-
-function summary(y: Tensor, c: number): number[][] {
-  const v = y.toArray();
-  const inner = y.shape.slice(2).reduce((a, b) => a * b, 1);
-  const out = Array.from({ length: c }, () => [0, 0]);
-  for (let k = 0; k < v.length; k++) {
-    const s = out[Math.floor(k / inner) % c];
-    s[0] += v[k];
-    s[1] += Math.abs(v[k]);
-  }
-  return out;
-}
-
-function expectStats(got: { mean: Tensor; invstd: Tensor; rm: Tensor; rv: Tensor }, c: Stats, tol: number, at: string): void {
-  expectSame(got.mean.toArray(), c.save_mean, tol, `${at} mean`);
-  expectSame(got.invstd.toArray(), c.save_invstd, tol, `${at} invstd`);
-  expectSame(got.rm.toArray(), c.running_mean, tol, `${at} running mean`);
-  expectSame(got.rv.toArray(), c.running_var, tol, `${at} running var`);
-}
-
 describe('statistics edge cases agree with PyTorch on every CPU path', () => {
   test('the fixture covers one value, eps 0 and split batches in both dtypes', () => {
     expect(fixture.forward).toHaveLength(18);
@@ -103,68 +58,20 @@ describe('statistics edge cases agree with PyTorch on every CPU path', () => {
     expect(eps0.every((c) => c.constant.every((ch) => c.save_invstd[ch] === 0))).toBe(true);
   });
 
-  for (const c of fixture.forward) {
-    for (const fmt of formatsFor(c.shape)) {
-      const name = `${c.name} ${c.dtype} ${fmt}`;
-      const C = c.shape[1];
-      const tol = TOL[c.dtype];
-      const x = () => tensor(formula(c.shape, c.constant), c.shape, { dtype: c.dtype, memoryFormat: fmt as MemoryFormat });
-
-      test(`${name}: fused forward_training`, () => {
-        const [w, b, rm, rv] = params(C, c.dtype);
-        const r = F.nativeBatchNorm(x(), w, b, rm, rv, true, momentum, c.eps);
-        expectStats({ mean: r.saveMean, invstd: r.saveInvstd, rm, rv }, c, tol.value, name);
-        if (c.y) {
-          const yTol = c.name.startsWith('one value') ? ONE_VALUE_Y_TOL[c.dtype] : tol.value;
-          expectSame(r.output.toArray(), c.y, yTol, `${name} output`);
-        } else {
-          const s = summary(r.output, C);
-          for (let ch = 0; ch < C; ch++) {
-            // The sum cancels (a channel of bias 0 sums to about 0): its error is relative to sum |y|.
-            const [sum, abs] = c.y_summary![ch];
-            expectSame([s[ch][1]], [abs], tol.sum, `${name} channel ${ch} output sum |y|`);
-            expectSame([s[ch][0] / (1 + abs)], [sum / (1 + abs)], tol.sum, `${name} channel ${ch} output sum / (1 + sum |y|)`);
-          }
-        }
-      });
-
-      test(`${name}: welford_stats + welford_finalize`, () => {
-        const [, , rm, rv] = params(C, c.dtype);
-        const sum = F.batchNormWelfordStats(x());
-        const r = F.batchNormWelfordFinalize(sum, rm, rv, { eps: c.eps, momentum, dtype: c.dtype });
-        expectStats({ ...r, rm, rv }, c, tol.value, name);
-      });
-
-      test(`${name}: stats + gather_stats_with_counts`, () => {
-        const [, , rm, rv] = params(C, c.dtype);
-        const s = F.batchNormStats(x(), c.eps);
-        const count = c.shape.reduce((a, v) => a * v, 1) / C;
-        const r = F.batchNormGatherStatsWithCounts(tensor(s.mean.toArray(), [1, C], { dtype: c.dtype }), tensor(s.invstd.toArray(), [1, C], { dtype: c.dtype }), rm, rv, { momentum, eps: c.eps, counts: [count] });
-        expectStats({ ...r, rm, rv }, c, tol.value, name);
-      });
-    }
-  }
+  // The fused forward, Welford stats + finalize and stats + gather on every
+  // forward case, and the gather over each split case's ranks: checks.js's
+  // cases, which the GPU suite runs on CUDA.
+  for (const c of cases('edges')) test(c.name, () => c.run(lib, 'cpu'));
 
   for (const c of fixture.split) {
     const name = `${c.name} ${c.dtype}`;
     const C = c.shape[1];
-    const tol = TOL[c.dtype].value;
-
-    test(`${name}: gather_stats_with_counts over the ranks (the empty rank's NaN statistics unread)`, () => {
-      // A fresh module's running stats, as the generator's.
-      const rm = tensor(new Array(C).fill(0), [C], { dtype: c.dtype });
-      const rv = tensor(new Array(C).fill(1), [C], { dtype: c.dtype });
-      const pick = (k: 'mean' | 'invstd') => c.ranks.flatMap((r) => (r.count > 0 ? r[k]!.map(dec) : new Array(C).fill(NaN)));
-      const world = c.ranks.length;
-      const r = F.batchNormGatherStatsWithCounts(tensor(pick('mean'), [world, C], { dtype: c.dtype }),
-        tensor(pick('invstd'), [world, C], { dtype: c.dtype }), rm, rv, { momentum, eps: c.eps, counts: c.ranks.map((r) => r.count) });
-      expectStats({ ...r, rm, rv }, c, tol, name);
-    });
+    const tol = TOLERANCE[c.dtype].rtol;
 
     for (const fmt of formatsFor(c.shape)) {
       test(`${name} ${fmt}: SyncBatchNorm over threads (summaries merged by the collective)`, async () => {
-        const x = Array.from(formula(c.shape, c.constant));
-        const [w, b] = params(C, c.dtype);
+        const x = Array.from(edgeInput(c.shape, c.constant));
+        const [w, b] = edgeParams(lib, C, { dtype: c.dtype, device: 'cpu' });
         const cfg: Scenario = {
           backend: 'threads', name: `edges_${process.pid}_${c.dtype}_${fmt}_${c.name.replace(/\W+/g, '_')}`, timeoutMs: 20000,
           sizes: c.sizes, shape: c.shape, channels: C, dtype: c.dtype, memoryFormat: fmt as MemoryFormat, momentum, eps: c.eps,

@@ -4,15 +4,14 @@
 // vector width (5, 7, 9, 17, 33), for the modules and the ops, in float32 and
 // float64. The other fixtures keep eps = 1e-5 and momentum in {0.1, None},
 // where a layer ignoring the user's eps or momentum would pass.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { checkModuleSteps, formatsFor, ModuleInputs, ModuleSetup, ModuleStep } from './module_steps';
-import { checkOpsCase, OpsCase } from './ops_case';
+import * as lib from '../../lib';
+import { cases, load } from './checks';
+import type { ModuleInputs, ModuleSetup, ModuleStep } from './module_steps';
+import type { OpsCase } from './ops_case';
 
 type ModuleCase = ModuleSetup & ModuleInputs & { steps: ModuleStep[] };
 
-const fixture: { modules: ModuleCase[]; ops: OpsCase[] } = JSON.parse(
-  fs.readFileSync(path.join(__dirname, 'fixtures', 'varied.json'), 'utf8'));
+const fixture: { modules: ModuleCase[]; ops: OpsCase[] } = load('varied.json');
 
 describe('BatchNorm vs PyTorch with the options users vary', () => {
   test('fixture covers the varied eps, momentum, flags, batch 2 and odd channel counts in both dtypes', () => {
@@ -28,16 +27,6 @@ describe('BatchNorm vs PyTorch with the options users vary', () => {
     }
   });
 
-  for (const c of fixture.modules) {
-    for (const fmt of formatsFor(c.shape)) {
-      const name = `${c.module} [${c.shape}] ${c.dtype} eps=${c.eps} momentum=${c.momentum} affine=${c.affine} track=${c.track_running_stats} ${fmt}`;
-      test(name, () => checkModuleSteps(c, c, c.steps, fmt, name));
-    }
-  }
-
-  for (const c of fixture.ops) {
-    for (const fmt of formatsFor(c.shape)) {
-      test(`ops ${c.name} [${c.shape}] eps=${c.eps} momentum=${c.momentum} ${fmt}`, () => checkOpsCase(c, fmt));
-    }
-  }
+  // The cases and their checks are checks.js's, which the GPU suite runs on CUDA.
+  for (const c of cases('varied')) test(c.name, () => c.run(lib, 'cpu'));
 });

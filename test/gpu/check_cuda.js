@@ -1,18 +1,12 @@
 #!/usr/bin/env node
 // The GPU suite, as a plain Node program (the GPU machine has no npm tree):
-// every golden fixture file on CUDA against PyTorch's numbers:
-//   modules_float32/64.json  BatchNorm1d/2d/3d, three training steps then eval,
-//                            grads, running stats and num_batches_tracked
-//   varied.json              the eps / momentum / flags users vary, modules and ops
-//   ops.json                 every F.* op (stats, gather, elemt, backward reduce
-//                            and elemt, nativeBatchNorm, batchNorm, batchNormBackward,
-//                            the Welford stats and finalize)
-//   momentum.json            MomentumBatchNorm1d/2d/3d with cur_iter and momentum
-//   half.json                float16 / bfloat16 inputs with float32 parameters
-// in both memory formats, and SyncBatchNorm's device ops over ops.json's
-// workers; then device checks and NCCL in a world of one (rendezvous,
-// collectives, the Welford merge, gradients, SyncBatchNorm and its device path),
-// and nn.SyncBatchNorm over NCCL with one process per GPU where there are two.
+// every golden case the jest suites run on the CPU (test/golden/checks.js:
+// modules_float32/64.json, varied.json, ops.json, momentum.json, half.json,
+// edges.json, with the same checks and tolerances) on CUDA, in both memory
+// formats, and SyncBatchNorm's device ops over ops.json's workers; then
+// device checks and NCCL in a world of one (rendezvous, collectives, the
+// Welford merge, gradients, SyncBatchNorm and its device path), and
+// nn.SyncBatchNorm over NCCL with one process per GPU where there are two.
 // A fixture file it does not know is reported and counted as skipped.
 //
 //   node test/gpu/check_cuda.js               on 'cuda'; exits 1 without a GPU
@@ -30,8 +24,10 @@ const net = require('node:net');
 const { spawn } = require('node:child_process');
 const { cuda, nn, F, tensor, distributed: dist } = require(path.resolve(__dirname, '../../dist'));
 
-const FIXTURES = path.join(__dirname, '..', 'golden', 'fixtures');
-const TOL = { float32: { rtol: 1e-5, atol: 1e-5 }, float64: { rtol: 1e-12, atol: 1e-12 }, float16: { rtol: 2e-3, atol: 2e-3 }, bfloat16: { rtol: 1.6e-2, atol: 1.6e-2 } };
+// The golden cases and their checks, the jest suites' own (test/golden/checks.js).
+const golden = require('../golden/checks');
+const { FIXTURES, TOLERANCE: TOL, close, equal, formatsFor, load } = golden;
+const lib = require(path.resolve(__dirname, '../../dist'));
 const argDevice = process.argv.indexOf('--device') >= 0 ? process.argv[process.argv.indexOf('--device') + 1] : 'cuda';
 if (argDevice !== 'cuda' && argDevice !== 'cpu') {
   console.log(`check_cuda.js: --device must be 'cuda' or 'cpu', got ${argDevice}`);
@@ -46,30 +42,15 @@ if ([...SUITES].some((x) => x !== 'fixtures' && x !== 'nccl')) {
 }
 const ON_GPU = DEVICE === 'cuda';
 // Fixture files written by other generators, with no CUDA check of their own here.
-const HANDLED = new Set(['modules_float32.json', 'modules_float64.json', 'varied.json', 'ops.json', 'momentum.json', 'half.json', 'edges.json']);
+const HANDLED = new Set(golden.FILES);
 
 let passed = 0;
 let failed = 0;
 let skipped = 0;
 
-function close(actual, expected, tol, label) {
-  const a = actual.toArray ? actual.toArray() : actual;
-  if (a.length !== expected.length) throw new Error(`${label}: ${a.length} values, expected ${expected.length}`);
-  for (let i = 0; i < a.length; i++) {
-    const e = expected[i];
-    if (!(Math.abs(a[i] - e) <= tol.atol + tol.rtol * Math.abs(e))) throw new Error(`${label}: element ${i} is ${a[i]}, expected ${e}`);
-  }
-}
-
 /** The op ran where it was asked to: a result on the host would mean a silent fallback. */
 function onDevice(t, label) {
-  const want = ON_GPU ? /^cuda/ : /^cpu$/;
-  if (!want.test(String(t.device))) throw new Error(`${label} is on ${t.device}, expected ${DEVICE}`);
-  return t;
-}
-
-function equal(actual, expected, label) {
-  if (actual !== expected) throw new Error(`${label}: ${actual}, expected ${expected}`);
+  return golden.onDevice(t, DEVICE, label);
 }
 
 function check(name, fn) {
@@ -87,14 +68,6 @@ function skip(name, why) {
   console.log(`skip ${name}: ${why}`);
 }
 
-function formatsFor(shape) {
-  return shape.length >= 3 ? ['contiguous', 'channelsLast'] : ['contiguous'];
-}
-
-function load(file) {
-  return JSON.parse(fs.readFileSync(path.join(FIXTURES, file), 'utf8'));
-}
-
 if (ON_GPU && !cuda.isAvailable()) {
   console.log(`no usable GPU: ${cuda.unavailableReason()}`);
   console.log('0 passed, 1 failed, 0 skipped');
@@ -102,132 +75,10 @@ if (ON_GPU && !cuda.isAvailable()) {
 }
 console.log(ON_GPU ? `GPU: ${cuda.getDeviceName(0)} (${cuda.deviceCount()} device(s))` : 'dry run on the CPU: the GPU suite\'s checks, dispatched on cpu');
 
-/** A BatchNorm module through a fixture's steps on DEVICE, the counter included. */
-function moduleSteps(setup, inp, steps, fmt) {
-  const { dtype } = setup;
-  const C = inp.shape[1];
-  const opts = { momentum: setup.momentum, affine: setup.affine, trackRunningStats: setup.track_running_stats, dtype };
-  if (setup.eps !== undefined) opts.eps = setup.eps;
-  const bn = new nn[setup.module](C, opts);
-  equal(bn.toString(), setup.repr, 'repr');
-  if (setup.affine) {
-    bn.weight.copy_(tensor(inp.weight, [C], { dtype }));
-    bn.bias.copy_(tensor(inp.bias, [C], { dtype }));
-  }
-  bn.to(DEVICE);
-  steps.forEach((s, i) => {
-    bn.train(s.training);
-    const y = onDevice(bn.forward(tensor(inp.x[i], inp.shape, { dtype, memoryFormat: fmt, device: DEVICE })), `step ${i} output`);
-    equal(y.memoryFormat, fmt, `step ${i} output memory format`);
-    close(y, s.y, TOL[dtype], `step ${i} output`);
-    const dx = onDevice(bn.backward(tensor(inp.dy[i], inp.shape, { dtype, memoryFormat: fmt, device: DEVICE })), `step ${i} grad input`);
-    close(dx, s.dx, TOL[dtype], `step ${i} grad input`);
-    if (setup.affine) {
-      close(onDevice(bn.weight.grad, 'grad weight'), s.grad_weight, TOL[dtype], `step ${i} grad weight`);
-      close(bn.bias.grad, s.grad_bias, TOL[dtype], `step ${i} grad bias`);
-    }
-    if (setup.track_running_stats) {
-      close(onDevice(bn.runningMean, 'running mean'), s.running_mean, TOL[dtype], `step ${i} running mean`);
-      close(bn.runningVar, s.running_var, TOL[dtype], `step ${i} running var`);
-      equal(Number(bn.numBatchesTracked.item()), s.num_batches_tracked, `step ${i} num_batches_tracked`);
-    } else if (bn.runningMean !== null) {
-      throw new Error('running stats without tracking');
-    }
-  });
-}
-
 /** Rows [start, start + n) of a logical-order batch. */
 function batchSlice(values, shape, start, n) {
   const per = values.length / shape[0];
   return values.slice(start * per, (start + n) * per);
-}
-
-/** Every F.* op of one ops fixture case on DEVICE (as test/golden/ops_case.ts does on the CPU). */
-function opsCase(c, fmt) {
-  const tol = TOL[c.dtype];
-  const dtype = c.dtype;
-  const C = c.shape[1];
-  const on = { dtype, device: DEVICE };
-  const vec = (v) => tensor(v, [C], on);
-  const x = tensor(c.x, c.shape, { ...on, memoryFormat: fmt });
-  const dy = tensor(c.dy, c.shape, { ...on, memoryFormat: fmt });
-  const weight = vec(c.weight);
-  const bias = vec(c.bias);
-  const e = c.expected;
-
-  const { mean, invstd } = F.batchNormStats(x, c.eps);
-  close(onDevice(mean, 'stats mean'), e.mean, tol, 'stats mean');
-  close(onDevice(invstd, 'stats invstd'), e.invstd, tol, 'stats invstd');
-  const means = [];
-  const invstds = [];
-  let start = 0;
-  c.splits.forEach((n, w) => {
-    const part = tensor(batchSlice(c.x, c.shape, start, n), [n, ...c.shape.slice(1)], { ...on, memoryFormat: fmt });
-    start += n;
-    const local = F.batchNormStats(part, c.eps);
-    if (n > 0) {
-      close(local.mean, e.workers[w].mean, tol, `worker ${w} mean`);
-      close(local.invstd, e.workers[w].invstd, tol, `worker ${w} invstd`);
-    }
-    means.push(...local.mean.toArray());
-    invstds.push(...local.invstd.toArray());
-  });
-  const world = c.splits.length;
-  const rm = vec(c.running_mean);
-  const rv = vec(c.running_var);
-  const g = F.batchNormGatherStatsWithCounts(tensor(means, [world, C], on), tensor(invstds, [world, C], on), rm, rv, {
-    momentum: c.momentum, eps: c.eps, counts: e.workers.map((w) => w.count),
-  });
-  close(onDevice(g.mean, 'gathered mean'), e.mean, tol, 'gathered mean');
-  close(g.invstd, e.invstd, tol, 'gathered invstd');
-  close(onDevice(rm, 'gathered running mean'), e.running_mean, tol, 'gathered running mean');
-  close(rv, e.running_var, tol, 'gathered running var');
-
-  const y = onDevice(F.batchNormElemt(x, weight, bias, mean, invstd), 'elemt');
-  equal(y.memoryFormat, fmt, 'elemt memory format');
-  close(y, e.y, tol, 'elemt');
-  const r = F.batchNormBackwardReduce(dy, x, mean, invstd, weight);
-  close(onDevice(r.sumDy, 'sum_dy'), e.sum_dy, tol, 'sum_dy');
-  close(r.sumDyXmu, e.sum_dy_xmu, tol, 'sum_dy_xmu');
-  close(r.gradWeight, e.grad_weight, tol, 'grad weight');
-  close(r.gradBias, e.grad_bias, tol, 'grad bias');
-  const dx = onDevice(F.batchNormBackwardElemt(dy, x, mean, invstd, weight, r.sumDy, r.sumDyXmu, x.numel() / C), 'backward elemt');
-  close(dx, e.dx, tol, 'backward elemt');
-
-  const frm = vec(c.running_mean);
-  const frv = vec(c.running_var);
-  const fwd = F.nativeBatchNorm(x, weight, bias, frm, frv, true, c.momentum, c.eps);
-  close(onDevice(fwd.output, 'nativeBatchNorm output'), e.y, tol, 'nativeBatchNorm output');
-  close(frm, e.running_mean, tol, 'nativeBatchNorm running mean');
-  close(frv, e.running_var, tol, 'nativeBatchNorm running var');
-  const brm = vec(c.running_mean);
-  const brv = vec(c.running_var);
-  close(F.batchNorm(x, brm, brv, { weight, bias, training: true, momentum: c.momentum, eps: c.eps }), e.y, tol, 'F.batchNorm output');
-  close(brm, e.running_mean, tol, 'F.batchNorm running mean');
-  close(brv, e.running_var, tol, 'F.batchNorm running var');
-  const gt = F.batchNormBackward(dy, x, { weight, saveMean: fwd.saveMean, saveInvstd: fwd.saveInvstd, training: true, eps: c.eps });
-  close(onDevice(gt.gradInput, 'batchNormBackward grad input'), e.dx, tol, 'batchNormBackward grad input');
-  close(gt.gradWeight, e.grad_weight, tol, 'batchNormBackward grad weight');
-  close(gt.gradBias, e.grad_bias, tol, 'batchNormBackward grad bias');
-
-  const wrm = vec(c.running_mean);
-  const wrv = vec(c.running_var);
-  const wf = F.batchNormWelfordFinalize(F.batchNormWelfordStats(x), wrm, wrv, { eps: c.eps, momentum: c.momentum, dtype, device: x.device });
-  close(onDevice(wf.mean, 'welford mean'), e.mean, tol, 'welford mean');
-  close(wf.invstd, e.invstd, tol, 'welford invstd');
-  close(wrm, e.running_mean, tol, 'welford running mean');
-  close(wrv, e.running_var, tol, 'welford running var');
-
-  if (e.eval) {
-    const erm = vec(c.running_mean);
-    const erv = vec(c.running_var);
-    close(onDevice(F.batchNorm(x, erm, erv, { weight, bias, training: false, momentum: c.momentum, eps: c.eps }), 'eval output'), e.eval.y, tol, 'eval output');
-    close(erm, c.running_mean, tol, 'eval leaves the running mean');
-    const ge = F.batchNormBackward(dy, x, { weight, runningMean: erm, runningVar: erv, training: false, eps: c.eps });
-    close(onDevice(ge.gradInput, 'eval grad input'), e.eval.dx, tol, 'eval grad input');
-    close(ge.gradWeight, e.eval.grad_weight, tol, 'eval grad weight');
-    close(ge.gradBias, e.eval.grad_bias, tol, 'eval grad bias');
-  }
 }
 
 // SyncBatchNorm's device path and its ops (lib/backends/cuda.ts), loaded from the build.
@@ -316,204 +167,21 @@ function syncOpsCase(c, fmt) {
   close(orv, c.running_var, tol, 'running var after one value');
 }
 
-/** MomentumBatchNorm through six steps, its schedule (cur_iter, momentum) included. */
-function momentumCase(c, inp, fmt) {
-  const tol = TOL[c.dtype];
-  const dtype = c.dtype;
-  const C = inp.shape[1];
-  const bn = new nn[c.module](C, { affine: c.affine, momentum: c.momentum, totalIters: c.total_iters, dtype });
-  if (c.affine) {
-    bn.weight.copy_(tensor(inp.weight, [C], { dtype }));
-    bn.bias.copy_(tensor(inp.bias, [C], { dtype }));
-  }
-  bn.to(DEVICE);
-  c.steps.forEach((s, i) => {
-    bn.train(s.training);
-    close(onDevice(bn.forward(tensor(inp.x[i], inp.shape, { dtype, memoryFormat: fmt, device: DEVICE })), 'output'), s.y, tol, `step ${i} output`);
-    close(onDevice(bn.backward(tensor(inp.dy[i], inp.shape, { dtype, memoryFormat: fmt, device: DEVICE })), 'grad input'), s.dx, tol, `step ${i} grad input`);
-    close(onDevice(bn.runningMean, 'running mean'), s.running_mean, tol, `step ${i} running mean`);
-    close(bn.runningVar, s.running_var, tol, `step ${i} running var`);
-    equal(bn.curIter, s.cur_iter, `step ${i} cur_iter`);
-    if (!(Math.abs(bn.momentum - s.momentum) < 1e-14)) throw new Error(`step ${i} momentum ${bn.momentum}, expected ${s.momentum}`);
-    if (c.affine) {
-      close(bn.weight.grad, s.grad_weight, tol, `step ${i} grad weight`);
-      close(bn.bias.grad, s.grad_bias, tol, `step ${i} grad bias`);
-    }
-  });
-}
-
-/** float16 / bfloat16 inputs, float32 parameters and statistics. */
-function halfCase(c) {
-  const C = c.shape[1];
-  const bn = new nn[c.module](C);
-  bn.weight.copy_(tensor(c.weight, [C]));
-  bn.bias.copy_(tensor(c.bias, [C]));
-  bn.to(DEVICE);
-  c.steps.forEach((s, i) => {
-    bn.train(s.training);
-    const y = onDevice(bn.forward(tensor(s.x, c.shape, { dtype: c.dtype, device: DEVICE })), 'output');
-    equal(y.dtype, c.dtype, 'output dtype');
-    close(y, s.y, TOL[c.dtype], `step ${i} output`);
-    close(bn.backward(tensor(s.dy, c.shape, { dtype: c.dtype, device: DEVICE })), s.dx, TOL[c.dtype], `step ${i} grad input`);
-    close(bn.weight.grad, s.grad_weight, { rtol: 1e-4, atol: 1e-4 }, `step ${i} grad weight`);
-    close(bn.bias.grad, s.grad_bias, { rtol: 1e-4, atol: 1e-4 }, `step ${i} grad bias`);
-    close(bn.runningMean, s.running_mean, TOL.float32, `step ${i} running mean`);
-    close(bn.runningVar, s.running_var, { rtol: 1e-4, atol: 1e-5 }, `step ${i} running var`);
-  });
-}
-
 const ran = [];
 
-// ---- edges.json: the statistics math's edge cases (test/golden/generate_edges.py) ----
-// The torch numbers the CPU paths meet in test/golden/edges.test.ts; CUDA's
-// stats, Welford summary and fused forward finalize with the same
-// native/kernels/statistics.h. Non-finite values are written "nan", "inf",
-// "-inf" and must be matched exactly.
-
-const decode = (v) => (v === 'nan' ? NaN : v === 'inf' ? Infinity : v === '-inf' ? -Infinity : v);
-
-function same(actual, expected, tol, label) {
-  const a = actual.toArray ? actual.toArray() : actual;
-  if (a.length !== expected.length) throw new Error(`${label}: ${a.length} values, expected ${expected.length}`);
-  for (let i = 0; i < a.length; i++) {
-    const e = decode(expected[i]);
-    const ok = Number.isFinite(e) ? Math.abs(a[i] - e) <= tol.atol + tol.rtol * Math.abs(e) : Object.is(a[i], e) || (Number.isNaN(a[i]) && Number.isNaN(e));
-    if (!ok) throw new Error(`${label}: element ${i} is ${a[i]}, PyTorch gives ${e}`);
-  }
-}
-
-/** The generator's x[k] = ((k * 7919) % 1000) / 100 - 5 + c; constant channels c + 0.5. */
-function edgeInput(shape, constant) {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const inner = shape.slice(2).reduce((a, b) => a * b, 1);
-  const t = new Float64Array(n);
-  for (let k = 0; k < n; k++) {
-    const ch = Math.floor(k / inner) % shape[1];
-    t[k] = constant.includes(ch) ? ch + 0.5 : ((k * 7919) % 1000) / 100 - 5 + ch;
-  }
-  return t;
-}
-
-function edgesForward(c, fmt, momentum) {
-  const tol = TOL[c.dtype];
-  const C = c.shape[1];
-  const on = { dtype: c.dtype, device: DEVICE };
-  const vec = (f) => tensor(Array.from({ length: C }, (_, i) => f(i)), [C], on);
-  const params = () => [vec((i) => i * 0.25 + 0.5), vec((i) => i * 0.5 - 1), vec((i) => i * 0.25), vec((i) => i * 0.5 + 1)];
-  const x = tensor(edgeInput(c.shape, c.constant), c.shape, { ...on, memoryFormat: fmt });
-  const stats = (got, at) => {
-    same(onDevice(got.mean, `${at} mean`), c.save_mean, tol, `${at} mean`);
-    same(got.invstd, c.save_invstd, tol, `${at} invstd`);
-    same(onDevice(got.rm, `${at} running mean`), c.running_mean, tol, `${at} running mean`);
-    same(got.rv, c.running_var, tol, `${at} running var`);
-  };
-
-  const [w, b, rm, rv] = params();
-  const r = F.nativeBatchNorm(x, w, b, rm, rv, true, momentum, c.eps);
-  stats({ mean: r.saveMean, invstd: r.saveInvstd, rm, rv }, 'nativeBatchNorm');
-  onDevice(r.output, 'nativeBatchNorm output');
-  if (c.y) {
-    // One value per channel: torch's y carries float32 rounding of terms ~|x| / sqrt(eps) (edges.test.ts).
-    same(r.output, c.y, c.name.startsWith('one value') && c.dtype === 'float32' ? { rtol: 3e-4, atol: 3e-4 } : tol, 'nativeBatchNorm output');
-  } else {
-    const v = r.output.toArray();
-    const inner = c.shape.slice(2).reduce((p, q) => p * q, 1);
-    const sums = Array.from({ length: C }, () => [0, 0]);
-    for (let k = 0; k < v.length; k++) {
-      sums[Math.floor(k / inner) % C][0] += v[k];
-      sums[Math.floor(k / inner) % C][1] += Math.abs(v[k]);
-    }
-    const rel = c.dtype === 'float32' ? 1e-4 : 1e-9;
-    for (let ch = 0; ch < C; ch++) {
-      const [sum, abs] = c.y_summary[ch];
-      close([sums[ch][1]], [abs], { rtol: rel, atol: rel }, `channel ${ch} output sum |y|`);
-      close([sums[ch][0] / (1 + abs)], [sum / (1 + abs)], { rtol: rel, atol: rel }, `channel ${ch} output sum / (1 + sum |y|)`);
-    }
-  }
-
-  const [, , rm2, rv2] = params();
-  const s = F.batchNormStats(x, c.eps);
-  const count = x.numel() / C;
-  const g = F.batchNormGatherStatsWithCounts(tensor(s.mean.toArray(), [1, C], on), tensor(s.invstd.toArray(), [1, C], on), rm2, rv2,
-    { momentum, eps: c.eps, counts: [count] });
-  stats({ mean: g.mean, invstd: g.invstd, rm: rm2, rv: rv2 }, 'stats + gather');
-
-  const [, , rm3, rv3] = params();
-  const f = F.batchNormWelfordFinalize(F.batchNormWelfordStats(x), rm3, rv3, { eps: c.eps, momentum, dtype: c.dtype, device: DEVICE });
-  stats({ mean: f.mean, invstd: f.invstd, rm: rm3, rv: rv3 }, 'welford stats + finalize');
-}
-
-function edgesGather(c, momentum) {
-  const tol = TOL[c.dtype];
-  const C = c.shape[1];
-  const on = { dtype: c.dtype, device: DEVICE };
-  // An empty rank's statistics are NaN here: the merge must not read them.
-  const pick = (k) => c.ranks.flatMap((r) => (r.count > 0 ? r[k].map(decode) : new Array(C).fill(NaN)));
-  const rm = tensor(new Array(C).fill(0), [C], on);
-  const rv = tensor(new Array(C).fill(1), [C], on);
-  const world = c.ranks.length;
-  const g = F.batchNormGatherStatsWithCounts(tensor(pick('mean'), [world, C], on), tensor(pick('invstd'), [world, C], on), rm, rv,
-    { momentum, eps: c.eps, counts: c.ranks.map((r) => r.count) });
-  same(onDevice(g.mean, 'gathered mean'), c.save_mean, tol, 'gathered mean');
-  same(g.invstd, c.save_invstd, tol, 'gathered invstd');
-  same(onDevice(rm, 'running mean'), c.running_mean, tol, 'running mean');
-  same(rv, c.running_var, tol, 'running var');
-}
-
 function fixtureSuite() {
-  for (const dtype of ['float32', 'float64']) {
-    const file = `modules_${dtype}.json`;
-    const fx = load(file);
-    for (const c of fx.cases) {
-      const inp = fx.inputs[c.kind];
-      for (const fmt of formatsFor(inp.shape)) {
-        check(`${file} ${c.kind} affine=${c.affine} track=${c.track_running_stats} momentum=${c.momentum} ${fmt}`, () =>
-          moduleSteps({ ...c, module: inp.module, dtype }, inp, c.steps, fmt));
-      }
-    }
-    ran.push(file);
+  // Every golden case the jest suites run on the CPU, here on DEVICE.
+  for (const family of golden.FAMILIES) {
+    for (const c of golden.cases(family)) check(c.name, () => c.run(lib, DEVICE));
   }
+  ran.push(...golden.FILES);
 
-  const varied = load('varied.json');
-  for (const c of varied.modules) {
-    for (const fmt of formatsFor(c.shape)) {
-      check(`varied.json ${c.module} [${c.shape}] ${c.dtype} eps=${c.eps} momentum=${c.momentum} affine=${c.affine} track=${c.track_running_stats} ${fmt}`, () =>
-        moduleSteps(c, c, c.steps, fmt));
-    }
-  }
-  for (const c of varied.ops) {
-    for (const fmt of formatsFor(c.shape)) check(`varied.json ops ${c.name} ${fmt}`, () => opsCase(c, fmt));
-  }
-  ran.push('varied.json');
-
+  // SyncBatchNorm's device ops over each ops.json case's workers: device only.
   for (const c of load('ops.json').cases) {
-    for (const fmt of formatsFor(c.shape)) check(`ops.json ${c.name} ${fmt}`, () => opsCase(c, fmt));
     const name = `ops.json ${c.name}: SyncBatchNorm's device ops over workers [${c.splits}]`;
     if (ON_GPU) check(name, () => formatsFor(c.shape).forEach((fmt) => syncOpsCase(c, fmt)));
     else skip(name, 'the device path of SyncBatchNorm needs a CUDA device');
   }
-  ran.push('ops.json');
-
-  const momentum = load('momentum.json');
-  for (const c of momentum.cases) {
-    const inp = momentum.inputs[c.inputs];
-    for (const fmt of formatsFor(inp.shape)) {
-      check(`momentum.json ${c.module} ${c.kind} ${c.dtype} affine=${c.affine} momentum=${c.momentum} totalIters=${c.total_iters} ${fmt}`, () => momentumCase(c, inp, fmt));
-    }
-  }
-  ran.push('momentum.json');
-
-  for (const c of load('half.json').cases) {
-    check(`half.json ${c.dtype} input ${c.module} [${c.shape}]`, () => halfCase(c));
-  }
-  ran.push('half.json');
-
-  const edges = load('edges.json');
-  for (const c of edges.forward) {
-    for (const fmt of formatsFor(c.shape)) check(`edges.json ${c.name} ${c.dtype} ${fmt}`, () => edgesForward(c, fmt, edges.momentum));
-  }
-  for (const c of edges.split) check(`edges.json ${c.name} ${c.dtype}: gather over ranks [${c.sizes}]`, () => edgesGather(c, edges.momentum));
-  ran.push('edges.json');
 
   for (const f of fs.readdirSync(FIXTURES).filter((f) => f.endsWith('.json') && !HANDLED.has(f)).sort()) {
     skip(`fixtures/${f}`, 'this suite has no CUDA check for it');
