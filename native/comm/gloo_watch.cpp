@@ -1,0 +1,210 @@
+#include "gloo_watch.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+
+namespace syncbn {
+namespace comm {
+
+namespace {
+
+std::string list(const std::vector<int>& ranks) {
+  std::string out;
+  for (int r : ranks) out += (out.empty() ? "" : ", ") + std::to_string(r);
+  return out;
+}
+
+bool closed_message(const std::string& msg) {
+  return msg.find("closed") != std::string::npos || msg.find("reset") != std::string::npos;
+}
+
+const std::string& host_of(const MeshPeers& peers, int r) {
+  static const std::string unknown;
+  return r >= 0 && static_cast<size_t>(r) < peers.host.size() ? peers.host[r] : unknown;
+}
+
+}  // namespace
+
+std::string name_ranks(const std::vector<int>& ranks, const MeshPeers& peers, int rank) {
+  std::string out = ranks.size() == 1 ? "rank " : "ranks ";
+  const std::string& mine = host_of(peers, rank);
+  for (size_t i = 0; i < ranks.size(); ++i) {
+    out += (i ? ", " : "") + std::to_string(ranks[i]);
+    const std::string& h = host_of(peers, ranks[i]);
+    const bool last_of_run = i + 1 == ranks.size() || host_of(peers, ranks[i + 1]) != h;
+    if (last_of_run && !h.empty() && h != mine) out += " (at " + h + ")";
+  }
+  return out;
+}
+
+std::string group_label(const std::string& prefix) {
+  std::string s = prefix;
+  if (s.rfind("syncbn_", 0) == 0) s = s.substr(7);
+  if (!s.empty() && s.back() == '_') s.pop_back();
+  if (s.rfind("group", 0) == 0 && s.size() > 5) s.insert(5, " ");
+  return s;
+}
+
+void print_wait_line(const std::string& line) {
+  const std::string s = "syncbn: " + line + "\n";
+  if (::write(2, s.data(), s.size()) < 0) {
+    // Nowhere left to say it.
+  }
+}
+
+PeerWatch::PeerWatch(std::shared_ptr<StoreClient> store, MeshPeers peers, std::string prefix, int rank, int size,
+                     std::chrono::milliseconds timeout)
+    : store_(std::move(store)), peers_(std::move(peers)), prefix_(std::move(prefix)), rank_(rank), size_(size),
+      timeout_(timeout), grace_(roll_call_grace(timeout)) {
+  if (size_ > 1) thread_ = std::thread([this] { run(); });
+}
+
+PeerWatch::~PeerWatch() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+std::string PeerWatch::roll_call_key(uint64_t op, int rank) const {
+  return prefix_ + "/roll_call/" + std::to_string(op) + "/" + std::to_string(rank);
+}
+
+void PeerWatch::answer(uint64_t op, Clock::time_point deadline) {
+  if (!store_) return;
+  try {
+    store_->set(roll_call_key(op, rank_), {'1'}, deadline + kRollCallSlack);
+  } catch (const std::exception&) {
+    // The store is gone or out of reach: roll_call() says which.
+  }
+}
+
+std::string PeerWatch::blame(uint64_t op, const std::string& msg) {
+  const Clock::time_point deadline = Clock::now() + grace_;
+  // Answer the roll call first, whoever this rank blames: a rank that named
+  // its culprit from Gloo's message and skipped it was counted as gone by
+  // the ranks that took the roll call.
+  answer(op, deadline);
+  const bool closed = closed_message(msg);
+  // A closed connection names its peer; a timeout does not (the peer read
+  // last is not the only one missing): the roll call does.
+  std::string who = closed ? culprit(msg) : "";
+  if (who.empty()) who = roll_call(op, closed, deadline);
+  return who;
+}
+
+std::string PeerWatch::store_host_ranks() const {
+  std::vector<int> there;
+  for (int r = 0; r < size_; ++r)
+    if (r != rank_ && host_of(peers_, r) == host_of(peers_, 0)) there.push_back(r);
+  return there.empty() ? "rank 0" : name_ranks(there, peers_, rank_);
+}
+
+std::string PeerWatch::roll_call(uint64_t op, bool closed, Clock::time_point deadline) {
+  if (!store_) return "";
+  try {
+    std::vector<std::string> keys;
+    for (int r = 0; r < size_; ++r) keys.push_back(roll_call_key(op, r));
+    const auto wait = std::max<Clock::duration>(Clock::duration::zero(), deadline - Clock::now());
+    const std::vector<bool> here =
+        store_->present(keys, std::chrono::duration_cast<std::chrono::milliseconds>(wait), deadline + kRollCallSlack);
+    std::vector<int> absent, present;
+    bool remote = false;
+    for (int r = 0; r < size_; ++r) {
+      (here[r] ? present : absent).push_back(r);
+      if (!here[r] && !host_of(peers_, r).empty() && host_of(peers_, r) != host_of(peers_, rank_)) remote = true;
+    }
+    if (absent.empty()) return "every rank reached this operation (a network fault?): ";
+    const bool one = absent.size() == 1;
+    const std::string who = name_ranks(absent, peers_, rank_);
+    if (closed)
+      return who + (one ? " is gone (its connection closed: it exited or crashed" : " are gone (their connections closed: they exited or crashed") +
+             "; ranks [" + list(present) + "] are here): ";
+    return who + " did not reach it within the timeout" + (remote ? ", or lost the network to this host" : "") + " (ranks [" +
+           list(present) + "] did): ";
+  } catch (const StoreError& e) {
+    if (e.kind != StoreError::kSilent) return "";  // the store is gone with rank 0: nothing more to learn
+    if (host_of(peers_, 0) == host_of(peers_, rank_))
+      return "the rendezvous store (rank 0's, at " + store_->address() + ") does not answer either (rank 0 stalled?): ";
+    return "no word from " + store_host_ranks() + " within the timeout, and the rendezvous store on their host (" + store_->address() +
+           ") does not answer either: the network between this host and theirs is down, or that host stopped: ";
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
+// "rank N closed its connection (it exited or crashed): " when Gloo's
+// message holds the address of rank N's listener.
+std::string PeerWatch::culprit(const std::string& msg) const {
+  for (int r = 0; r < size_; ++r) {
+    const std::string& a = static_cast<size_t>(r) < peers_.listen.size() ? peers_.listen[r] : "";
+    if (a.empty() || r == rank_ || msg.find(a) == std::string::npos) continue;
+    return name_ranks({r}, peers_, rank_) + " closed its connection (it exited or crashed): ";
+  }
+  return "";
+}
+
+void PeerWatch::run() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  uint64_t seen = 0;
+  int64_t seen_began = 0;
+  Clock::duration next_report = kFirstWaitReport;
+  while (!stop_) {
+    wake_.wait_for(lock, std::chrono::milliseconds(500));
+    if (stop_) break;
+    const int64_t began = began_.load(std::memory_order_acquire);
+    if (began == 0) continue;
+    const uint64_t op = op_.load(std::memory_order_relaxed);
+    const char* what = what_.load(std::memory_order_relaxed);
+    const Clock::duration waited = Clock::now() - Clock::time_point(Clock::duration(began));
+    if (began != seen_began) {
+      seen_began = began;
+      seen = op;
+      next_report = kFirstWaitReport;
+    }
+    if (waited >= kAnswerAfter && answered_.load() != seen) {
+      lock.unlock();
+      answer(seen, Clock::now() + grace_);
+      lock.lock();
+      answered_.store(seen);
+    }
+    if (waited >= next_report) {
+      lock.unlock();
+      report(seen, what, waited);
+      lock.lock();
+      next_report += kWaitReportEvery;
+    }
+  }
+}
+
+void PeerWatch::report(uint64_t op, const char* what, Clock::duration waited) {
+  const auto s = [](auto d) { return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(d).count()) + " s"; };
+  std::string line = "rank " + std::to_string(rank_) + " of " + std::to_string(size_) + " (" + group_label(prefix_) + ") has waited " +
+                     s(waited) + " (timeout " + s(timeout_) + ") in gloo " + what + " #" + std::to_string(op);
+  if (store_) {
+    try {
+      std::vector<std::string> keys;
+      for (int r = 0; r < size_; ++r) keys.push_back(roll_call_key(op, r));
+      const std::vector<bool> here = store_->present(keys, std::chrono::milliseconds(0), Clock::now() + grace_ + kRollCallSlack);
+      std::vector<int> absent;
+      for (int r = 0; r < size_; ++r)
+        if (!here[r]) absent.push_back(r);
+      line += absent.empty() ? ": every rank has reached it, the data is late (a slow or broken network?)"
+                             : ": awaiting " + name_ranks(absent, peers_, rank_) + ", which " + (absent.size() == 1 ? "has" : "have") +
+                                   " not reached it";
+    } catch (const StoreError& e) {
+      line += e.kind == StoreError::kSilent
+                  ? ": the rendezvous store at " + store_->address() + " does not answer (" + store_host_ranks() + " on its host)"
+                  : std::string(": ") + e.what();
+    } catch (const std::exception& e) {
+      line += std::string(": ") + e.what();
+    }
+  }
+  print_wait_line(line);
+}
+
+}  // namespace comm
+}  // namespace syncbn

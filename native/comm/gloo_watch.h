@@ -1,0 +1,117 @@
+// Who a gloo rank waits for, and whom it blames when a wait fails.
+//
+// Time budget of the gloo backend, for a group timeout T (timeoutMs):
+// - rendezvous (lib/distributed/init.ts, then gloo_mesh.h): every stage is
+//   bounded by T as a whole, store waits and pair connections alike;
+// - each blocking read or write of a collective: T - grace, grace =
+//   min(1 s, T / 5) (the pair sockets' SO_RCVTIMEO and SO_SNDTIMEO);
+// - the roll call after a failed collective: grace, plus kRollCallSlack for
+//   the store's reply; so a failure is reported within T + kRollCallSlack.
+// Store requests carry deadlines (store_client.h): an unreachable store costs
+// a deadline, never the kernel's TCP retries.
+//
+// A rank waiting longer than kFirstWaitReport at a collective or at the
+// rendezvous prints one line naming whom it awaits, then one every
+// kWaitReportEvery (lib/distributed/init.ts keeps the same cadence).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "store_client.h"
+
+namespace syncbn {
+namespace comm {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr std::chrono::seconds kFirstWaitReport{5};
+constexpr std::chrono::seconds kWaitReportEvery{10};
+constexpr std::chrono::milliseconds kRollCallSlack{250};
+// A collective that has waited this long answers the roll call at once, so
+// that the wait reports of the others count it as present.
+constexpr std::chrono::seconds kAnswerAfter{1};
+
+inline std::chrono::milliseconds roll_call_grace(std::chrono::milliseconds timeout) {
+  return std::min(std::chrono::milliseconds(1000), timeout / 5);
+}
+
+// Where each rank of a group listens, for messages.
+struct MeshPeers {
+  // "[ip]:port" that rank r listens on for this rank's pair, as Gloo's errors
+  // print it ("" for this rank).
+  std::vector<std::string> listen;
+  // The IP address of rank r's host, this rank's included.
+  std::vector<std::string> host;
+};
+
+// "rank 1" or "ranks 2, 3", with " (at IP)" after each run of ranks on
+// another host than `rank`'s: "ranks 2, 3 (at 10.0.0.2)".
+std::string name_ranks(const std::vector<int>& ranks, const MeshPeers& peers, int rank);
+
+// "world" or "group 1", from a group's store prefix.
+std::string group_label(const std::string& prefix);
+
+// Writes "syncbn: <line>\n" to stderr in one write.
+void print_wait_line(const std::string& line);
+
+// The roll call and the wait reports of one communicator. Every rank that
+// fails (or has waited kAnswerAfter in) operation #n says so in the store;
+// the ranks that never do did not reach it, and are named. Ops run in
+// lockstep on every rank (the checked layer sees to it), so the number names
+// the same operation everywhere. A thread of its own prints the wait reports.
+class PeerWatch {
+ public:
+  PeerWatch(std::shared_ptr<StoreClient> store, MeshPeers peers, std::string prefix, int rank, int size,
+            std::chrono::milliseconds timeout);
+  ~PeerWatch();
+  PeerWatch(const PeerWatch&) = delete;
+  PeerWatch& operator=(const PeerWatch&) = delete;
+
+  // Brackets operation #op (`what`: a string literal): two atomic stores.
+  void begin(uint64_t op, const char* what) {
+    what_.store(what, std::memory_order_relaxed);
+    op_.store(op, std::memory_order_relaxed);
+    began_.store(Clock::now().time_since_epoch().count(), std::memory_order_release);
+  }
+  void end() { began_.store(0, std::memory_order_release); }
+
+  // After operation #op failed with `msg`: whom to blame ("" when unknown),
+  // as a prefix for msg. Takes at most the grace plus kRollCallSlack.
+  std::string blame(uint64_t op, const std::string& msg);
+
+ private:
+  std::string roll_call_key(uint64_t op, int rank) const;
+  void answer(uint64_t op, Clock::time_point deadline);
+  std::string roll_call(uint64_t op, bool closed, Clock::time_point deadline);
+  std::string culprit(const std::string& msg) const;
+  std::string store_host_ranks() const;
+  void run();
+  void report(uint64_t op, const char* what, Clock::duration waited);
+
+  std::shared_ptr<StoreClient> store_;
+  MeshPeers peers_;
+  std::string prefix_;
+  int rank_;
+  int size_;
+  std::chrono::milliseconds timeout_;
+  std::chrono::milliseconds grace_;
+  std::atomic<int64_t> began_{0};
+  std::atomic<uint64_t> op_{0};
+  std::atomic<const char*> what_{""};
+  std::atomic<uint64_t> answered_{0};  // the last op this rank answered the roll call for
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace comm
+}  // namespace syncbn
