@@ -55,8 +55,10 @@ let warnedNoSecret = false;
 
 const DEFAULT_TIMEOUT_MS = 300_000;
 /** When a wait starts to be reported, and how often after (native/comm/gloo_watch.h keeps the same). */
-const FIRST_WAIT_REPORT_MS = 5000;
+const FIRST_WAIT_REPORT_MS = 10_000;
 const WAIT_REPORT_EVERY_MS = 10_000;
+/** How long rank 0 keeps the store up after its rendezvous failed: two of the others' polls. */
+const STORE_LINGER_MS = 2000;
 
 function envInt(name: string, where: string): number | undefined {
   const v = process.env[name];
@@ -251,7 +253,10 @@ export async function initProcessGroup(opts: InitProcessGroupOptions): Promise<P
     store.unref();
     return world;
   } catch (e) {
-    await store.close();
+    // Rank 0's store outlives its failure a little, so that the other ranks
+    // read why (a refused secret, a failed connection) instead of a closed store.
+    store.unref();
+    setTimeout(() => void store.close(), rank === 0 ? STORE_LINGER_MS : 0).unref();
     throw e;
   }
 }

@@ -91,10 +91,11 @@ class Rounds {
 
 class GlooComm : public Communicator {
  public:
-  GlooComm(Mesh mesh, std::chrono::milliseconds timeout, const std::string& prefix)
+  GlooComm(Mesh mesh, std::chrono::milliseconds timeout, std::chrono::milliseconds io_timeout, const std::string& prefix)
       : Communicator(timeout),
         ctx_(std::move(mesh.context)),
-        watch_(std::move(mesh.store), std::move(mesh.peers), prefix, ctx_->rank, ctx_->size, timeout),
+        watch_(std::move(mesh.store), std::move(mesh.peers), std::move(mesh.sockets), prefix, ctx_->rank, ctx_->size, timeout,
+               io_timeout),
         rounds_(ctx_),
         acc_(Rounds::kChunk) {}
 
@@ -236,16 +237,18 @@ class GlooComm : public Communicator {
   template <typename Fn>
   void guard(const char* what, Fn&& fn) {
     ++ops_;
+    const auto failed = [&](const std::string& why) {
+      return CommError(std::string("gloo ") + what + " (rank " + std::to_string(ctx_->rank) + " of " + std::to_string(ctx_->size) +
+                       ", timeout " + std::to_string(timeout_.count()) + " ms) failed: " + why);
+    };
+    if (watch_.severed()) throw failed(watch_.why_severed());
     watch_.begin(ops_, what);
     try {
       fn();
       watch_.end();
     } catch (const std::exception& e) {
       watch_.end();
-      const std::string msg = e.what();
-      throw CommError(std::string("gloo ") + what + " (rank " + std::to_string(ctx_->rank) + " of " +
-                      std::to_string(ctx_->size) + ", timeout " + std::to_string(timeout_.count()) +
-                      " ms) failed: " + watch_.blame(ops_, msg) + msg);
+      throw failed(watch_.blame(ops_, e.what()));
     }
   }
 
@@ -265,7 +268,7 @@ std::unique_ptr<Communicator> gloo_connect(const GlooOptions& o) {
     // Over the TCP store a failed operation's roll call takes its grace out
     // of the timeout, so the named error still comes within it.
     const auto io_timeout = o.file_store.empty() ? o.timeout - roll_call_grace(o.timeout) : o.timeout;
-    return std::make_unique<GlooComm>(connect_mesh(o, io_timeout), o.timeout, o.prefix);
+    return std::make_unique<GlooComm>(connect_mesh(o, io_timeout), o.timeout, io_timeout, o.prefix);
   } catch (const CommError&) {
     throw;
   } catch (const std::exception& e) {

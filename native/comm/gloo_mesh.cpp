@@ -5,7 +5,9 @@
 #include <gloo/common/error.h>
 #include <gloo/rendezvous/file_store.h>
 #include <gloo/transport/tcp/address.h>
+#include <gloo/transport/tcp/context.h>
 #include <gloo/transport/tcp/device.h>
+#include <gloo/transport/tcp/pair.h>
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
@@ -199,7 +201,7 @@ class ConnectWatch {
       const int peer = at_;
       if (peer < 0) continue;
       lock.unlock();
-      std::string why = Clock::now() >= deadline_ ? timed_out(peer) : posted_failure();
+      std::string why = Clock::now() >= deadline_ ? timed_out(peer) : posted_failure(peer);
       if (why.empty() && Clock::now() >= report) {
         print_wait_line("rank " + std::to_string(o_.rank) + " of " + std::to_string(o_.size) + " (" + group_label(o_.prefix) +
                         ") has waited " + seconds(Clock::now() - start_) + " (timeout " + seconds(o_.timeout) +
@@ -236,8 +238,9 @@ class ConnectWatch {
                  "every host";
   }
 
-  // The first failure another rank posted, as this rank's reason; "" when none.
-  std::string posted_failure() {
+  // The first failure another rank posted, as this rank's reason (waiting
+  // for `peer`); "" when none.
+  std::string posted_failure(int peer) {
     std::vector<std::string> keys;
     std::vector<int> ranks;
     for (int r = 0; r < o_.size; ++r)
@@ -248,9 +251,14 @@ class ConnectWatch {
       for (size_t i = 0; i < keys.size(); ++i) {
         if (!here[i]) continue;
         const std::vector<char> note = keys_.get(keys[i], Clock::now() + step);
-        return rendezvous_of(o_) + "no Gloo connection: " + name_ranks({ranks[i]}, peers_, o_.rank) + " could not connect: " +
-               std::string(note.begin(), note.end());
+        return rendezvous_of(o_) + "no Gloo connection with " + name_ranks({peer}, peers_, o_.rank) + ": " +
+               name_ranks({ranks[i]}, peers_, o_.rank) + " reported that it " + std::string(note.begin(), note.end());
       }
+    } catch (const StoreError& e) {
+      // Rank 0 closes the store when its own rendezvous fails.
+      if (e.kind == StoreError::kClosed)
+        return rendezvous_of(o_) + "no Gloo connection with " + name_ranks({peer}, peers_, o_.rank) +
+               ": rank 0 left the rendezvous (it closed the store; its error says why)";
     } catch (const std::exception&) {
       // The deadline still ends the wait.
     }
@@ -286,6 +294,29 @@ std::string connect_failure(const GlooOptions& o, const MeshPeers& peers, int pe
                "address on it), on every host";
 }
 
+// Gloo's TCP pair with its socket in view, for the watch (gloo_watch.h).
+class SocketPair : public gloo::transport::tcp::Pair {
+ public:
+  using gloo::transport::tcp::Pair::Pair;
+  // Read once connected (the connect that returned has synchronized with it).
+  PairSocket socket() const {
+    PairSocket s;
+    s.fd = fd_;
+    s.length = sizeof s.local;
+    if (getsockname(s.fd, reinterpret_cast<sockaddr*>(&s.local), &s.length) != 0) s.fd = -1;
+    return s;
+  }
+};
+
+class SocketContext : public gloo::transport::tcp::Context {
+ public:
+  using gloo::transport::tcp::Context::Context;
+  std::unique_ptr<gloo::transport::Pair>& createPair(int rank) override {
+    pairs_[rank] = std::make_unique<SocketPair>(this, device_.get(), rank, getTimeout());
+    return pairs_[rank];
+  }
+};
+
 class MeshContext : public gloo::rendezvous::Context {
  public:
   using gloo::rendezvous::Context::Context;
@@ -320,7 +351,9 @@ Mesh connect_mesh(const GlooOptions& o, std::chrono::milliseconds io_timeout) {
   }
   auto ctx = std::make_shared<MeshContext>(o.rank, o.size);
   ctx->setTimeout(io_timeout);
-  std::shared_ptr<gloo::transport::Context> tc = dev->createContext(o.rank, o.size);
+  auto tcp_dev = std::dynamic_pointer_cast<gloo::transport::tcp::Device>(dev);
+  if (!tcp_dev) throw CommError(rendezvous_of(o) + "Gloo made a device that is not TCP");
+  std::shared_ptr<gloo::transport::Context> tc = std::make_shared<SocketContext>(tcp_dev, o.rank, o.size);
   tc->setTimeout(io_timeout);
 
   // One listening pair per peer; their addresses, in rank order, under this rank's key.
@@ -395,6 +428,8 @@ Mesh connect_mesh(const GlooOptions& o, std::chrono::milliseconds io_timeout) {
   watch.stop();
   // The watch may have closed the pairs just as the last one connected.
   if (!watch.reason().empty()) throw CommError(watch.reason());
+  for (int p = 0; p < o.size; ++p)
+    if (p != o.rank) mesh.sockets.push_back(static_cast<SocketPair&>(*tc->getPair(p)).socket());
   ctx->adopt(dev, tc);
   mesh.context = ctx;
   return mesh;

@@ -26,6 +26,7 @@ struct Mesh {
   std::shared_ptr<gloo::rendezvous::Context> context;
   std::shared_ptr<StoreClient> store;  // null over a file store
   MeshPeers peers;
+  std::vector<PairSocket> sockets;  // one per peer
 };
 
 // Connects `o.size` ranks within `o.timeout`; each pair's reads and writes

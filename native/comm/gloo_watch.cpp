@@ -1,8 +1,10 @@
 #include "gloo_watch.h"
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 
 namespace syncbn {
 namespace comm {
@@ -53,10 +55,10 @@ void print_wait_line(const std::string& line) {
   }
 }
 
-PeerWatch::PeerWatch(std::shared_ptr<StoreClient> store, MeshPeers peers, std::string prefix, int rank, int size,
-                     std::chrono::milliseconds timeout)
-    : store_(std::move(store)), peers_(std::move(peers)), prefix_(std::move(prefix)), rank_(rank), size_(size),
-      timeout_(timeout), grace_(roll_call_grace(timeout)) {
+PeerWatch::PeerWatch(std::shared_ptr<StoreClient> store, MeshPeers peers, std::vector<PairSocket> sockets, std::string prefix, int rank,
+                     int size, std::chrono::milliseconds timeout, std::chrono::milliseconds io_timeout)
+    : store_(std::move(store)), peers_(std::move(peers)), sockets_(std::move(sockets)), prefix_(std::move(prefix)), rank_(rank),
+      size_(size), timeout_(timeout), io_timeout_(io_timeout), grace_(roll_call_grace(timeout)) {
   if (size_ > 1) thread_ = std::thread([this] { run(); });
 }
 
@@ -82,18 +84,43 @@ void PeerWatch::answer(uint64_t op, Clock::time_point deadline) {
   }
 }
 
-std::string PeerWatch::blame(uint64_t op, const std::string& msg) {
+std::string PeerWatch::blame(uint64_t op, const std::string& gloo_msg) {
+  failed_.store(true);
   const Clock::time_point deadline = Clock::now() + grace_;
   // Answer the roll call first, whoever this rank blames: a rank that named
   // its culprit from Gloo's message and skipped it was counted as gone by
   // the ranks that took the roll call.
   answer(op, deadline);
-  const bool closed = closed_message(msg);
+  std::string msg = gloo_msg;
+  // A read this watch ended at the deadline reads to Gloo as a closed connection.
+  const bool shut = shut_op_.load() == op;
+  if (shut) {
+    const size_t at = msg.find("Connection closed by peer");
+    if (at != std::string::npos) msg.replace(at, 25, "Read timeout");
+    msg += " (no data within " + std::to_string(io_timeout_.count()) + " ms)";
+  }
+  const bool closed = !shut && closed_message(msg);
   // A closed connection names its peer; a timeout does not (the peer read
   // last is not the only one missing): the roll call does.
   std::string who = closed ? culprit(msg) : "";
   if (who.empty()) who = roll_call(op, closed, deadline);
-  return who;
+  return who + msg;
+}
+
+std::string PeerWatch::why_severed() const {
+  return "its connections were shut at the deadline of operation #" + std::to_string(shut_op_.load()) + ": the group is unusable";
+}
+
+void PeerWatch::shut_reads(uint64_t op) {
+  shut_op_.store(op);
+  for (const PairSocket& s : sockets_) {
+    sockaddr_storage now{};
+    socklen_t length = sizeof now;
+    if (getsockname(s.fd, reinterpret_cast<sockaddr*>(&now), &length) != 0 || length != s.length || std::memcmp(&now, &s.local, length) != 0)
+      continue;
+    // The reader gets end-of-file at once; nothing is sent to the peer.
+    ::shutdown(s.fd, SHUT_RD);
+  }
 }
 
 std::string PeerWatch::store_host_ranks() const {
@@ -149,33 +176,52 @@ std::string PeerWatch::culprit(const std::string& msg) const {
 
 void PeerWatch::run() {
   std::unique_lock<std::mutex> lock(mutex_);
-  uint64_t seen = 0;
-  int64_t seen_began = 0;
+  int64_t seen = 0;  // when the op in view began (0: none)
+  uint64_t op = 0;
+  const char* what = "";
+  bool answered = false, shut = false;
   Clock::duration next_report = kFirstWaitReport;
+  const auto began_at = [](int64_t b) { return Clock::time_point(Clock::duration(b)); };
   while (!stop_) {
-    wake_.wait_for(lock, std::chrono::milliseconds(500));
+    // Ops are watched from the tick after they begin; then the watch wakes
+    // at each of their moments, the deadline exactly.
+    Clock::time_point wake = Clock::now() + std::chrono::milliseconds(500);
+    if (seen != 0) {
+      const Clock::time_point b = began_at(seen);
+      if (!answered) wake = std::min(wake, b + kAnswerAfter);
+      if (!shut) wake = std::min(wake, b + io_timeout_);
+      wake = std::min(wake, b + next_report);
+    }
+    wake_.wait_until(lock, wake);
     if (stop_) break;
     const int64_t began = began_.load(std::memory_order_acquire);
-    if (began == 0) continue;
-    const uint64_t op = op_.load(std::memory_order_relaxed);
-    const char* what = what_.load(std::memory_order_relaxed);
-    const Clock::duration waited = Clock::now() - Clock::time_point(Clock::duration(began));
-    if (began != seen_began) {
-      seen_began = began;
-      seen = op;
+    if (began == 0) {
+      seen = 0;
+      continue;
+    }
+    if (began != seen) {
+      seen = began;
+      op = op_.load(std::memory_order_relaxed);
+      what = what_.load(std::memory_order_relaxed);
+      answered = shut = false;
       next_report = kFirstWaitReport;
     }
-    if (waited >= kAnswerAfter && answered_.load() != seen) {
+    const Clock::duration waited = Clock::now() - began_at(seen);
+    if (!shut && waited >= io_timeout_) {
+      shut = true;
+      if (!failed_.load() && began_.load(std::memory_order_acquire) == seen) shut_reads(op);
+    }
+    if (!answered && waited >= kAnswerAfter) {
+      answered = true;
       lock.unlock();
-      answer(seen, Clock::now() + grace_);
+      answer(op, Clock::now() + grace_);
       lock.lock();
-      answered_.store(seen);
     }
     if (waited >= next_report) {
-      lock.unlock();
-      report(seen, what, waited);
-      lock.lock();
       next_report += kWaitReportEvery;
+      lock.unlock();
+      report(op, what, waited);
+      lock.lock();
     }
   }
 }
@@ -197,7 +243,7 @@ void PeerWatch::report(uint64_t op, const char* what, Clock::duration waited) {
                                    " not reached it";
     } catch (const StoreError& e) {
       line += e.kind == StoreError::kSilent
-                  ? ": the rendezvous store at " + store_->address() + " does not answer (" + store_host_ranks() + " on its host)"
+                  ? ": the rendezvous store at " + store_->address() + ", on the host of " + store_host_ranks() + ", does not answer"
                   : std::string(": ") + e.what();
     } catch (const std::exception& e) {
       line += std::string(": ") + e.what();

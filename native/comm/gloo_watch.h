@@ -3,8 +3,12 @@
 // Time budget of the gloo backend, for a group timeout T (timeoutMs):
 // - rendezvous (lib/distributed/init.ts, then gloo_mesh.h): every stage is
 //   bounded by T as a whole, store waits and pair connections alike;
-// - each blocking read or write of a collective: T - grace, grace =
-//   min(1 s, T / 5) (the pair sockets' SO_RCVTIMEO and SO_SNDTIMEO);
+// - each collective: T - grace, grace = min(1 s, T / 5). The pair sockets'
+//   SO_RCVTIMEO and SO_SNDTIMEO say so, but the kernel fires such timeouts
+//   up to an eighth late (its timer wheel: a 299 s timeout up to 16 s late),
+//   so the watch thread shuts the reading side of the group's sockets at the
+//   collective's deadline itself, which ends a blocked read at once. (A
+//   write blocked on a peer that stopped reading still ends by SO_SNDTIMEO.)
 // - the roll call after a failed collective: grace, plus kRollCallSlack for
 //   the store's reply; so a failure is reported within T + kRollCallSlack.
 // Store requests carry deadlines (store_client.h): an unreachable store costs
@@ -25,6 +29,8 @@
 #include <thread>
 #include <vector>
 
+#include <sys/socket.h>
+
 #include "store_client.h"
 
 namespace syncbn {
@@ -32,7 +38,7 @@ namespace comm {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr std::chrono::seconds kFirstWaitReport{5};
+constexpr std::chrono::seconds kFirstWaitReport{10};
 constexpr std::chrono::seconds kWaitReportEvery{10};
 constexpr std::chrono::milliseconds kRollCallSlack{250};
 // A collective that has waited this long answers the roll call at once, so
@@ -52,6 +58,15 @@ struct MeshPeers {
   std::vector<std::string> host;
 };
 
+// A connected pair's socket and its local address, as the watch may shut
+// its reading side (it checks the address first: a closed pair's number may
+// have been reused).
+struct PairSocket {
+  int fd = -1;
+  sockaddr_storage local{};
+  socklen_t length = 0;
+};
+
 // "rank 1" or "ranks 2, 3", with " (at IP)" after each run of ranks on
 // another host than `rank`'s: "ranks 2, 3 (at 10.0.0.2)".
 std::string name_ranks(const std::vector<int>& ranks, const MeshPeers& peers, int rank);
@@ -69,8 +84,9 @@ void print_wait_line(const std::string& line);
 // the same operation everywhere. A thread of its own prints the wait reports.
 class PeerWatch {
  public:
-  PeerWatch(std::shared_ptr<StoreClient> store, MeshPeers peers, std::string prefix, int rank, int size,
-            std::chrono::milliseconds timeout);
+  // Each collective's reads end after `io_timeout` (T - grace).
+  PeerWatch(std::shared_ptr<StoreClient> store, MeshPeers peers, std::vector<PairSocket> sockets, std::string prefix, int rank,
+            int size, std::chrono::milliseconds timeout, std::chrono::milliseconds io_timeout);
   ~PeerWatch();
   PeerWatch(const PeerWatch&) = delete;
   PeerWatch& operator=(const PeerWatch&) = delete;
@@ -84,8 +100,13 @@ class PeerWatch {
   void end() { began_.store(0, std::memory_order_release); }
 
   // After operation #op failed with `msg`: whom to blame ("" when unknown),
-  // as a prefix for msg. Takes at most the grace plus kRollCallSlack.
+  // and what happened, Gloo's message last. Takes at most the grace plus
+  // kRollCallSlack.
   std::string blame(uint64_t op, const std::string& msg);
+  // Whether the group's sockets were shut at a deadline (it can no longer
+  // run collectives), and why.
+  bool severed() const { return shut_op_.load(std::memory_order_relaxed) != 0; }
+  std::string why_severed() const;
 
  private:
   std::string roll_call_key(uint64_t op, int rank) const;
@@ -95,18 +116,22 @@ class PeerWatch {
   std::string store_host_ranks() const;
   void run();
   void report(uint64_t op, const char* what, Clock::duration waited);
+  void shut_reads(uint64_t op);
 
   std::shared_ptr<StoreClient> store_;
   MeshPeers peers_;
+  std::vector<PairSocket> sockets_;
   std::string prefix_;
   int rank_;
   int size_;
   std::chrono::milliseconds timeout_;
+  std::chrono::milliseconds io_timeout_;
   std::chrono::milliseconds grace_;
   std::atomic<int64_t> began_{0};
   std::atomic<uint64_t> op_{0};
   std::atomic<const char*> what_{""};
-  std::atomic<uint64_t> answered_{0};  // the last op this rank answered the roll call for
+  std::atomic<uint64_t> shut_op_{0};  // the op at whose deadline the sockets were shut
+  std::atomic<bool> failed_{false};   // an op failed: the sockets are Gloo's to close
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stop_ = false;
