@@ -40,11 +40,14 @@ function baseEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return { ...env, SYNCBN_SECRET: 'two-hosts-job', ...extra };
 }
 
-/** syncbn-run on every host (2 ranks each), the script and its arguments; the ranks' JSON lines as they come. */
-async function job(net: Hosts, script: string[], env: (h: Host) => NodeJS.ProcessEnv, onOutcome: (o: Outcome) => void = () => undefined):
-  Promise<{ outcomes: Outcome[]; runs: RunResult[] }> {
+/**
+ * syncbn-run on every host (2 ranks each; or on `only`), the script and its
+ * arguments; the ranks' JSON lines as they come.
+ */
+async function job(net: Hosts, script: string[], env: (h: Host) => NodeJS.ProcessEnv, onOutcome: (o: Outcome) => void = () => undefined,
+  only: Host[] = net.hosts): Promise<{ outcomes: Outcome[]; runs: RunResult[] }> {
   const outcomes: Outcome[] = [];
-  const runs = await Promise.all(net.hosts.map((h) => net.run(h, process.execPath, [LAUNCHER, '--nnodes', String(net.hosts.length),
+  const runs = await Promise.all(only.map((h) => net.run(h, process.execPath, [LAUNCHER, '--nnodes', String(net.hosts.length),
     '--node-rank', String(h.index), '--nproc-per-node', '2', '--master-addr', net.hosts[0].address, '--master-port', '29500', ...script], {
     env: env(h),
     timeoutMs: 90000,
@@ -112,6 +115,20 @@ function loopbackListeners() {
     job(net, [TWO_HOST_WORKER, 'init', String(TIMEOUT_MS)], () => baseEnv({ SYNCBN_GLOO_HOSTNAME: '127.0.0.1' })));
 }
 
+// Only the master's host starts: its ranks wait for the other host's.
+function hostNeverComes() {
+  return onHosts(2, '10.80.0', (net) =>
+    job(net, [TWO_HOST_WORKER, 'init', String(TIMEOUT_MS)], () => baseEnv(), undefined, [net.hosts[0]]));
+}
+
+// The master's host is cut off before the other host starts.
+function masterUnreachable() {
+  return onHosts(2, '10.81.0', (net) => {
+    net.cut(net.hosts[0]);
+    return job(net, [TWO_HOST_WORKER, 'init', String(TIMEOUT_MS)], () => baseEnv(), undefined, [net.hosts[1]]);
+  });
+}
+
 // GLOO_SOCKET_IFNAME naming an interface that is down, one without an
 // address, and eth0 once its link is cut (no carrier).
 function interfacesDown() {
@@ -145,11 +162,15 @@ describeHosts('two emulated hosts, 2 gloo ranks each, timeoutMs 20000', () => {
     anotherSecret?: ReturnType<typeof anotherSecret>;
     loopbackListeners?: ReturnType<typeof loopbackListeners>;
     interfacesDown?: ReturnType<typeof interfacesDown>;
+    hostNeverComes?: ReturnType<typeof hostNeverComes>;
+    masterUnreachable?: ReturnType<typeof masterUnreachable>;
   } = {};
 
   beforeAll(() => {
     // Concurrently (each on its own network): the link-down case alone waits 20 s.
     runs.linkDown = linkDown();
+    runs.hostNeverComes = hostNeverComes();
+    runs.masterUnreachable = masterUnreachable();
     runs.trains = trains();
     runs.anotherSecret = anotherSecret();
     runs.loopbackListeners = loopbackListeners();
@@ -203,6 +224,27 @@ describeHosts('two emulated hosts, 2 gloo ranks each, timeoutMs 20000', () => {
       expect(o.ms).toBeLessThan(25000);
       expect(o.error).toMatch(/^gloo rendezvous of rank \d of 4: .*(could not connect with|no Gloo connection with) rank \d/);
       expect(o.error).toMatch(/listens on 127\.0\.0\.1, a loopback address that other hosts cannot reach: set GLOO_SOCKET_IFNAME/);
+    }
+  });
+
+  test('a host that never comes: the master\'s ranks say whom they await, then fail at the timeout naming them', async () => {
+    const { outcomes, runs: launchers } = await runs.hostNeverComes!;
+    const failed = byRank(outcomes, 'failed');
+    expect(failed.map((o) => o.rank)).toEqual([0, 1]);
+    for (const o of failed) {
+      expect(o.error).toBe("initProcessGroup: rendezvous timed out after 20000 ms: ranks [2, 3] of 4 never reached 'join'");
+      expect([o.rank, o.ms! >= 19500 && o.ms! < 22500]).toEqual([o.rank, true]);
+    }
+    expect(launchers[0].stderr).toMatch(/\[rank 0\] syncbn: rank 0 of 4 has waited 10 s \(timeout 20 s\) at the rendezvous \('join'\) for ranks \[2, 3\]\n/);
+  });
+
+  test("the master's host cut off: the other host's ranks fail at the timeout, naming the store's address", async () => {
+    const { outcomes } = await runs.masterUnreachable!;
+    const failed = byRank(outcomes, 'failed');
+    expect(failed.map((o) => o.rank)).toEqual([2, 3]);
+    for (const o of failed) {
+      expect(o.error).toMatch(/^could not reach the rendezvous store at 10\.81\.0\.1:29500 within 20000 ms \(.*\); is rank 0 running with the same MASTER_ADDR\/MASTER_PORT\?$/);
+      expect([o.rank, o.ms! >= 19500 && o.ms! < 22500]).toEqual([o.rank, true]);
     }
   });
 
