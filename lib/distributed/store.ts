@@ -158,7 +158,16 @@ export class StoreServer {
     else this.worker.unref();
   }
 
+  /** Ends every connection with a FIN (a client blames its secret only for a reset), then stops the thread. */
   async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 500);
+      this.worker.once('message', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.worker.postMessage('close');
+    });
     await this.worker.terminate();
   }
 }
@@ -266,7 +275,10 @@ function serveStore(): void {
     return [op, body.subarray(5, 5 + klen).toString(), value, body.readUInt32LE(body.length - 4)];
   };
 
+  const sockets = new Set<import('node:net').Socket>();
   const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
     socket.setNoDelay(true);
     const nonce = crypto.randomBytes(limits.nonceBytes);
     let inSeq = 0;
@@ -336,6 +348,12 @@ function serveStore(): void {
   });
   server.maxConnections = workerData.maxConnections;
   server.once('error', (e: Error) => parentPort!.postMessage({ error: e.message }));
+  parentPort!.on('message', (m) => {
+    if (m !== 'close') return;
+    server.close();
+    const ends = [...sockets].map((s) => new Promise<void>((resolve) => s.end(() => resolve())));
+    void Promise.all(ends).then(() => parentPort!.postMessage('closed'));
+  });
   server.listen(workerData.port, workerData.host, () => {
     parentPort!.postMessage({ port: (server.address() as import('node:net').AddressInfo).port });
   });
@@ -378,12 +396,17 @@ export class TCPStore implements Store {
     });
     socket.on('error', (e: NodeJS.ErrnoException) => {
       // The store resets a connection whose first request fails
-      // authentication; once a reply has authenticated, the secrets agree.
-      const refused = e.code === 'ECONNRESET' && this.inSeq === 0 && this.outSeq > 0;
+      // authentication (and ends others with a FIN); once a reply has
+      // authenticated, the secrets agree.
+      const reset = e.code === 'ECONNRESET';
+      const refused = reset && this.inSeq === 0 && this.outSeq > 0;
       this.fail(refused ? "the store refused this rank's first request (reset the connection), as it does when a request fails " +
-        "authentication: this rank's SYNCBN_SECRET (or secret option) differs from rank 0's" : e.message);
+        "authentication: this rank's SYNCBN_SECRET (or secret option) differs from rank 0's" :
+        reset ? 'the store reset it: rank 0 exited or closed the store' : e.message);
     });
-    socket.on('close', () => this.fail('the store closed it: rank 0 exited or closed the store'));
+    const closed = () => this.fail('the store closed it: rank 0 exited or closed the store');
+    socket.on('end', closed);
+    socket.on('close', closed);
   }
 
   private fail(why: string): void {

@@ -329,7 +329,9 @@ class MeshContext : public gloo::rendezvous::Context {
 
 }  // namespace
 
-Mesh connect_mesh(const GlooOptions& o, std::chrono::milliseconds io_timeout) {
+namespace {
+
+Mesh connect(const GlooOptions& o, std::chrono::milliseconds io_timeout) {
   const Clock::time_point start = Clock::now();
   const Clock::time_point deadline = start + o.timeout;
   const auto left = [&] {
@@ -433,6 +435,16 @@ Mesh connect_mesh(const GlooOptions& o, std::chrono::milliseconds io_timeout) {
   ctx->adopt(dev, tc);
   mesh.context = ctx;
   return mesh;
+}
+
+}  // namespace
+
+Mesh connect_mesh(const GlooOptions& o, std::chrono::milliseconds io_timeout) {
+  try {
+    return connect(o, io_timeout);
+  } catch (const StoreError& e) {
+    throw CommError(rendezvous_of(o) + e.what());
+  }
 }
 
 }  // namespace comm
