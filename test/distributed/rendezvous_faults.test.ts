@@ -43,15 +43,15 @@ describe('the store tells a refused secret from a closed store', () => {
 describeGloo('the rendezvous names a refused rank and honours SYNCBN_TIMEOUT_MS', () => {
   jest.setTimeout(30000);
 
-  test("a rank with another secret: rank 0 fails within 10 s naming its address and SYNCBN_SECRET", async () => {
+  test('a rank with another secret: rank 0 fails long before its timeout, naming its address and SYNCBN_SECRET', async () => {
     const port = await freePort();
     const start = Date.now();
-    const init = dist.initProcessGroup({ backend: 'gloo', rank: 0, worldSize: 2, initMethod: `tcp://127.0.0.1:${port}`, timeoutMs: 20000, secret: SECRET });
+    const init = dist.initProcessGroup({ backend: 'gloo', rank: 0, worldSize: 2, initMethod: `tcp://127.0.0.1:${port}`, timeoutMs: 8000, secret: SECRET });
     const stranger = await dist.TCPStore.create({ host: '127.0.0.1', port, isServer: false, timeoutMs: 5000, secret: 'another' });
     await expect(stranger.set('syncbn/join/1', '127.0.0.1')).rejects.toThrow(/SYNCBN_SECRET \(or secret option\) differs from rank 0's/);
     await expect(init).rejects.toThrow(
       "initProcessGroup: a rank from 127.0.0.1 was refused: its SYNCBN_SECRET differs from this rank's (the rendezvous store authenticates every request with it; ranks [1] of 2 have not reached 'join')");
-    expect(Date.now() - start).toBeLessThan(10000);
+    expect(Date.now() - start).toBeLessThan(5000);
     await stranger.close();
   });
 
