@@ -19,7 +19,6 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstring>
-#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -160,10 +159,6 @@ class FileKeys : public MeshKeys {
 
 std::string failed_key(int rank) { return "connect_failed/" + std::to_string(rank); }
 
-std::string seconds(Clock::duration d) {
-  return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(d).count()) + " s";
-}
-
 // The pair connections' watch (see the header): a thread of its own.
 class ConnectWatch {
  public:
@@ -205,8 +200,7 @@ class ConnectWatch {
       if (why.empty() && Clock::now() >= report) {
         print_wait_line("rank " + std::to_string(o_.rank) + " of " + std::to_string(o_.size) + " (" + group_label(o_.prefix) +
                         ") has waited " + seconds(Clock::now() - start_) + " (timeout " + seconds(o_.timeout) +
-                        ") for its Gloo connection with " + name_ranks({peer}, peers_, o_.rank) + ", which listens on " +
-                        peers_.listen[peer] + " for it");
+                        ") for its Gloo connection with " + name_ranks({peer}, peers_, o_.rank) + ", listening on " + peers_.host[peer]);
         report += kWaitReportEvery;
       }
       lock.lock();

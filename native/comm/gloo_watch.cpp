@@ -227,9 +227,8 @@ void PeerWatch::run() {
 }
 
 void PeerWatch::report(uint64_t op, const char* what, Clock::duration waited) {
-  const auto s = [](auto d) { return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(d).count()) + " s"; };
   std::string line = "rank " + std::to_string(rank_) + " of " + std::to_string(size_) + " (" + group_label(prefix_) + ") has waited " +
-                     s(waited) + " (timeout " + s(timeout_) + ") in gloo " + what + " #" + std::to_string(op);
+                     seconds(waited) + " (timeout " + seconds(timeout_) + ") in gloo " + what + " #" + std::to_string(op);
   if (store_) {
     try {
       std::vector<std::string> keys;

@@ -19,6 +19,7 @@
 // kWaitReportEvery (lib/distributed/init.ts keeps the same cadence).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -52,7 +53,8 @@ inline std::chrono::milliseconds roll_call_grace(std::chrono::milliseconds timeo
 // Where each rank of a group listens, for messages.
 struct MeshPeers {
   // "[ip]:port" that rank r listens on for this rank's pair, as Gloo's errors
-  // print it ("" for this rank).
+  // print it (the port in network byte order), to find r in them; "" for
+  // this rank.
   std::vector<std::string> listen;
   // The IP address of rank r's host, this rank's included.
   std::vector<std::string> host;
@@ -70,6 +72,11 @@ struct PairSocket {
 // "rank 1" or "ranks 2, 3", with " (at IP)" after each run of ranks on
 // another host than `rank`'s: "ranks 2, 3 (at 10.0.0.2)".
 std::string name_ranks(const std::vector<int>& ranks, const MeshPeers& peers, int rank);
+
+// "12 s", for wait reports.
+inline std::string seconds(Clock::duration d) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(d).count()) + " s";
+}
 
 // "world" or "group 1", from a group's store prefix.
 std::string group_label(const std::string& prefix);

@@ -144,7 +144,7 @@ function interfacesDown() {
     const check = async (iface: string) => {
       const r = await net.run(host, process.execPath, [TWO_HOST_WORKER, 'iface', iface], { env: baseEnv({ RANK: '0' }), timeoutMs: 30000 });
       const line = r.stdout.trim().split('\n').pop() ?? '';
-      return line.startsWith('{') ? (JSON.parse(line) as Outcome).errors ?? [] : [`no outcome: ${r.stdout}${r.stderr}`];
+      return line.startsWith('{') ? (JSON.parse(line) as Outcome).errors ?? [] : [`no outcome (code ${r.code}, signal ${r.signal}): ${r.stdout}${r.stderr}`];
     };
     const down = await check('eth1');
     const bare = await check('eth2');

@@ -164,7 +164,8 @@ class Hosts {
         });
       }
       const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-      child.on('exit', (code, signal) => {
+      // 'close', not 'exit': output may still be in the pipes at exit.
+      child.on('close', (code, signal) => {
         clearTimeout(timer);
         resolve({ code, signal, stdout: out.stdout, stderr: out.stderr, ms: Date.now() - start });
       });
