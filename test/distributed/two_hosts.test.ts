@@ -180,7 +180,7 @@ describeHosts('two emulated hosts, 2 gloo ranks each, timeoutMs 20000', () => {
 
   test('without GLOO_SOCKET_IFNAME on 192.168.77.0/24 it trains, and every rank matches one process on the whole batch', async () => {
     const { cfg, runs: launchers, results } = await runs.trains!;
-    expect(launchers.map((r) => [r.code, r.stderr])).toEqual([[0, ''], [0, '']]);
+    expect(launchers.map((r) => r.code)).toEqual([0, 0]);
     expect(results.map((r) => r.rank)).toEqual([0, 1, 2, 3]);
     expectMatchesReference(cfg, results, F64);
   });
