@@ -24,8 +24,8 @@ export interface InitProcessGroupOptions {
   worldSize?: number;
   /**
    * Limit of every blocking wait: rendezvous and each collective. Defaults to
-   * SYNCBN_TIMEOUT_MS, else 300000 (5 minutes). A failing collective reports
-   * within it plus 250 ms (native/comm/gloo_watch.h has the budget).
+   * SYNCBN_TIMEOUT_MS, else 300000 (5 minutes). A collective that cannot
+   * complete fails within it plus 250 ms, naming the ranks it waited for.
    */
   timeoutMs?: number;
   /** nccl: the CUDA device of this rank's tensors. Defaults to LOCAL_RANK (set by syncbn-run), else 0. */

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 
 namespace syncbn {
@@ -166,9 +167,17 @@ std::string PeerWatch::roll_call(uint64_t op, bool closed, Clock::time_point dea
 // "rank N closed its connection (it exited or crashed): " when Gloo's
 // message holds the address of rank N's listener.
 std::string PeerWatch::culprit(const std::string& msg) const {
-  for (int r = 0; r < size_; ++r) {
-    const std::string& a = static_cast<size_t>(r) < peers_.listen.size() ? peers_.listen[r] : "";
-    if (a.empty() || r == rank_ || msg.find(a) == std::string::npos) continue;
+  // "[ip]:123" is not found inside "[ip]:1234".
+  const auto names = [&](const std::string& a) {
+    for (size_t at = msg.find(a); at != std::string::npos; at = msg.find(a, at + 1)) {
+      const size_t end = at + a.size();
+      if (end == msg.size() || !std::isdigit(static_cast<unsigned char>(msg[end]))) return true;
+    }
+    return false;
+  };
+  for (int r = 0; r < size_ && static_cast<size_t>(r) < peers_.listen.size(); ++r) {
+    const std::string& a = peers_.listen[r];
+    if (a.empty() || r == rank_ || !names(a)) continue;
     return name_ranks({r}, peers_, rank_) + " closed its connection (it exited or crashed): ";
   }
   return "";
