@@ -5,11 +5,10 @@
 #include <gloo/common/error.h>
 #include <gloo/rendezvous/file_store.h>
 #include <gloo/transport/tcp/address.h>
-#include <gloo/transport/tcp/context.h>
 #include <gloo/transport/tcp/device.h>
-#include <gloo/transport/tcp/pair.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netdb.h>
@@ -288,28 +287,53 @@ std::string connect_failure(const GlooOptions& o, const MeshPeers& peers, int pe
                "address on it), on every host";
 }
 
-// Gloo's TCP pair with its socket in view, for the watch (gloo_watch.h).
-class SocketPair : public gloo::transport::tcp::Pair {
- public:
-  using gloo::transport::tcp::Pair::Pair;
-  // Read once connected (the connect that returned has synchronized with it).
-  PairSocket socket() const {
-    PairSocket s;
-    s.fd = fd_;
-    s.length = sizeof s.local;
-    if (getsockname(s.fd, reinterpret_cast<sockaddr*>(&s.local), &s.length) != 0) s.fd = -1;
-    return s;
+// Whether two socket addresses are the same IP and port.
+bool same_endpoint(const sockaddr_storage& a, const sockaddr_storage& b) {
+  if (a.ss_family != b.ss_family) return false;
+  if (a.ss_family == AF_INET) {
+    const auto& x = reinterpret_cast<const sockaddr_in&>(a);
+    const auto& y = reinterpret_cast<const sockaddr_in&>(b);
+    return x.sin_port == y.sin_port && x.sin_addr.s_addr == y.sin_addr.s_addr;
   }
-};
+  if (a.ss_family == AF_INET6) {
+    const auto& x = reinterpret_cast<const sockaddr_in6&>(a);
+    const auto& y = reinterpret_cast<const sockaddr_in6&>(b);
+    return x.sin6_port == y.sin6_port && std::memcmp(&x.sin6_addr, &y.sin6_addr, sizeof x.sin6_addr) == 0;
+  }
+  return false;
+}
 
-class SocketContext : public gloo::transport::tcp::Context {
- public:
-  using gloo::transport::tcp::Context::Context;
-  std::unique_ptr<gloo::transport::Pair>& createPair(int rank) override {
-    pairs_[rank] = std::make_unique<SocketPair>(this, device_.get(), rank, getTimeout());
-    return pairs_[rank];
+// The socket of each connected pair, for the watch (gloo_watch.h). Gloo keeps
+// the descriptor to itself, but a connected pair's address() is its socket's
+// local address, unique in the process: found among /proc/self/fd.
+std::vector<PairSocket> pair_sockets(gloo::transport::Context& tc, int rank, int size) {
+  std::vector<sockaddr_storage> wanted;
+  for (int p = 0; p < size; ++p) {
+    if (p == rank) continue;
+    const std::vector<char> bytes = tc.getPair(p)->address().bytes();
+    sockaddr_storage ss{};
+    std::memcpy(&ss, bytes.data(), std::min(bytes.size(), sizeof ss));
+    wanted.push_back(ss);
   }
-};
+  std::vector<PairSocket> found;
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) return found;
+  while (const dirent* e = readdir(dir)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    PairSocket s;
+    s.fd = std::atoi(e->d_name);
+    s.length = sizeof s.local;
+    sockaddr_storage peer{};
+    socklen_t peer_length = sizeof peer;
+    if (getsockname(s.fd, reinterpret_cast<sockaddr*>(&s.local), &s.length) != 0 ||
+        getpeername(s.fd, reinterpret_cast<sockaddr*>(&peer), &peer_length) != 0)
+      continue;
+    for (const sockaddr_storage& w : wanted)
+      if (same_endpoint(w, s.local)) found.push_back(s);
+  }
+  closedir(dir);
+  return found;
+}
 
 class MeshContext : public gloo::rendezvous::Context {
  public:
@@ -347,9 +371,7 @@ Mesh connect(const GlooOptions& o, std::chrono::milliseconds io_timeout) {
   }
   auto ctx = std::make_shared<MeshContext>(o.rank, o.size);
   ctx->setTimeout(io_timeout);
-  auto tcp_dev = std::dynamic_pointer_cast<gloo::transport::tcp::Device>(dev);
-  if (!tcp_dev) throw CommError(rendezvous_of(o) + "Gloo made a device that is not TCP");
-  std::shared_ptr<gloo::transport::Context> tc = std::make_shared<SocketContext>(tcp_dev, o.rank, o.size);
+  std::shared_ptr<gloo::transport::Context> tc = dev->createContext(o.rank, o.size);
   tc->setTimeout(io_timeout);
 
   // One listening pair per peer; their addresses, in rank order, under this rank's key.
@@ -424,8 +446,7 @@ Mesh connect(const GlooOptions& o, std::chrono::milliseconds io_timeout) {
   watch.stop();
   // The watch may have closed the pairs just as the last one connected.
   if (!watch.reason().empty()) throw CommError(watch.reason());
-  for (int p = 0; p < o.size; ++p)
-    if (p != o.rank) mesh.sockets.push_back(static_cast<SocketPair&>(*tc->getPair(p)).socket());
+  mesh.sockets = pair_sockets(*tc, o.rank, o.size);
   ctx->adopt(dev, tc);
   mesh.context = ctx;
   return mesh;
