@@ -49,7 +49,7 @@
       "cflags_cc!": ["-fno-exceptions"],
       "cflags_cc": ["-std=c++17", "-fopenmp", "-O3", "-fno-math-errno", "-fPIC", "-Wall", "-Wextra"],
       "conditions": [
-        ["target_arch=='x64'", {"cflags_cc": ["-mavx2", "-mfma"]}],
+        ["target_arch=='x64'", {"cflags_cc": ["-mavx2", "-mfma", "-mf16c"]}],
         ["werror==1", {"cflags_cc": ["-Werror"]}]
       ]
     }

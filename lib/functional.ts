@@ -2,6 +2,7 @@
 // here, then one call to the backend of the input's device
 // (lib/backends/: cpu or cuda) allocates the outputs and runs the kernel.
 import { backendOf, backendWhere, BackwardReduceResult, BatchNormBackwardResult, NativeBatchNormResult } from './backends/backend';
+import { halfChannels, narrowed, WidenedChannels } from './half_params';
 import { channelTensor, checkInput, checkNumber, describeShape, matchGrad, paramDtype } from './op_checks';
 import { Device, Tensor, storageDtype } from './tensor';
 
@@ -29,7 +30,10 @@ export function verifyBatchSize(shape: readonly number[]): void {
 /**
  * Batch normalization returning the statistics backward needs. In training,
  * running stats (when given) move by `momentum` towards the batch mean and
- * unbiased variance. Cf. `torch.native_batch_norm`.
+ * unbiased variance. A float16 or bfloat16 input takes float32 weight, bias
+ * and running stats (its statistics come back in float32), or, as PyTorch 2
+ * on the CPU, all of them in its own dtype (and its statistics too).
+ * Cf. `torch.native_batch_norm`.
  *
  * @example
  * const { output, saveMean, saveInvstd } = F.nativeBatchNorm(x, w, b, rm, rv, true, 0.1, 1e-5);
@@ -46,6 +50,9 @@ export function nativeBatchNorm(
 ): NativeBatchNormResult {
   const where = 'batch_norm';
   checkInput(input, where);
+  if (halfChannels(input, { running_mean: runningMean, running_var: runningVar, weight, bias }, where)) {
+    return halfBatchNorm(input, weight, bias, runningMean, runningVar, training, momentum, eps, where);
+  }
   checkNumber(eps, 'eps', where, 0);
   if (training) checkNumber(momentum, 'momentum', where);
   // ATen checks the running stats first; the first mismatch names its tensor.
@@ -56,6 +63,32 @@ export function nativeBatchNorm(
   const backend = backendOf(input);
   if (training) return backend.forwardTraining(input, w, b, rm, rv, momentum, eps);
   return backend.forwardInference(input, w, b, rm!, rv!, eps);
+}
+
+/**
+ * nativeBatchNorm with every per-channel tensor in the input's 16-bit dtype,
+ * as PyTorch 2 runs it on the CPU (Normalization.cpp, batch_norm_cpu, not
+ * mixed): through float32 copies; in training the batch statistics are
+ * stored in that dtype, the running ones moved in float32 and stored so too,
+ * and the batch is normalized with the stored statistics, as PyTorch's
+ * transform of the input reads them back.
+ */
+function halfBatchNorm(input: Tensor, weight: Tensor | null, bias: Tensor | null, runningMean: Tensor | null,
+  runningVar: Tensor | null, training: boolean, momentum: number, eps: number, where: string): NativeBatchNormResult {
+  const w = new WidenedChannels();
+  const rm = channel(w.wide(runningMean, training), 'running_mean', input, where, !training);
+  const rv = channel(w.wide(runningVar, training), 'running_var', input, where, !training);
+  const wt = channel(w.wide(weight), 'weight', input, where);
+  const b = channel(w.wide(bias), 'bias', input, where);
+  checkNumber(eps, 'eps', where, 0);
+  const backend = backendOf(input);
+  if (!training) return backend.forwardInference(input, wt, b, rm!, rv!, eps);
+  checkNumber(momentum, 'momentum', where);
+  const stats = backend.welfordFinalize(backend.welfordStats(input), rm, rv, eps, momentum, 'float32', input.device);
+  w.restore();
+  const saveMean = narrowed(stats.mean, input.dtype);
+  const saveInvstd = narrowed(stats.invstd, input.dtype);
+  return { output: backend.elemt(input, wt, b, w.wide(saveMean)!, w.wide(saveInvstd)!), saveMean, saveInvstd };
 }
 
 export interface BatchNormOptions {
@@ -124,6 +157,19 @@ export function batchNormBackward(gradOutput: Tensor, input: Tensor, opts: Batch
   if (accumulate && ((wantWeight && into.weight == null) || (wantBias && into.bias == null))) {
     throw new TypeError(`${where}: accumulateInto needs both weight and bias for the grads in outputMask`);
   }
+  const stats = training ? { save_mean: opts.saveMean, save_invstd: opts.saveInvstd } : { running_mean: opts.runningMean, running_var: opts.runningVar };
+  if (halfChannels(input, { weight: opts.weight, ...stats, grad_weight: into.weight, grad_bias: into.bias }, where)) {
+    // All in the input's 16-bit dtype: through float32 copies; grads come back in that dtype.
+    const w = new WidenedChannels();
+    const r = batchNormBackward(gradOutput, input, {
+      ...opts, weight: w.wide(opts.weight), saveMean: w.wide(opts.saveMean), saveInvstd: w.wide(opts.saveInvstd),
+      runningMean: w.wide(opts.runningMean), runningVar: w.wide(opts.runningVar),
+      accumulateInto: accumulate ? { weight: w.wide(into.weight, true), bias: w.wide(into.bias, true) } : undefined,
+    });
+    w.restore();
+    const back = (g: Tensor | null, dst: Tensor | null | undefined) => (g === null ? null : accumulate ? dst! : narrowed(g, input.dtype));
+    return { gradInput: r.gradInput, gradWeight: back(r.gradWeight, into.weight), gradBias: back(r.gradBias, into.bias) };
+  }
   const weight = channel(opts.weight, 'weight', input, where);
   const mean = training
     ? channel(opts.saveMean, 'save_mean', input, where, true)!
@@ -173,17 +219,18 @@ export function batchNormGatherStatsWithCounts(
   if (mean.ndim !== 2) throw new RangeError(`${where}: mean must have shape [world, C], got ${describeShape(mean.shape)}`);
   const [world, C] = mean.shape;
   if (!(invstd instanceof Tensor) || invstd.ndim !== 2 || invstd.shape[0] !== world || invstd.shape[1] !== C) {
-    throw new RangeError(`${where}: invstd must be a Tensor of shape ${describeShape(mean.shape)}`);
+    const got = invstd instanceof Tensor ? `shape ${describeShape(invstd.shape)}` : String(invstd);
+    throw new RangeError(`${where}: invstd must be a Tensor of mean's shape ${describeShape(mean.shape)}, got ${got}`);
   }
   if (invstd.dtype !== mean.dtype) throw new TypeError(`${where}: expected invstd to have dtype ${mean.dtype}, got ${invstd.dtype}`);
   if (world < 1) throw new RangeError(`${where}: need statistics of at least one worker`);
   const countValues = opts.counts instanceof Tensor ? opts.counts.toArray() : opts.counts;
   if (!countValues || countValues.length !== world) {
-    throw new RangeError(`${where}: counts must have ${world} entries, one per worker`);
+    throw new RangeError(`${where}: counts must have ${world} entries, one per worker, got ${countValues ? countValues.length : String(countValues)}`);
   }
-  const counts = Float64Array.from(countValues as ArrayLike<number>, (c) => {
+  const counts = Float64Array.from(countValues as ArrayLike<number>, (c, i) => {
     const v = Number(c);
-    if (!Number.isFinite(v) || v < 0) throw new RangeError(`${where}: counts must be finite and >= 0`);
+    if (!Number.isFinite(v) || v < 0) throw new RangeError(`${where}: counts must be finite and >= 0, got ${String(c)} for worker ${i}`);
     return v;
   });
   const rm = channelTensor(runningMean, 'running_mean', C, mean.dtype, where, mean);
@@ -342,7 +389,8 @@ export function batchNormWelfordFinalize(
 ): { mean: Tensor; invstd: Tensor } {
   const where = 'batch_norm_welford_finalize';
   if (storageDtype(summary) !== 'float64' || summary.length === 0 || summary.length % 3 !== 0) {
-    throw new TypeError(`${where}: summary must be a Float64Array of (count, mean, m2) triples`);
+    const got = storageDtype(summary) === 'float64' ? `${summary.length} values` : String(storageDtype(summary) ?? typeof summary);
+    throw new TypeError(`${where}: summary must be a Float64Array of (count, mean, m2) triples (a non-zero multiple of 3 values), got ${got}`);
   }
   const C = summary.length / 3;
   const eps = checkNumber(opts.eps, 'eps', where, 0);

@@ -1,6 +1,6 @@
 // The half-float codec: float16 and bfloat16 values are held on the host as
-// Uint16Array bits (computed on CUDA only), and converted here when they are
-// written from or read back to numbers.
+// Uint16Array bits (the kernels convert them themselves), and converted here
+// when they are written from or read back to numbers.
 
 /** The dtypes stored as 16-bit patterns. */
 export type HalfDType = 'float16' | 'bfloat16';

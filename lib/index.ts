@@ -6,7 +6,7 @@
  * const bn = new nn.BatchNorm2d(64);
  * const y = bn.forward(randn([8, 64, 14, 14]));
  */
-export { Tensor, DType, FloatDType, MemoryFormat, Device, TensorOptions } from './tensor';
+export { Tensor, DType, FloatDType, FloatingDType, MemoryFormat, Device, TensorOptions } from './tensor';
 export { Parameter } from './parameter';
 export { tensor, zeros, ones, full, empty } from './factories';
 export { randn, rand, manualSeed, initialSeed } from './random';
@@ -15,5 +15,5 @@ export * as F from './functional';
 export * as distributed from './distributed';
 export * as cuda from './cuda';
 export { setNumThreads, getNumThreads } from './threads';
-export { load, save, SaveOptions, StateDict, StateDictMetadata } from './serialization';
+export { load, save, LoadOptions, SaveOptions, StateDict, StateDictMetadata } from './serialization';
 export { features } from './features';

@@ -33,17 +33,18 @@ export interface NativeCuda {
   deviceName(device: number): string;
 }
 /**
- * The dtypes of the kernels: tensor.ts's float dtypes, spelled as
- * native/kernels/dtype.h reads them; the CPU takes float32 and float64, CUDA all four.
+ * The dtypes of the kernels: tensor.ts's floating dtypes, spelled as
+ * native/kernels/dtype.h reads them; the CPU and CUDA take all four.
  */
 export type OpDType = Exclude<DType, 'int64'>;
 
 /**
- * An op's array: a TypedArray of the dtype (the CPU kernels) or a
- * DeviceBuffer (the CUDA kernels); the op's input decides which, and the
- * other arrays follow it. Per-channel arrays are float32 for half inputs.
+ * An op's array: a TypedArray of the dtype (the CPU kernels; float16 and
+ * bfloat16 as Uint16Array bits) or a DeviceBuffer (the CUDA kernels); the
+ * op's input decides which, and the other arrays follow it. Per-channel
+ * arrays are float32 for half inputs.
  */
-type Arr = FloatArray | DeviceBuffer;
+type Arr = FloatArray | Uint16Array | DeviceBuffer;
 type OptArr = Arr | null;
 /** The input every op over a batch names: dtype and its (N, C, inner) view. */
 interface OnBatch {
@@ -72,7 +73,7 @@ export interface NativeOps {
   /** summary: 3C float64 (count, mean, m2) triples. */
   welfordStats(a: OnBatch & { input: Arr; summary: Float64Array | DeviceBuffer }): void;
   // CPU only (C values each):
-  moments(a: OnBatch & { input: FloatArray; mean: FloatArray; variance: FloatArray }): void;
+  moments(a: OnBatch & { input: FloatArray | Uint16Array; mean: FloatArray; variance: FloatArray }): void;
   gatherStatsWithCounts(a: { dtype: OpDType; means: FloatArray; invstds: FloatArray; counts: Float64Array; world: number;
     channels: number; momentum: number; eps: number; mean: FloatArray; invstd: FloatArray; runningMean: Opt<FloatArray>;
     runningVar: Opt<FloatArray> }): void;

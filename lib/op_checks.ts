@@ -11,15 +11,12 @@ export function paramDtype(dtype: DType): 'float32' | 'float64' {
   return dtype === 'float64' ? 'float64' : 'float32';
 }
 
-/** Throws unless `input` is a float tensor of rank >= 2 with at least one channel. */
+/** Throws unless `input` is a floating tensor of rank >= 2 with at least one channel. */
 export function checkInput(input: unknown, where: string, name = 'input'): asserts input is Tensor {
   if (!(input instanceof Tensor)) throw new TypeError(`${where}: ${name} must be a Tensor`);
   if (input.disposed) throw new TypeError(`${where}: ${name} was disposed`);
-  const d = input.dtype;
-  if (d !== 'float32' && d !== 'float64' && !((d === 'float16' || d === 'bfloat16') && input.isCuda)) {
-    const half = d === 'float16' || d === 'bfloat16';
-    throw new TypeError(`${where}: ${name} must have dtype float32 or float64, got ${d}` +
-      (half ? ' (float16 and bfloat16 are computed on CUDA only)' : ''));
+  if (input.dtype === 'int64') {
+    throw new TypeError(`${where}: ${name} must have a floating dtype (float32, float64, float16 or bfloat16), got int64`);
   }
   if (input.ndim < 2) {
     throw new RangeError(`${where}: ${name} must have at least 2 dimensions (N, C, ...), got shape ${describeShape(input.shape)}`);

@@ -15,11 +15,18 @@
 //   in the same call, promoting the output the user still holds; each
 //   promoted output then costs part of a mark-compact (bench/NOTES.md 32).
 // Either way the ops write every element, and no output ever shares memory
-// with a tensor that is still reachable.
+// with a tensor that is still reachable. The 16-bit floats are held as
+// Uint16Array bits.
 import { native } from './native';
 import type { FloatStorage } from './tensor';
 
 type FloatDtype = 'float32' | 'float64';
+/** The dtypes of op outputs: the floats, and the 16-bit floats as their bits. */
+type OutputDtype = FloatDtype | 'float16' | 'bfloat16';
+/** An op output's array. */
+type OutputArray = FloatStorage | Uint16Array;
+/** Free lists and slices are kept per array kind (the 16-bit floats share one). */
+type Kind = FloatDtype | 'uint16';
 
 // Below this many bytes zeroing is cheap and pooling not worth it.
 const POOLED_BYTES = 1 << 16;
@@ -38,9 +45,9 @@ const KEPT_FREE_BYTES = 256 << 20;
 // Cached arrays beyond this are left to the garbage collector.
 const MAX_CACHED_BYTES = 1 << 30;
 
-// Free arrays by length, one map per dtype: a string key per lookup cost
-// more than the rest of taking an array (bench/NOTES.md 29).
-const free = { float32: new Map<number, FloatStorage[]>(), float64: new Map<number, FloatStorage[]>() };
+// Free arrays by length, one map per array kind: a string key per lookup
+// cost more than the rest of taking an array (bench/NOTES.md 29).
+const free = { float32: new Map<number, OutputArray[]>(), float64: new Map<number, OutputArray[]>(), uint16: new Map<number, OutputArray[]>() };
 let cachedBytes = 0;
 // Arrays from outputArray() not yet wrapped by a tensor, and those wrapped by
 // exactly one: only the latter's tensor may recycle them.
@@ -50,15 +57,25 @@ const owned = new WeakSet<object>();
 const stats = { hits: 0, misses: 0 };
 
 // Only arrays made by outputArray() are recycled, all in this realm.
-function dtypeOf(array: FloatStorage): FloatDtype {
-  return array instanceof Float64Array ? 'float64' : 'float32';
+function kindOf(array: OutputArray): Kind {
+  return array instanceof Float64Array ? 'float64' : array instanceof Uint16Array ? 'uint16' : 'float32';
+}
+
+function kindOfDtype(dtype: OutputDtype): Kind {
+  return dtype === 'float16' || dtype === 'bfloat16' ? 'uint16' : dtype;
+}
+
+const BYTES: Record<Kind, number> = { float32: 4, float64: 8, uint16: 2 };
+
+function view(kind: Kind, buffer: ArrayBuffer, offset: number, length: number): OutputArray {
+  return kind === 'float64' ? new Float64Array(buffer, offset, length) : kind === 'uint16' ? new Uint16Array(buffer, offset, length) : new Float32Array(buffer, offset, length);
 }
 
 let slab = new ArrayBuffer(0);
 let slabUsed = 0;
 
 /** A slice of the current slab, 8-byte aligned; never handed out twice. */
-function sliced(dtype: FloatDtype, length: number, bytes: number): FloatStorage {
+function sliced(kind: Kind, length: number, bytes: number): OutputArray {
   const size = (bytes + 7) & ~7;
   if (slabUsed + size > slab.byteLength) {
     slab = new ArrayBuffer(SLAB_BYTES);
@@ -66,38 +83,44 @@ function sliced(dtype: FloatDtype, length: number, bytes: number): FloatStorage 
   }
   const offset = slabUsed;
   slabUsed += size;
-  return dtype === 'float64' ? new Float64Array(slab, offset, length) : new Float32Array(slab, offset, length);
+  return view(kind, slab, offset, length);
 }
 
 /** A small array for a value to be written in full (per-channel statistics, copies of them). */
-export function smallArray(dtype: FloatDtype, length: number): FloatStorage {
-  const bytes = length * (dtype === 'float64' ? 8 : 4);
-  if (bytes === 0 || bytes > SLICED_BYTES) return dtype === 'float64' ? new Float64Array(length) : new Float32Array(length);
-  return sliced(dtype, length, bytes);
+export function smallArray(dtype: FloatDtype, length: number): FloatStorage;
+export function smallArray(dtype: OutputDtype, length: number): OutputArray;
+export function smallArray(dtype: OutputDtype, length: number): OutputArray {
+  const kind = kindOfDtype(dtype);
+  const bytes = length * BYTES[kind];
+  if (bytes === 0 || bytes > SLICED_BYTES) return view(kind, new ArrayBuffer(bytes), 0, length);
+  return sliced(kind, length, bytes);
 }
 
 let allocatorSet = false;
 
 /** A new array whose elements are whatever the memory held: the op overwrites them all. */
-function uninitialized(dtype: FloatDtype, length: number, bytes: number): FloatStorage {
+function uninitialized(kind: Kind, length: number, bytes: number): OutputArray {
   if (!allocatorSet) {
     allocatorSet = true;
     native.keepFreedMemory(HEAP_BLOCK_BYTES, KEPT_FREE_BYTES);
   }
   const b = Buffer.allocUnsafeSlow(bytes);
-  return dtype === 'float64' ? new Float64Array(b.buffer, b.byteOffset, length) : new Float32Array(b.buffer, b.byteOffset, length);
+  return view(kind, b.buffer, b.byteOffset, length);
 }
 
 /** An array for an op to fill completely; recycled when one of this length is free. */
-export function outputArray(dtype: FloatDtype, length: number): FloatStorage {
-  const bytes = length * (dtype === 'float64' ? 8 : 4);
+export function outputArray(dtype: 'float32' | 'float64', length: number): FloatStorage;
+export function outputArray(dtype: OutputDtype, length: number): OutputArray;
+export function outputArray(dtype: OutputDtype, length: number): OutputArray {
+  const kind = kindOfDtype(dtype);
+  const bytes = length * BYTES[kind];
   if (bytes < POOLED_BYTES) return smallArray(dtype, length);
-  let array = free[dtype].get(length)?.pop();
+  let array = free[kind].get(length)?.pop();
   if (array) {
     cachedBytes -= bytes;
     stats.hits++;
   } else {
-    array = uninitialized(dtype, length, bytes);
+    array = uninitialized(kind, length, bytes);
     stats.misses++;
   }
   handedOut.add(array);
@@ -119,12 +142,12 @@ export function adopt(array: object): boolean {
 }
 
 /** Takes back an array its only tensor is done with; false (nothing done) for any other. */
-export function recycle(array: FloatStorage): boolean {
+export function recycle(array: OutputArray): boolean {
   if (!owned.has(array)) return false;
   owned.delete(array);
   const bytes = array.byteLength;
   if (cachedBytes + bytes > MAX_CACHED_BYTES) return true;
-  const lists = free[dtypeOf(array)];
+  const lists = free[kindOf(array)];
   const list = lists.get(array.length);
   if (list) list.push(array);
   else lists.set(array.length, [array]);

@@ -8,12 +8,14 @@ import { adopt, recycle, smallArray } from './storage';
 
 /**
  * Element types. `int64` exists for counters such as `num_batches_tracked`;
- * `float16` and `bfloat16` (held on the host as Uint16Array bits) are
- * computed on CUDA only.
+ * `float16` and `bfloat16` are held on the host as Uint16Array bits and
+ * computed in float32, on the CPU and on CUDA.
  */
 export type DType = 'float32' | 'float64' | 'int64' | 'float16' | 'bfloat16';
-/** The dtypes of parameters and of CPU batch norm. */
+/** The dtypes whose host storage is a Float32Array or Float64Array. */
 export type FloatDType = 'float32' | 'float64';
+/** The floating dtypes: what batch norm and its layers take. */
+export type FloatingDType = Exclude<DType, 'int64'>;
 export type MemoryFormat = 'contiguous' | 'channelsLast';
 /** 'cpu' or 'cuda:N' ('cuda' alone means the current CUDA device when given as an option). */
 export type Device = 'cpu' | `cuda:${number}`;
@@ -258,8 +260,8 @@ export class Tensor {
   dispose(): void {
     if (!this.#recyclable) return;
     this.#recyclable = false;
-    if (!recycle(this.#data as FloatStorage)) return;
-    this.#data = this.dtype === 'float64' ? new Float64Array(0) : new Float32Array(0);
+    if (!recycle(this.#data as FloatStorage | Uint16Array)) return;
+    this.#data = emptyOf(this.dtype);
     this.#disposed = true;
   }
 

@@ -28,7 +28,12 @@ describe('errors', () => {
 
   test('dtype mismatch between input and layer', () => {
     expect(() => new nn.BatchNorm1d(3).forward(randn([4, 3], { dtype: 'float64' }))).toThrow(
-      new TypeError('BatchNorm1d.forward: expected input of dtype float32 (the layer\'s dtype), got float64'));
+      new TypeError('BatchNorm1d.forward: expected input of dtype float32 (the layer\'s dtype, or float16 or bfloat16), got float64'));
+    // A half layer takes its own dtype only, as PyTorch's all-half layers do.
+    expect(() => new nn.BatchNorm1d(3).bfloat16().forward(randn([4, 3]))).toThrow(
+      new TypeError('BatchNorm1d.forward: expected input of dtype bfloat16 (the layer\'s dtype), got float32'));
+    expect(() => new nn.BatchNorm1d(3, { dtype: 'float64' }).forward(randn([4, 3], { dtype: 'float16' }))).toThrow(
+      new TypeError('BatchNorm1d.forward: expected input of dtype float64 (the layer\'s dtype), got float16'));
     expect(() => F.batchNorm(randn([4, 3]), zeros([3], { dtype: 'float64' }), zeros([3]))).toThrow(/expected running_mean to have dtype float32 \(for the input's float32\), got float64/);
     expect(() => new nn.BatchNorm1d(3).forward(zeros([4, 3], { dtype: 'int64' }))).toThrow(TypeError);
   });
@@ -88,6 +93,20 @@ describe('errors', () => {
       /counts must have 2 entries/);
   });
 
+  // PyTorch's errors name the condition and the numbers (torch.Size([1, 10, 1]), "3 elements not 4"), and so
+  // do these: a user sees what was wrong without a debugger (issue #32, the ported test_nn.py checks).
+  test('messages keep the condition and the numbers', () => {
+    const g = (counts: number[], invstd = randn([2, 3])) => () =>
+      F.batchNormGatherStatsWithCounts(randn([2, 3]), invstd, null, null, { momentum: 0.1, eps: 1e-5, counts });
+    expect(g([1])).toThrow('batch_norm_gather_stats_with_counts: counts must have 2 entries, one per worker, got 1');
+    expect(g([4, -1])).toThrow('batch_norm_gather_stats_with_counts: counts must be finite and >= 0, got -1 for worker 1');
+    expect(g([4, 4], randn([2, 4]))).toThrow("invstd must be a Tensor of mean's shape [2, 3], got shape [2, 4]");
+    expect(() => F.batchNormWelfordFinalize(new Float64Array(4), null, null, { eps: 1e-5, momentum: 0.1, dtype: 'float32' }))
+      .toThrow('summary must be a Float64Array of (count, mean, m2) triples (a non-zero multiple of 3 values), got 4 values');
+    expect(() => new nn.BatchNorm1d(10).forward(randn([1, 10, 1]))).toThrow('Expected more than 1 value per channel when training, got input size [1, 10, 1]');
+    expect(() => new nn.BatchNorm1d(3).forward(randn([4, 4]))).toThrow('running_mean should contain 4 elements not 3');
+  });
+
   describe('the native boundary checks again', () => {
     const shape: [number, number, number] = [2, 3, 4];
     const x = new Float32Array(24);
@@ -102,10 +121,16 @@ describe('errors', () => {
         new TypeError('syncbn native ops.stats: expected one argument, an object of named arguments, got Float32Array of 24 elements'));
       expect(() => (native.ops.stats as (...a: unknown[]) => void)({}, {})).toThrow(/expected one argument, an object of named arguments, got 2 arguments/);
       expect(() => stats({ dtype: 'half' })).toThrow(/ops.stats: 'dtype' must be 'float32', 'float64', 'float16' or 'bfloat16', got a string/);
-      expect(() => stats({ dtype: 'float16' })).toThrow(/'dtype' float16 is computed on CUDA only/);
       expect(() => stats({ input: undefined })).toThrow(/ops.stats: 'input' must be a Float32Array or a DeviceBuffer, got undefined/);
-      // A half input has no CPU kernel, so no TypedArray would do.
-      expect(() => stats({ dtype: 'bfloat16', input: undefined })).toThrow(/ops.stats: 'input' must be a DeviceBuffer, got undefined/);
+      // The 16-bit floats are Uint16Array bits on the host; their per-channel arrays float32.
+      expect(() => stats({ dtype: 'bfloat16', input: undefined })).toThrow(/ops.stats: 'input' must be a Uint16Array or a DeviceBuffer, got undefined/);
+      expect(() => stats({ dtype: 'float16' })).toThrow(/ops.stats: 'input' must be a Uint16Array of 24 elements, got Float32Array of 24 elements/);
+      expect(() => stats({ dtype: 'float16', input: new Uint16Array(24), mean: new Uint16Array(3) })).toThrow(
+        /ops.stats: 'mean' must be a Float32Array of 3 elements, got Uint16Array of 3 elements/);
+      expect(() => stats({ dtype: 'bfloat16', input: new Uint16Array(23) })).toThrow(/'input' must have 24 elements, got 23/);
+      const mean = new Float32Array(3);
+      stats({ dtype: 'bfloat16', input: new Uint16Array(24).fill(0x4000), mean });
+      expect(Array.from(mean)).toEqual([2, 2, 2]);
     });
 
     test('a buffer too short for the shape is refused, not read past its end', () => {

@@ -78,13 +78,43 @@ describe.each(SHELLS.map((s) => [s.name, s] as const))('%s', (name, s) => {
     if (s.lazy) {
       expect(bn.typeName()).toBe(name);
       bn.forward(input(s.ranks[0]));
-      // PyTorch's cls_to_become: a materialized lazy layer is its plain class.
       expect(bn.typeName()).toBe(s.parent);
-      expect(bn).toBeInstanceOf(ctor(name));
     }
     const printed = s.lazy ? s.parent : name;
     expect(String(bn)).toMatch(new RegExp(`^${printed}\\(3, eps=1e-05, momentum=[\\d.]+, affine=True, track_running_stats=True\\)$`));
   });
+
+  if (s.lazy) {
+    // PyTorch's cls_to_become (test_lazy_modules.py, test_lazy_batchnorm{1,2,3}d): a materialized lazy
+    // layer's class is the plain one, so `instanceof` tells the layers still waiting for numFeatures.
+    test(`becomes a ${s.parent} (and no longer a ${name}) at its first forward or load, and works on`, () => {
+      const plain = ctor(s.parent);
+      const bn = make(s);
+      expect(bn).toBeInstanceOf(ctor(name));
+      const x = input(s.ranks[0]);
+      bn.forward(x);
+      expect(bn).not.toBeInstanceOf(ctor(name));
+      expect(bn).toBeInstanceOf(plain);
+      expect(bn.constructor).toBe(plain);
+      expect(bn.hasUninitializedParams()).toBe(false);
+      expect(bn.numFeatures).toBe(3);
+      expect(bn.backward(randn(x.shape)).shape).toEqual(x.shape);
+      expect(bn.weight!.grad).not.toBeNull();
+      bn.eval();
+      expect(bn.forward(x).shape).toEqual(x.shape);
+      const twin = new plain(3);
+      twin.loadStateDict(bn.stateDict());
+      for (const [k, t] of Object.entries(bn.stateDict())) expect(twin.stateDict()[k].toArray()).toEqual(t.toArray());
+      // Materialized by a load: the same change; a refused load changes nothing.
+      const loaded = make(s);
+      expect(() => loaded.loadStateDict({ weight: randn([3]) })).toThrow(/Missing key/);
+      expect(loaded).toBeInstanceOf(ctor(name));
+      loaded.loadStateDict(bn.stateDict());
+      expect(loaded).not.toBeInstanceOf(ctor(name));
+      expect(loaded.constructor).toBe(plain);
+      expect(loaded.runningMean!.toArray()).toEqual(bn.runningMean!.toArray());
+    });
+  }
 
   test('has TSDoc with a cross-reference and an example', () => {
     const source = fs.readFileSync(path.join(ROOT, s.file), 'utf8');

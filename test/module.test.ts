@@ -1,5 +1,6 @@
 // Module registries, state dicts and Sequential.
-import { nn, randn, tensor, zeros, ones, manualSeed, Tensor } from '../lib';
+import { nn, F, randn, tensor, zeros, ones, manualSeed, Tensor } from '../lib';
+import { assertClose } from './support/assert_close';
 
 describe('Module and state dicts', () => {
   beforeEach(() => manualSeed(99));
@@ -47,16 +48,27 @@ describe('Module and state dicts', () => {
       'size mismatch for weight: copying a param with shape torch.Size([3]) from checkpoint, the shape in current model is torch.Size([8]).');
   });
 
-  test('a checkpoint without num_batches_tracked loads with the counter at 0', () => {
+  // PyTorch 2.x (torch/nn/modules/batchnorm.py, _NormBase._load_from_state_dict; test_batchnorm_load_state_dict):
+  // a dict without _metadata and without the counter keeps the layer's own; 1.13 reset it to 0, which with
+  // momentum null made the next step overwrite the running statistics with one batch's.
+  test('a checkpoint without num_batches_tracked or _metadata keeps the layer\'s own counter, strict or not', () => {
     const src = new nn.BatchNorm1d(2);
     src.forward(randn([4, 2]));
-    const sd: Record<string, Tensor> = { ...src.stateDict() };
-    delete sd.num_batches_tracked;
-    const dst = new nn.BatchNorm1d(2);
-    dst.forward(randn([4, 2]));
-    expect(dst.loadStateDict(sd)).toEqual({ missingKeys: [], unexpectedKeys: [] });
-    expect(dst.numBatchesTracked!.item()).toBe(0);
-    expect(dst.runningMean!.toArray()).toEqual(src.runningMean!.toArray());
+    for (const strict of [true, false]) {
+      const sd: Record<string, Tensor> = { ...src.stateDict() };
+      delete sd.num_batches_tracked;
+      const dst = new nn.BatchNorm1d(2, { momentum: null });
+      dst.numBatchesTracked!.fill_(10);
+      expect(dst.loadStateDict(sd, { strict })).toEqual({ missingKeys: [], unexpectedKeys: [] });
+      expect(dst.numBatchesTracked!.item()).toBe(10);
+      expect(dst.runningMean!.toArray()).toEqual(src.runningMean!.toArray());
+      // The next step is the 11th of the cumulative average: 1/11 of this batch.
+      const x = randn([4, 2]);
+      const batchMean = F.batchNormMoments(x).mean.toArray();
+      dst.forward(x);
+      const expected = src.runningMean!.toArray().map((m, c) => (10 / 11) * m + batchMean[c] / 11);
+      assertClose(dst.runningMean!.toArray(), expected, { rtol: 1e-6, atol: 1e-7 }, 'running mean after the 11th batch');
+    }
   });
 
   test('named parameters, buffers and modules walk the tree with dotted names', () => {

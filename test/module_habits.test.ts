@@ -117,7 +117,27 @@ describe('to(dtype), double(), float(), requiresGrad_(), device', () => {
     bn.float();
     expect([w.dtype, bn.dtype]).toEqual(['float32', 'float32']);
     expect(bn.to({ dtype: 'float64' }).runningVar!.dtype).toBe('float64');
-    expect(() => bn.to('float16')).toThrow(/dtype must be 'float32' or 'float64'/);
+    expect(() => bn.to('int64' as never)).toThrow(/dtype must be 'float32', 'float64', 'float16' or 'bfloat16', got int64/);
+  });
+
+  // PyTorch 2 runs a layer after .to(torch.bfloat16) on the CPU, all in bfloat16 (test/golden/half_cpu.test.ts
+  // checks its numbers); half() and bfloat16() are Module.half and Module.bfloat16.
+  test("to('bfloat16'), bfloat16() and half() convert in place; the layer then takes its dtype", () => {
+    const bn = new nn.BatchNorm2d(3);
+    const w = bn.weight!;
+    bn.forward(randn([2, 3, 2, 2]));
+    bn.backward(ones([2, 3, 2, 2]));
+    const rm = bn.runningMean!.toArray();
+    expect(bn.to('bfloat16')).toBe(bn);
+    expect(bn.weight).toBe(w);
+    expect([w.dtype, w.grad!.dtype, bn.runningMean!.dtype, bn.numBatchesTracked!.dtype, bn.dtype]).toEqual(['bfloat16', 'bfloat16', 'bfloat16', 'int64', 'bfloat16']);
+    expect(Array.from(bn.runningMean!.toArray())).toEqual(Array.from(tensor(rm, [3], { dtype: 'bfloat16' }).toArray()));
+    const y = bn.forward(randn([2, 3, 2, 2], { dtype: 'bfloat16' }));
+    expect(y.dtype).toBe('bfloat16');
+    expect(bn.half().dtype).toBe('float16');
+    expect(bn.forward(randn([2, 3, 2, 2], { dtype: 'float16' })).dtype).toBe('float16');
+    expect(bn.bfloat16().runningVar!.dtype).toBe('bfloat16');
+    expect(new nn.BatchNorm1d(2, { dtype: 'float16' }).weight!.dtype).toBe('float16');
   });
 
   test('requiresGrad_(false) freezes every parameter: backward leaves no grads', () => {

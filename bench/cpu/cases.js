@@ -25,19 +25,28 @@ function numel(shape) {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-function makeCases(quick) {
+const DTYPES = ['float32', 'bfloat16', 'float16'];
+const DTYPE_BYTES = { float32: 4, bfloat16: 2, float16: 2 };
+
+/** The cases of `dtypes` (float32's ids carry no dtype; the others end with it). */
+function makeCases(quick, dtypes = ['float32']) {
   const cases = [];
   for (const shape of quick ? QUICK_SHAPES : SHAPES) {
     const formats = shape.length >= 3 ? ['contiguous', 'channelsLast'] : ['contiguous'];
     for (const format of formats) {
-      for (const mode of MODES) cases.push({ id: `${shape.join('x')} ${format} ${mode}`, shape, format, mode });
+      for (const mode of MODES) {
+        for (const dtype of dtypes) {
+          const id = `${shape.join('x')} ${format} ${mode}${dtype === 'float32' ? '' : ` ${dtype}`}`;
+          cases.push({ id, shape, format, mode, dtype });
+        }
+      }
     }
   }
   return cases;
 }
 
 function bytes(c, passes) {
-  return passes[c.mode] * numel(c.shape) * 4;
+  return passes[c.mode] * numel(c.shape) * DTYPE_BYTES[c.dtype ?? 'float32'];
 }
 
-module.exports = { makeCases, numel, bytes, EFFECTIVE_PASSES, MINIMAL_PASSES, MODES };
+module.exports = { makeCases, numel, bytes, EFFECTIVE_PASSES, MINIMAL_PASSES, MODES, DTYPES, DTYPE_BYTES };

@@ -10,6 +10,7 @@ const SPEC = {
   reps: { kind: 'int', min: 1, help: 'samples per measurement (default 7)' },
   steps: { kind: 'int', min: 1, help: 'steps of the training loop (default 300)' },
   case: { kind: 'string', help: 'only cases whose id contains this text, e.g. 256x1024 or "contiguous infer"' },
+  dtypes: { kind: 'string', help: 'input dtypes, comma-separated: float32 (default), bfloat16, float16; half inputs run through float32 layers (mixed precision) in every peer' },
   'slow-peers': { kind: 'flag', help: 'after the pair, time TensorFlow.js, ONNX Runtime and the plain loop apart, with PyTorch after each' },
   'slow-case': { kind: 'string', help: 'cases for the slow peers, comma-separated (default 64x256x14x14, both formats)' },
   out: { kind: 'string', help: 'directory for the JSON and SVG (default bench/results)' },

@@ -1,7 +1,7 @@
 // Tables and the SVG chart of the CPU benchmark.
 'use strict';
 
-const { MINIMAL_PASSES, MODES } = require('./cases');
+const { MINIMAL_PASSES, MODES, DTYPE_BYTES } = require('./cases');
 
 const fmt = (ms) => (ms === null || ms === undefined ? 'n/a' : ms < 10 ? ms.toFixed(3) : ms.toFixed(1));
 const times = (x) => (x === null || x === undefined || !Number.isFinite(x) ? 'n/a' : `${x.toFixed(2)}x`);
@@ -14,12 +14,17 @@ function markdown(rows) {
   return rows.map((r) => `| ${r.join(' | ')} |`).join('\n');
 }
 
+/** The copy floor a case reads (run.js measures one per shape and element size). */
+function floorKey(c) {
+  return `${c.shape.join('x')}${DTYPE_BYTES[c.dtype ?? 'float32'] === 2 ? ' 16-bit' : ''}`;
+}
+
 // copyMs: the machine's copy of each shape's x to y (machine.js copyFloor),
 // scaled to each mode's least traffic (a copy is two passes): what syncbn
 // would take at the machine's copy speed for this size, in cache or not.
 function enrich(rows, copyMs = {}) {
   for (const r of rows) {
-    const copy = copyMs[r.shape.join('x')];
+    const copy = copyMs[floorKey(r)];
     if (copy !== undefined) r.floorMs = (copy * MINIMAL_PASSES[r.mode]) / 2;
     r.x = { natural: ratio(r.ms.pytorch, r.ms.natural), disposed: ratio(r.ms.pytorch, r.ms.disposed) };
     r.naturalOverDisposed = ratio(r.ms.natural, r.ms.disposed);
@@ -35,6 +40,26 @@ function pairTable(result) {
     rows.push([r.id, fmt(r.ms.natural), fmt(r.ms.disposed), fmt(r.ms.pytorch), times(r.x.natural), times(r.x.disposed),
       times(r.naturalOverDisposed), `${times(r.spread.natural)}, ${times(r.spread.pytorch)}`, fmt(r.floorMs),
       r.otherCores?.median == null ? 'n/a' : `${r.otherCores.median.toFixed(2)} / ${r.otherCores.max.toFixed(2)}`]);
+  }
+  return markdown(rows);
+}
+
+/**
+ * Each 16-bit case beside its float32 case: syncbn's time relative to its own
+ * float32 time (as users write it, and disposed), and against PyTorch on the
+ * same 16-bit input.
+ */
+function dtypeTable(result) {
+  const head = ['case', 'dtype', 'syncbn nn ms (float32 ms)', 'nn 16-bit / float32', 'F+dispose ms (float32 ms)', 'F+dispose 16-bit / float32', 'pytorch ms (float32 ms)', 'pytorch 16-bit / float32', 'x (nn) vs pytorch 16-bit'];
+  const rows = [head, head.map(() => '---')];
+  const base = new Map(result.rows.filter((r) => (r.dtype ?? 'float32') === 'float32').map((r) => [r.id, r]));
+  for (const r of result.rows) {
+    if ((r.dtype ?? 'float32') === 'float32') continue;
+    const b = base.get(r.id.slice(0, -(r.dtype.length + 1)));
+    if (!b) continue;
+    const pair = (s) => `${fmt(r.ms[s])} (${fmt(b.ms[s])})`;
+    rows.push([b.id, r.dtype, pair('natural'), times(ratio(r.ms.natural, b.ms.natural)), pair('disposed'), times(ratio(r.ms.disposed, b.ms.disposed)),
+      pair('pytorch'), times(ratio(r.ms.pytorch, b.ms.pytorch)), times(r.x.natural)]);
   }
   return markdown(rows);
 }
@@ -109,7 +134,7 @@ function svgChart(result) {
     y += 12;
     const top = y;
     for (const r of rows) {
-      const label = `${r.shape.join('x')} ${r.format === 'channelsLast' ? 'channels-last' : 'contiguous'}`;
+      const label = `${r.shape.join('x')} ${r.format === 'channelsLast' ? 'channels-last' : 'contiguous'}${(r.dtype ?? 'float32') === 'float32' ? '' : ` ${r.dtype}`}`;
       parts.push(`<text x="${left - 8}" y="${y + (styles.length * barH) / 2 + 4}" font-size="11" text-anchor="end">${escapeXml(label)}</text>`);
       for (const s of styles) {
         const v = r.ms[s];
@@ -139,4 +164,4 @@ function svgChart(result) {
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>${title}${legend}${parts.join('')}</svg>\n`;
 }
 
-module.exports = { pairTable, loopTable, slowTable, enrich, svgChart };
+module.exports = { pairTable, loopTable, slowTable, dtypeTable, enrich, svgChart, floorKey };

@@ -18,6 +18,7 @@
 //   npm run bench                     writes bench/results/cpu-<date>.{json,svg}
 //   npm run bench -- --quick          one tiny shape, few repetitions (the smoke test)
 //   npm run bench -- --case 256x1024  a subset (writes cpu-<date>-subset.*)
+//   npm run bench -- --dtypes float32,bfloat16  bfloat16 inputs beside float32 ones (cpu-<date>-bfloat16.*)
 //   npm run bench -- --help           every option
 'use strict';
 
@@ -27,9 +28,9 @@ const path = require('node:path');
 const { execFileSync } = require('node:child_process');
 const { parseOptions, OptionError, usage } = require('./options');
 const { Progress, clock } = require('./progress');
-const { makeCases, numel } = require('./cases');
+const { makeCases, numel, DTYPES, DTYPE_BYTES } = require('./cases');
 const { describe, bandwidth, copyFloor, cpuTimes, coresBusy } = require('./machine');
-const { pairTable, loopTable, slowTable, enrich, svgChart } = require('./report');
+const { pairTable, loopTable, slowTable, dtypeTable, enrich, svgChart, floorKey } = require('./report');
 
 let opts;
 try {
@@ -52,6 +53,13 @@ require('node:v8').setFlagsFromString('--expose-gc');
 const collect = process.env.SYNCBN_BENCH_NO_GC ? () => {} : require('node:vm').runInNewContext('gc');
 
 const quick = !!opts.quick;
+const dtypes = (opts.dtypes ?? 'float32').split(',');
+for (const d of dtypes) {
+  if (!DTYPES.includes(d)) {
+    process.stderr.write(`bench: --dtypes: unknown dtype '${d}'; expected ${DTYPES.join(', ')}\n${usage()}\n`);
+    process.exit(2);
+  }
+}
 const threads = opts.threads ?? Number(process.env.OMP_NUM_THREADS || os.cpus().length);
 const rounds = opts.rounds ?? (quick ? 1 : 3);
 const reps = opts.reps ?? (quick ? 3 : 7);
@@ -137,9 +145,9 @@ function syncbnLoop(style) {
 const STYLES = ['natural', 'disposed', 'pytorch'];
 
 async function main() {
-  const cases = makeCases(quick).filter((c) => c.id.includes(opts.case ?? ''));
+  const cases = makeCases(quick, dtypes).filter((c) => c.id.includes(opts.case ?? ''));
   if (cases.length === 0) {
-    process.stderr.write(`bench: --case '${opts.case}' matches no case; cases are:\n${makeCases(quick).map((c) => `  ${c.id}`).join('\n')}\n`);
+    process.stderr.write(`bench: --case '${opts.case}' matches no case; cases are:\n${makeCases(quick, dtypes).map((c) => `  ${c.id}`).join('\n')}\n`);
     process.exit(2);
   }
   const date = new Date().toISOString().slice(0, 10);
@@ -160,9 +168,10 @@ async function main() {
   try {
     bw = bandwidth(quick);
     process.stderr.write(`  memory bandwidth: copy ${bw.copyGBs.toFixed(1)} GB/s, triad ${bw.triadGBs.toFixed(1)} GB/s (${bw.arrayMiB} MiB arrays, read + write)\n`);
+    // A 16-bit case copies the bytes of half as many float32 values.
     for (const c of cases) {
-      const key = c.shape.join('x');
-      if (!(key in copyMs)) copyMs[key] = copyFloor(numel(c.shape), quick);
+      const key = floorKey(c);
+      if (!(key in copyMs)) copyMs[key] = copyFloor(Math.ceil((numel(c.shape) * DTYPE_BYTES[c.dtype]) / 4), quick);
     }
     process.stderr.write(`  copy of x to y per shape: ${Object.entries(copyMs).map(([k, ms]) => `${k} ${ms.toFixed(3)} ms`).join(', ')}\n`);
   } catch (e) {
@@ -232,16 +241,18 @@ async function main() {
 
   await torch.close();
   const result = {
-    date, quick, threads, rounds, reps, steps, sampleMs, machine, bandwidth: bw, copyMs,
+    date, quick, threads, rounds, reps, steps, sampleMs, dtypes, machine, bandwidth: bw, copyMs,
     peers: { syncbn: sInfo, pytorch: tInfo }, rows, loop, slow, minutes: (Date.now() - started) / 60000,
   };
   process.stdout.write(`\n${pairTable(result)}\n\n${loopTable(result)}\n`);
+  if (dtypes.length > 1) process.stdout.write(`\n${dtypeTable(result)}\n`);
   if (slow) process.stdout.write(`\n${slowTable(result)}\n`);
   process.stdout.write('\nx = PyTorch time / syncbn time: above 1, syncbn is faster. nn = modules as users write them (no dispose()); F+dispose = functional ops, outputs disposed.\n');
   fs.mkdirSync(outDir, { recursive: true });
   // A subset names its files apart, so tuning runs leave the full run's alone.
   const subset = opts.case !== undefined || opts.rounds !== undefined || opts.reps !== undefined;
-  const base = path.join(outDir, `cpu-${date}${quick ? '-quick' : subset ? '-subset' : ''}`);
+  const halves = dtypes.filter((d) => d !== 'float32');
+  const base = path.join(outDir, `cpu-${date}${halves.map((d) => `-${d}`).join('')}${quick ? '-quick' : subset ? '-subset' : ''}`);
   fs.writeFileSync(`${base}.json`, JSON.stringify(result, null, 1));
   fs.writeFileSync(`${base}.svg`, svgChart(result));
   process.stderr.write(`wrote ${path.relative(process.cwd(), base)}.json and .svg after ${clock(Date.now() - started)}\n`);

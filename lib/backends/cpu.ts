@@ -1,11 +1,12 @@
 // The CPU backend: TypedArray storage, outputs from the recycled storage
 // (storage.ts), the CPU kernels through native.ops.
-import { native } from '../native';
+import { native, OpDType } from '../native';
 import { outputArray } from '../storage';
 import { Device, FloatStorage, Tensor } from '../tensor';
 import type { Backend, BlendArgs } from './backend';
 import { KernelOps } from './kernel_ops';
 
+/** A tensor's host array: float32/float64, or a half tensor's Uint16Array bits. */
 function data(t: Tensor): FloatStorage {
   return t.data as FloatStorage;
 }
@@ -16,7 +17,7 @@ function opt(t: Tensor | null): FloatStorage | null {
 
 class CpuBackend extends KernelOps implements Backend {
   protected like(input: Tensor): Tensor {
-    return new Tensor(outputArray(this.paramDtype(input), input.numel()), input.shape, input.memoryFormat);
+    return new Tensor(outputArray(input.dtype as OpDType, input.numel()), input.shape, input.memoryFormat, input.dtype);
   }
 
   protected perChannel(input: Tensor, n: number): Tensor {

@@ -6,7 +6,7 @@ import { paramDtype } from '../op_checks';
 import { batchView, Tensor } from '../tensor';
 import type { BackwardArgs, BackwardReduceResult, BatchNormBackwardResult, NativeBatchNormResult } from './backend';
 
-type Arr = Float32Array | Float64Array | import('../native').DeviceBuffer;
+type Arr = Float32Array | Float64Array | Uint16Array | import('../native').DeviceBuffer;
 
 // The hot ops spell dtype, shape and channelsLast out in their literal: a
 // spread would build a second object per call.

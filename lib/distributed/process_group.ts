@@ -161,6 +161,8 @@ export class ProcessGroup {
     });
     const lines = [...byPoint.entries()].map(([at, ranks]) => `ranks [${ranks.join(', ')}] are at ${at}`);
     return `${where}: ranks of ${this.label} diverged: ${lines.join('; ')}. ` +
-      'Every rank must run the same collectives and synchronized layers in the same order.';
+      'Every rank must run the same collectives and synchronized layers in the same order ' +
+      '(synchronized layers and optimizers are numbered in the order a rank builds them: a rank that builds one more, ' +
+      'even for inference only, numbers the rest differently).';
   }
 }

@@ -36,5 +36,5 @@ export function describeFingerprint(fp: Fingerprint): string {
   const id = Math.floor(tag / 2);
   const site = sites.get(id)?.deref();
   if (site) return site.describeSync(tag % 2, size, seq);
-  return `'layer #${id}' ${tag % 2 === 0 ? 'forward' : 'backward'} (${size} channels, sync #${seq})`;
+  return `sync site #${id} ${tag % 2 === 0 ? 'forward' : 'backward'} (size ${size}, sync #${seq})`;
 }

@@ -3,7 +3,7 @@
 import { ones, zeros } from '../factories';
 import * as F from '../functional';
 import { Parameter } from '../parameter';
-import { Device, FloatDType, Tensor, checkDevice } from '../tensor';
+import { Device, FloatingDType, Tensor, checkDevice } from '../tensor';
 import { Module, StateDictLoad } from './module';
 import type { DType } from '../tensor';
 
@@ -16,8 +16,12 @@ export interface BatchNormOptions {
   affine?: boolean;
   /** Keep running mean/var (used in eval). Default true. */
   trackRunningStats?: boolean;
-  /** dtype of parameters and buffers, which inputs must share. Default float32. */
-  dtype?: FloatDType;
+  /**
+   * dtype of parameters and buffers, which inputs must share; a float32
+   * layer also takes float16 and bfloat16 inputs (mixed precision, as in
+   * PyTorch). Default float32.
+   */
+  dtype?: FloatingDType;
   /** Where parameters and running statistics live: 'cpu' (default), 'cuda' or 'cuda:N'; CUDA must be available. */
   device?: Device | 'cuda';
 }
@@ -66,7 +70,9 @@ function checkOptions(numFeatures: number, opts: BatchNormOptions, where: string
   }
   if (typeof o.affine !== 'boolean') throw new TypeError(`${where}: affine must be a boolean`);
   if (typeof o.trackRunningStats !== 'boolean') throw new TypeError(`${where}: trackRunningStats must be a boolean`);
-  if (o.dtype !== 'float32' && o.dtype !== 'float64') throw new TypeError(`${where}: dtype must be 'float32' or 'float64', got ${String(o.dtype)}`);
+  if (!['float32', 'float64', 'float16', 'bfloat16'].includes(o.dtype)) {
+    throw new TypeError(`${where}: dtype must be 'float32', 'float64', 'float16' or 'bfloat16', got ${String(o.dtype)}`);
+  }
   return o;
 }
 
@@ -93,7 +99,9 @@ export abstract class BatchNorm extends Module {
   static readonly spatialDims: SpatialDims | null = null;
   /**
    * A lazy class names the class its layers become once numFeatures is
-   * known (PyTorch's `cls_to_become`); null for the others.
+   * known (PyTorch's `cls_to_become`): from then on the layer is an instance
+   * of that class and no longer of the lazy one, as in PyTorch, whose
+   * `__class__` changes. Null for the others.
    */
   static readonly becomes: (abstract new (...args: never[]) => BatchNorm) | null = null;
   numFeatures: number;
@@ -102,7 +110,7 @@ export abstract class BatchNorm extends Module {
   readonly affine: boolean;
   readonly trackRunningStats: boolean;
   /** dtype of parameters and running statistics (changed by `to(dtype)`, `double()`, `float()`). */
-  dtype: FloatDType;
+  dtype: FloatingDType;
   /** Learnable per-channel scale (null without `affine`). Assigning a Parameter replaces it. */
   declare weight: Parameter | null;
   /** Learnable per-channel shift (null without `affine`). */
@@ -144,6 +152,8 @@ export abstract class BatchNorm extends Module {
     this.numFeatures = c;
     this.allocate(c);
     this.uninitialized = false;
+    const becomes = (this.constructor as typeof BatchNorm).becomes;
+    if (becomes !== null) Object.setPrototypeOf(this, becomes.prototype);
   }
 
   /** (Re)creates parameters and buffers for `c` channels with their initial values. */
@@ -196,7 +206,7 @@ export abstract class BatchNorm extends Module {
     this.num_batches_tracked = t;
   }
 
-  protected override dtypeChanged(dtype: FloatDType): void {
+  protected override dtypeChanged(dtype: FloatingDType): void {
     this.dtype = dtype;
   }
 
@@ -229,20 +239,15 @@ export abstract class BatchNorm extends Module {
     if (!ranks.includes(input.ndim)) throw new RangeError(`expected ${words} input (got ${input.ndim}D input)`);
   }
 
-  /** The class PyTorch would report: a lazy layer, once materialized, is its plain class. */
-  override typeName(): string {
-    const becomes = (this.constructor as typeof BatchNorm).becomes;
-    return becomes !== null && !this.uninitialized ? becomes.name : super.typeName();
-  }
-
   /** Checks a forward input before any state changes. */
   protected checkInput(input: unknown): asserts input is Tensor {
     if (!(input instanceof Tensor)) throw new TypeError(`${this.typeName()}.forward: input must be a Tensor`);
     this.checkInputDim(input);
-    // Half inputs (CUDA) run with float32 parameters and statistics, as in PyTorch.
-    const half = (input.dtype === 'float16' || input.dtype === 'bfloat16') && this.dtype === 'float32';
-    if (input.dtype !== this.dtype && !half) {
-      throw new TypeError(`${this.typeName()}.forward: expected input of dtype ${this.dtype} (the layer's dtype), got ${input.dtype}`);
+    // Half inputs also run with float32 parameters and statistics (mixed precision), as in PyTorch.
+    const mixed = (input.dtype === 'float16' || input.dtype === 'bfloat16') && this.dtype === 'float32';
+    if (input.dtype !== this.dtype && !mixed) {
+      throw new TypeError(`${this.typeName()}.forward: expected input of dtype ${this.dtype} (the layer's dtype` +
+        `${this.dtype === 'float32' ? ', or float16 or bfloat16' : ''}), got ${input.dtype}`);
     }
   }
 
@@ -304,8 +309,8 @@ export abstract class BatchNorm extends Module {
     const weight = this.weight;
     const bias = this.bias;
     const wantParams = weight !== null && bias !== null && (weight.requiresGrad || bias.requiresGrad);
-    const gradWeight = wantParams ? weight.grad ?? zeros(weight.shape, { dtype: weight.dtype as FloatDType, device: weight.device }) : null;
-    const gradBias = wantParams ? bias.grad ?? zeros(bias.shape, { dtype: bias.dtype as FloatDType, device: bias.device }) : null;
+    const gradWeight = wantParams ? weight.grad ?? zeros(weight.shape, { dtype: weight.dtype, device: weight.device }) : null;
+    const gradBias = wantParams ? bias.grad ?? zeros(bias.shape, { dtype: bias.dtype, device: bias.device }) : null;
     const r = F.batchNormBackward(gradOutput, s.input, {
       weight,
       training: s.training,
@@ -351,8 +356,9 @@ export abstract class BatchNorm extends Module {
     const version = localMetadata.version;
     const old = typeof version !== 'number' || version < 2;
     if (old && this.numBatchesTracked !== null && !Object.prototype.hasOwnProperty.call(stateDict, key)) {
-      // PyTorch's rule: a dict older than version 2 (or without versions) predates the counter; it loads at 0.
-      super.loadFromStateDict({ ...stateDict, [key]: zeros([], { dtype: 'int64' }) }, prefix, load, localMetadata);
+      // PyTorch 2's rule (torch/nn/modules/batchnorm.py, _NormBase._load_from_state_dict): a dict older than
+      // version 2, or without versions, predates the counter, and the layer keeps its own (1.13 reset it to 0).
+      super.loadFromStateDict({ ...stateDict, [key]: this.numBatchesTracked.clone() }, prefix, load, localMetadata);
       return;
     }
     super.loadFromStateDict(stateDict, prefix, load, localMetadata);
@@ -400,7 +406,8 @@ export class BatchNorm3d extends BatchNorm {
 
 /**
  * BatchNorm1d that takes numFeatures from its first input (or a loaded
- * state dict), then reports itself as a BatchNorm1d. Cf. `torch.nn.LazyBatchNorm1d`.
+ * state dict), then becomes a BatchNorm1d (no longer an instance of this
+ * class, as PyTorch's `cls_to_become`). Cf. `torch.nn.LazyBatchNorm1d`.
  *
  * @example
  * const bn = new nn.LazyBatchNorm1d();
@@ -416,7 +423,8 @@ export class LazyBatchNorm1d extends BatchNorm1d {
 
 /**
  * BatchNorm2d that takes numFeatures from its first input (or a loaded
- * state dict), then reports itself as a BatchNorm2d. Cf. `torch.nn.LazyBatchNorm2d`.
+ * state dict), then becomes a BatchNorm2d (no longer an instance of this
+ * class, as PyTorch's `cls_to_become`). Cf. `torch.nn.LazyBatchNorm2d`.
  *
  * @example
  * const bn = new nn.LazyBatchNorm2d();
@@ -432,7 +440,8 @@ export class LazyBatchNorm2d extends BatchNorm2d {
 
 /**
  * BatchNorm3d that takes numFeatures from its first input (or a loaded
- * state dict), then reports itself as a BatchNorm3d. Cf. `torch.nn.LazyBatchNorm3d`.
+ * state dict), then becomes a BatchNorm3d (no longer an instance of this
+ * class, as PyTorch's `cls_to_become`). Cf. `torch.nn.LazyBatchNorm3d`.
  *
  * @example
  * const bn = new nn.LazyBatchNorm3d();

@@ -1,7 +1,7 @@
 // Module: the registries of parameters, buffers and children that state
 // dicts, `train()`/`eval()` and `toString()` walk. Cf. torch.nn.Module.
 import { Parameter } from '../parameter';
-import { DType, Device, Tensor, checkDevice } from '../tensor';
+import { DType, Device, FloatingDType, Tensor, checkDevice } from '../tensor';
 import { StateDictMetadata, getMetadata, setMetadata } from '../state_dict_metadata';
 
 /** Result of `loadStateDict`: what the dict lacked and what it had too much of. */
@@ -291,7 +291,8 @@ export abstract class Module {
 
   /**
    * Moves every parameter, its gradient and every buffer to `device`, or
-   * converts the floating ones to `dtype` ('float32' or 'float64'), in place:
+   * converts the floating ones to `dtype` ('float32', 'float64', 'float16'
+   * or 'bfloat16'), in place:
    * the objects stay the same, as in PyTorch, so references held elsewhere
    * (an optimizer's) stay valid. Counters (int64) keep their dtype, and
    * scalar buffers stay on the host, where the layer reads them.
@@ -300,6 +301,7 @@ export abstract class Module {
    * @example
    * bn.to('cuda');
    * bn.to('float64');
+   * bn.to('bfloat16');  // all-half, as PyTorch 2 runs it on the CPU
    * bn.to({ device: 'cpu', dtype: 'float32' });
    */
   to(target: Device | 'cuda' | DType | { device?: Device | 'cuda'; dtype?: DType }): this {
@@ -323,9 +325,8 @@ export abstract class Module {
   }
 
   private convertDtype(dtype: DType): void {
-    if (dtype !== 'float32' && dtype !== 'float64') {
-      throw new TypeError(`${this.typeName()}.to: dtype must be 'float32' or 'float64', got ${String(dtype)}; ` +
-        'half inputs (float16, bfloat16) run with float32 parameters and statistics, as in PyTorch\'s mixed precision');
+    if (dtype !== 'float32' && dtype !== 'float64' && dtype !== 'float16' && dtype !== 'bfloat16') {
+      throw new TypeError(`${this.typeName()}.to: dtype must be 'float32', 'float64', 'float16' or 'bfloat16', got ${String(dtype)}`);
     }
     for (const m of this.modules()) {
       const { params, buffers } = m.members();
@@ -340,7 +341,7 @@ export abstract class Module {
   }
 
   /** Called on each module after `to(dtype)` converted its tensors; layers that record their dtype update it. */
-  protected dtypeChanged(dtype: 'float32' | 'float64'): void {
+  protected dtypeChanged(dtype: FloatingDType): void {
     void dtype;
   }
 
@@ -357,6 +358,16 @@ export abstract class Module {
   /** Every floating parameter and buffer to float32. Cf. `Module.float`. @example bn.float(); */
   float(): this {
     return this.to('float32');
+  }
+
+  /** Every floating parameter and buffer to float16. Cf. `Module.half`. @example bn.half(); */
+  half(): this {
+    return this.to('float16');
+  }
+
+  /** Every floating parameter and buffer to bfloat16. Cf. `Module.bfloat16`. @example bn.bfloat16(); */
+  bfloat16(): this {
+    return this.to('bfloat16');
   }
 
   /** Cf. `Module.cuda`. @example bn.cuda(); */

@@ -4,6 +4,7 @@
 // statistics; the running statistics move every second forward, with the
 // average of the pair; the momentum decays on a cosine schedule.
 import * as F from '../functional';
+import { narrowed, WidenedChannels } from '../half_params';
 import { Tensor } from '../tensor';
 import { BatchNorm, BatchNormOptions } from './batchnorm';
 import { StateDictLoad } from './module';
@@ -82,11 +83,15 @@ export abstract class MomentumBatchNorm extends BatchNorm {
     F.verifyBatchSize(input.shape);
     const batch = F.batchNormMoments(input);
     const unbias = n / (n - 1);
-    const rm = this.runningMean;
-    const rv = this.runningVar;
+    // A float16 or bfloat16 layer blends in float32 copies of its running statistics, and normalizes with the
+    // blend rounded to its dtype (as the reference computes it in the layer's dtype).
+    const wide = new WidenedChannels();
+    const rm = wide.wide(this.runningMean, true);
+    const rv = wide.wide(this.runningVar, true);
     // Without running statistics the blend keeps the batch's alone.
     const m = rm === null ? 1 : this.momentum;
-    const tmp = F.blendStats(batch.mean, batch.variance, { momentum: m, varScale: unbias, runningMean: rm, runningVar: rv });
+    const blend = F.blendStats(batch.mean, batch.variance, { momentum: m, varScale: unbias, runningMean: rm, runningVar: rv });
+    const tmp = { mean: narrowed(blend.mean, this.dtype), variance: narrowed(blend.variance, this.dtype) };
     const output = F.nativeBatchNorm(input, this.weight, this.bias, tmp.mean, tmp.variance, false, 0, this.eps).output;
     if (this.last === null) {
       this.last = batch;
@@ -99,6 +104,7 @@ export abstract class MomentumBatchNorm extends BatchNorm {
       this.last = null;
       this.momentumCosineDecay();
     }
+    wide.restore();
     this.saved = { input, training: false, saveMean: tmp.mean, saveInvstd: tmp.variance, runningMean: tmp.mean, runningVar: tmp.variance };
     return output;
   }

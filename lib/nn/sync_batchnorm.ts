@@ -12,8 +12,10 @@ import { defaultGroup } from '../distributed/init';
 import { Fingerprint, ProcessGroup } from '../distributed/process_group';
 import { registeredSites, registerSyncSite, SyncSite } from '../distributed/sync_sites';
 import * as F from '../functional';
-import { tensor } from '../factories';
+import { tensor, zeros } from '../factories';
 import { Parameter } from '../parameter';
+import { narrowed, WidenedChannels } from '../half_params';
+import { paramDtype } from '../op_checks';
 import { Tensor } from '../tensor';
 import { BatchNorm, BatchNormOptions } from './batchnorm';
 import { Module } from './module';
@@ -42,12 +44,13 @@ export function registeredLayers(): number {
   return registeredSites();
 }
 
+/** p.grad += g, as autograd accumulates; g is float32 for a float16 or bfloat16 parameter, whose grad keeps its dtype. */
 function accumulate(p: Parameter, g: Tensor, where: string): void {
   if (p.grad === null) {
-    p.grad = g;
+    p.grad = narrowed(g, p.dtype);
     return;
   }
-  if (p.grad.isCuda) {
+  if (p.grad.isCuda && p.grad.dtype === g.dtype) {
     accumulateOnDevice(p.grad, g, where);
     return;
   }
@@ -55,7 +58,21 @@ function accumulate(p: Parameter, g: Tensor, where: string): void {
   const sum = p.grad.toArray();
   const add = g.toArray();
   for (let i = 0; i < sum.length; i++) sum[i] += add[i];
-  p.grad.copy_(tensor(sum, p.grad.shape, { dtype: p.grad.dtype as 'float32' | 'float64' }));
+  p.grad.copy_(tensor(sum, p.grad.shape, { dtype: p.grad.dtype }));
+}
+
+/**
+ * The running statistics after a step in which every rank's batch was
+ * empty, as PyTorch 2 leaves them: its SyncBatchNorm drops the ranks of count
+ * 0 (torch/nn/modules/_functions.py, SyncBatchNorm.forward), and merging no
+ * rank at all gives mean 0 and unbiased variance 0 / -1 = -0
+ * (aten/src/ATen/native/cuda/Normalization.cuh,
+ * batch_norm_reduce_statistics_kernel), towards which both statistics move by
+ * `factor` as after any batch.
+ */
+function emptyWorldStep(rm: Tensor, rv: Tensor, factor: number): void {
+  const zero = zeros(rm.shape, { dtype: rm.dtype, device: rm.device });
+  F.blendStats(zero, zero, { momentum: factor, runningMean: rm, runningVar: rv, out: { mean: rm, variance: rv } });
 }
 
 const PLAIN: ReadonlySet<string> = new Set(['BatchNorm1d', 'BatchNorm2d', 'BatchNorm3d']);
@@ -117,45 +134,66 @@ export class SyncBatchNorm extends BatchNorm implements SyncSite {
     if (!(useBatchStats && this.training && group !== null && group.size > 1)) return super.forward(input);
 
     const where = `${this.typeName()} '${this.layerName}' forward`;
-    const C = input.shape[1];
     const { tracking, factor } = this.runningFactor();
-    if (syncsOnDevice(input, group)) return this.forwardOnDevice(input, group, where, tracking, factor);
+    // A float16 or bfloat16 layer (after to('bfloat16')) syncs through float32 copies of its parameters and
+    // running statistics, the kernels' per-channel dtype for half inputs.
+    const wide = new WidenedChannels();
+    const rm = wide.wide(tracking ? this.runningMean : null, true);
+    const rv = wide.wide(tracking ? this.runningVar : null, true);
+    const stats = syncsOnDevice(input, group) ? this.statsOnDevice(input, group, where, rm, rv, factor)
+      : this.statsOnHost(input, group, where, rm, rv, factor);
+    const output = F.batchNormElemt(input, wide.wide(this.weight), wide.wide(this.bias), stats.mean, stats.invstd);
+    if (stats.count === 0 && rm !== null && rv !== null) emptyWorldStep(rm, rv, factor);
+    wide.restore();
+    if (tracking) this.countBatch();
+    this.saved = null;
+    this.syncSaved = { input, mean: stats.mean, invstd: stats.invstd, count: stats.count, group };
+    return output;
+  }
+
+  /**
+   * The group's statistics of `input` through the host: each rank's Welford
+   * summary, all-reduced (merged exactly), finished into mean and invstd; the
+   * running stats move by `factor`.
+   */
+  private statsOnHost(input: Tensor, group: ProcessGroup, where: string, rm: Tensor | null, rv: Tensor | null,
+    factor: number): { mean: Tensor; invstd: Tensor; count: number } {
     const summary = F.batchNormWelfordStats(input);
-    group.syncAllReduce([this.layerId * 2, C, group.nextSync()], summary, 'welford', {
+    group.syncAllReduce([this.layerId * 2, input.shape[1], group.nextSync()], summary, 'welford', {
       check: this.checkDivergence, where,
     });
     // The global count decides, so a rank with one value (or none) still trains.
     const count = summary[0];
-    if (count <= 1) {
-      throw new RangeError(`Expected more than 1 value per channel when training, got ${count} value(s) per channel ` +
-        `over the ${group.size} ranks of ${group.label} (local input size [${input.shape.join(', ')}])`);
-    }
-    const stats = F.batchNormWelfordFinalize(summary, tracking ? this.runningMean : null, tracking ? this.runningVar : null, {
-      eps: this.eps, momentum: factor, dtype: this.dtype, device: input.device,
+    this.checkGlobalCount(count, group, input);
+    const stats = F.batchNormWelfordFinalize(summary, rm, rv, {
+      eps: this.eps, momentum: factor, dtype: paramDtype(input.dtype), device: input.device,
     });
-    const output = F.batchNormElemt(input, this.weight, this.bias, stats.mean, stats.invstd);
-    if (tracking) this.countBatch();
-    this.saved = null;
-    this.syncSaved = { input, mean: stats.mean, invstd: stats.invstd, count, group };
-    return output;
+    return { ...stats, count };
   }
 
-  /** The forward's sync of CUDA tensors on NCCL: statistics, merge and running stats stay on the device. */
-  private forwardOnDevice(input: Tensor, group: ProcessGroup, where: string, tracking: boolean, factor: number): Tensor {
+  /** The same for CUDA tensors on NCCL: statistics, merge and running stats stay on the device. */
+  private statsOnDevice(input: Tensor, group: ProcessGroup, where: string, rm: Tensor | null, rv: Tensor | null,
+    factor: number): { mean: Tensor; invstd: Tensor; count: number } {
     const fingerprint: Fingerprint = [this.layerId * 2, input.shape[1], group.nextSync()];
     const stats = syncStatsOnDevice(input, group, { fingerprint, check: this.checkDivergence, where }, {
-      runningMean: tracking ? this.runningMean : null, runningVar: tracking ? this.runningVar : null, momentum: factor, eps: this.eps,
+      runningMean: rm, runningVar: rv, momentum: factor, eps: this.eps,
     });
     // As on the host: the global count decides; the merge left the running stats alone below 2.
-    if (stats.count <= 1) {
-      throw new RangeError(`Expected more than 1 value per channel when training, got ${stats.count} value(s) per channel ` +
-        `over the ${group.size} ranks of ${group.label} (local input size [${input.shape.join(', ')}])`);
-    }
-    const output = F.batchNormElemt(input, this.weight, this.bias, stats.mean, stats.invstd);
-    this.saved = null;
-    if (tracking) this.countBatch();
-    this.syncSaved = { input, mean: stats.mean, invstd: stats.invstd, count: stats.count, group };
-    return output;
+    this.checkGlobalCount(stats.count, group, input);
+    return stats;
+  }
+
+  /**
+   * One value per channel over the whole group cannot be normalized
+   * (PyTorch's message, with the group's count). None at all is a step every
+   * rank takes with an empty batch, as PyTorch 2 does (a data loader's last
+   * batch): empty outputs, zero gradients, the running statistics as
+   * emptyWorldStep leaves them.
+   */
+  private checkGlobalCount(count: number, group: ProcessGroup, input: Tensor): void {
+    if (count !== 1) return;
+    throw new RangeError(`Expected more than 1 value per channel when training, got ${count} value(s) per channel ` +
+      `over the ${group.size} ranks of ${group.label} (local input size [${input.shape.join(', ')}])`);
   }
 
   override backward(gradOutput: Tensor): Tensor {
@@ -165,7 +203,8 @@ export class SyncBatchNorm extends BatchNorm implements SyncSite {
     const bias = this.bias;
     const wantParams = weight !== null && bias !== null && (weight.requiresGrad || bias.requiresGrad);
     const C = s.input.shape[1];
-    const r = F.batchNormBackwardReduce(gradOutput, s.input, s.mean, s.invstd, weight, { weightG: wantParams, biasG: wantParams });
+    const w32 = new WidenedChannels().wide(weight);
+    const r = F.batchNormBackwardReduce(gradOutput, s.input, s.mean, s.invstd, w32, { weightG: wantParams, biasG: wantParams });
     const where = `${this.typeName()} '${this.layerName}' backward`;
     const fingerprint: Fingerprint = [this.layerId * 2 + 1, C, s.group.nextSync()];
     if (syncsOnDevice(s.input, s.group)) {
@@ -179,7 +218,7 @@ export class SyncBatchNorm extends BatchNorm implements SyncSite {
       r.sumDy!.copy_(tensor(sums.subarray(0, C), [C], { dtype }));
       r.sumDyXmu!.copy_(tensor(sums.subarray(C), [C], { dtype }));
     }
-    const gradInput = F.batchNormBackwardElemt(gradOutput, s.input, s.mean, s.invstd, weight, r.sumDy!, r.sumDyXmu!, s.count);
+    const gradInput = F.batchNormBackwardElemt(gradOutput, s.input, s.mean, s.invstd, w32, r.sumDy!, r.sumDyXmu!, s.count);
     if (wantParams) {
       if (weight.requiresGrad) accumulate(weight, r.gradWeight!, where);
       if (bias.requiresGrad) accumulate(bias, r.gradBias!, where);

@@ -21,6 +21,13 @@ export interface OrderedDictRecord {
   metadata: Record<string, Record<string, unknown>> | null;
 }
 
+/** An object written as a dict: a plain object, or one without a prototype (as `load` returns dicts). */
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
+  if (v === null || typeof v !== 'object') return false;
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
 export class PickleWriter {
   private readonly chunks: Buffer[] = [];
 
@@ -147,9 +154,9 @@ export class PickleWriter {
       }
       return;
     }
-    if (typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
+    if (isPlainObject(v)) {
       this.op(0x7d); // EMPTY_DICT
-      this.dict(Object.entries(v as Record<string, unknown>), path);
+      this.dict(Object.entries(v), path);
       return;
     }
     throw new TypeError(`save: cannot write ${path ? `'${path}'` : 'the object'} (${Object.prototype.toString.call(v)}): ` +

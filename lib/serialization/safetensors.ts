@@ -6,6 +6,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { allocate, dtypeSize, DType, Tensor } from '../tensor';
+import { LoadBudget, MAX_DIMS, shown } from './budget';
+import { parseHeader } from './safetensors_header';
 import { readInto } from './zip';
 
 const DTYPES: Readonly<Record<string, DType>> = { F32: 'float32', F64: 'float64', F16: 'float16', BF16: 'bfloat16', I64: 'int64' };
@@ -13,15 +15,20 @@ const NAMES: Readonly<Record<DType, string>> = { float32: 'F32', float64: 'F64',
 // The reference implementation refuses larger headers.
 const MAX_HEADER = 100_000_000;
 
-/** True when `head` (the first bytes of a file) looks like a safetensors header. */
-export function looksLikeSafetensors(head: Buffer, fileSize: number): boolean {
-  if (head.length < 9) return false;
-  const n = head.readBigUInt64LE(0);
-  return n > 0n && n <= BigInt(Math.min(MAX_HEADER, fileSize - 8)) && head[8] === 0x7b;
+// {name: {dtype, shape: [...], data_offsets: [...]}}: three levels.
+const HEADER_DEPTH = 3;
+
+/**
+ * True when `head` (the first bytes of a file) starts as safetensors does: a
+ * header length, then the header's '{'. The length is checked by the loader,
+ * which names what is wrong with it.
+ */
+export function looksLikeSafetensors(head: Buffer): boolean {
+  return head.length >= 9 && head[8] === 0x7b;
 }
 
-/** Reads a safetensors file; `__metadata__` comes back as a non-enumerable property. */
-export function loadSafetensors(file: string): Record<string, Tensor> {
+/** Reads a safetensors file within `budget`; `__metadata__` comes back as a non-enumerable property. */
+export function loadSafetensors(file: string, budget: LoadBudget): Record<string, Tensor> {
   const fd = fs.openSync(file, 'r');
   try {
     const size = fs.fstatSync(fd).size;
@@ -31,26 +38,24 @@ export function loadSafetensors(file: string): Record<string, Tensor> {
     if (size < 8) fail('shorter than the 8-byte header length');
     const lenBuf = Buffer.alloc(8);
     readInto(fd, 0, lenBuf);
+    // The header's length first, against the file and the reference implementation's cap; only then the header.
     const n = lenBuf.readBigUInt64LE(0);
-    if (n > BigInt(MAX_HEADER)) fail(`header length ${n} exceeds ${MAX_HEADER} bytes`);
     if (8n + n > BigInt(size)) fail(`header length ${n} runs past the end of the file (${size} bytes)`);
+    if (n > BigInt(MAX_HEADER)) fail(`header length ${n} exceeds ${MAX_HEADER} bytes`);
+    budget.bytes(Number(n), 'the safetensors header');
     const headerBuf = Buffer.alloc(Number(n));
     readInto(fd, 8, headerBuf);
-    let header: unknown;
-    try {
-      header = JSON.parse(headerBuf.toString('utf8'));
-    } catch (e) {
-      fail(`header is not JSON (${(e as Error).message})`);
-    }
+    const header = parseHeader(headerBuf, budget, HEADER_DEPTH, fail);
     if (header === null || typeof header !== 'object' || Array.isArray(header)) fail('header is not a JSON object');
     const dataStart = 8 + Number(n);
     const dataSize = size - dataStart;
-    const out: Record<string, Tensor> = {};
+    const out = Object.create(null) as Record<string, Tensor>;
     let metadata: Record<string, string> | null = null;
     const ranges: Array<[number, number, string]> = [];
     const pending: Array<{ name: string; dtype: DType; shape: number[]; begin: number; numel: number }> = [];
-    for (const [name, info] of Object.entries(header as Record<string, unknown>)) {
-      if (name === '__metadata__') {
+    for (const [key, info] of Object.entries(header as Record<string, unknown>)) {
+      const name = shown(key);
+      if (key === '__metadata__') {
         if (info === null || typeof info !== 'object' || Array.isArray(info) || !Object.values(info).every((v) => typeof v === 'string')) {
           fail('__metadata__ must map strings to strings');
         }
@@ -58,13 +63,15 @@ export function loadSafetensors(file: string): Record<string, Tensor> {
         continue;
       }
       const t = info as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-      if (t === null || typeof t !== 'object') fail(`entry '${name}' is not an object`);
-      const dtype = DTYPES[String(t.dtype)];
+      if (t === null || typeof t !== 'object' || Array.isArray(t)) fail(`entry '${name}' is not an object`);
+      const dtype = typeof t.dtype === 'string' && Object.prototype.hasOwnProperty.call(DTYPES, t.dtype) ? DTYPES[t.dtype] : undefined;
       if (dtype === undefined) {
-        throw new TypeError(`${file}: tensor '${name}' has dtype ${String(t.dtype)}, which syncbn tensors do not hold (supported: F32, F64, F16, BF16, I64)`);
+        throw new TypeError(`${file}: tensor '${name}' has dtype ${shown(String(t.dtype))}, which syncbn tensors do not hold (supported: F32, F64, F16, BF16, I64)`);
       }
       const shape = t.shape;
-      if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) fail(`tensor '${name}' has a bad shape`);
+      if (!Array.isArray(shape) || shape.length > MAX_DIMS || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+        fail(`tensor '${name}' has a bad shape (expected at most ${MAX_DIMS} non-negative integers)`);
+      }
       const offsets = t.data_offsets;
       if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((d) => Number.isSafeInteger(d) && d >= 0)) fail(`tensor '${name}' has bad data_offsets`);
       const [begin, end] = offsets as [number, number];
@@ -74,7 +81,7 @@ export function loadSafetensors(file: string): Record<string, Tensor> {
       }
       if (end > dataSize) fail(`tensor '${name}' ends at byte ${end} of a ${dataSize}-byte data buffer (truncated file?)`);
       ranges.push([begin, end, name]);
-      pending.push({ name, dtype, shape: shape as number[], begin, numel });
+      pending.push({ name: key, dtype, shape: shape as number[], begin, numel });
     }
     ranges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
     let covered = 0;
@@ -85,6 +92,7 @@ export function loadSafetensors(file: string): Record<string, Tensor> {
     if (covered !== dataSize) fail(`bytes ${covered}-${dataSize} after the last tensor belong to no tensor`);
     // Checked first, read after: straight from the file into each tensor's memory.
     for (const p of pending) {
+      budget.bytes(p.numel * dtypeSize(p.dtype), () => `tensor '${shown(p.name)}'`);
       const data = allocate(p.dtype, p.numel);
       readInto(fd, dataStart + p.begin, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
       out[p.name] = new Tensor(data, p.shape, 'contiguous', p.dtype);

@@ -6,10 +6,11 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Parameter } from '../parameter';
-import { allocate, DType, Storage, Tensor } from '../tensor';
+import { allocate, dtypeSize, DType, Storage, Tensor } from '../tensor';
 import { StateDictMetadata, getMetadata, setMetadata } from '../state_dict_metadata';
-import { PyDict, StorageRef, STORAGE_TYPES, TensorRef, unpickle } from './pickle_reader';
-import { OrderedDictRecord, PickleWriter, TensorRecord } from './pickle_writer';
+import { COST, LoadBudget, MAX_DEPTH, shown } from './budget';
+import { keyString, PyDict, PyGlobal, StorageRef, STORAGE_TYPES, TensorRef, unpickle } from './pickle_reader';
+import { isPlainObject, OrderedDictRecord, PickleWriter, TensorRecord } from './pickle_writer';
 import { ZipReader, ZipWriter } from './zip';
 
 const SUPPORTED: Readonly<Record<string, DType>> = {
@@ -85,30 +86,60 @@ function gather(src: Storage, dtype: DType, offset: number, size: readonly numbe
   return out as unknown as Storage;
 }
 
+/** Where a value sits in the checkpoint, for messages: kept as a chain, spelled out only when one is needed. */
+class Where {
+  constructor(readonly parent: Where | null, readonly key: string | number) {}
+
+  toString(): string {
+    const parts: string[] = [];
+    for (let w: Where | null = this; w !== null; w = w.parent) {
+      const first = w.parent === null;
+      parts.push(typeof w.key === 'number' ? `${first ? 'the checkpoint' : ''}[${w.key}]` : first ? `'${shown(w.key)}'` : `['${shown(w.key)}']`);
+    }
+    parts.reverse();
+    // Deep nesting: the first two steps and the last four.
+    return parts.length > 8 ? `${parts.slice(0, 2).join('')}...${parts.slice(-4).join('')}` : parts.join('');
+  }
+}
+
+function place(where: Where | null): string {
+  return where === null ? 'the checkpoint' : where.toString();
+}
+
 class TorchFileLoader {
   private readonly storages = new Map<string, { dtype: DType; data: Storage }>();
+  // Each parsed object converted once: what the pickle shares (memo references) stays shared, a cycle stays a cycle.
+  private readonly converted = new Map<object, unknown>();
   private readonly bigEndian: boolean;
 
-  constructor(private readonly zip: ZipReader, private readonly prefix: string) {
+  constructor(private readonly zip: ZipReader, private readonly prefix: string, private readonly budget: LoadBudget) {
     const order = `${prefix}/byteorder`;
-    this.bigEndian = zip.has(order) && zip.read(order).toString('latin1').trim() === 'big';
+    let mark = 'little';
+    if (zip.has(order)) {
+      if (zip.sizeOf(order) > 16) budget.fail(`the byteorder record has ${zip.sizeOf(order)} bytes; expected 'little' or 'big'`);
+      mark = zip.read(order).toString('latin1');
+    }
+    if (mark !== 'little' && mark !== 'big') budget.fail(`unknown byte order '${shown(mark)}' in ${order} (expected 'little' or 'big')`);
+    this.bigEndian = mark === 'big';
   }
 
-  private storage(ref: StorageRef, where: string): { dtype: DType; data: Storage } {
+  private storage(ref: StorageRef, where: Where | null): { dtype: DType; data: Storage } {
     const cached = this.storages.get(ref.key);
     if (cached) return cached;
-    const dtype = SUPPORTED[ref.storageType];
+    const dtype = Object.prototype.hasOwnProperty.call(SUPPORTED, ref.storageType) ? SUPPORTED[ref.storageType] : undefined;
     if (dtype === undefined) {
       const torchDtype = STORAGE_TYPES[ref.storageType]?.torchDtype ?? ref.storageType;
-      throw new TypeError(`${this.zip.path}: ${where} has dtype ${torchDtype}, which syncbn tensors do not hold ` +
+      throw new TypeError(`${this.zip.path}: ${place(where)} has dtype ${torchDtype}, which syncbn tensors do not hold ` +
         '(supported: float32, float64, float16, bfloat16, int64)');
     }
     const record = `${this.prefix}/data/${ref.key}`;
     const need = ref.numel * STORAGE_TYPES[ref.storageType].itemSize;
     // Checked before allocating, so a corrupt numel cannot ask for memory the file does not back.
     if (this.zip.sizeOf(record) < need) {
-      throw new RangeError(`${this.zip.path}: ${where}'s storage '${ref.key}' should hold ${ref.numel} elements (${need} bytes), its record has ${this.zip.sizeOf(record)}`);
+      throw new RangeError(`${this.zip.path}: ${place(where)}'s storage '${shown(ref.key)}' should hold ${ref.numel} elements (${need} bytes), its record has ${this.zip.sizeOf(record)}`);
     }
+    // Records may overlap in a crafted archive: every storage is paid for.
+    this.budget.bytes(need + COST.object, () => `the storage '${shown(ref.key)}' of ${place(where)}`);
     const data = allocate(dtype, ref.numel);
     const bytes = bytesOf(data);
     // Straight from the file into the tensor's memory: one copy of the checkpoint, never two.
@@ -119,16 +150,22 @@ class TorchFileLoader {
     return entry;
   }
 
-  tensor(ref: TensorRef, where: string): Tensor {
+  private tensor(ref: TensorRef, where: Where | null): Tensor {
     const { dtype, data } = this.storage(ref.storage, where);
     const { offset, size, stride } = ref;
-    const n = size.reduce((a, b) => a * b, 1);
+    const shape = (): string => `size [${size.join(', ')}], stride [${stride.join(', ')}], offset ${offset}`;
+    // Element count and last element reached, checked against 2^53 as they grow (size and stride are at most MAX_DIMS long).
+    let n = size.includes(0) ? 0 : 1;
     let last = offset;
-    for (let i = 0; i < size.length; i++) if (size[i] > 0) last += (size[i] - 1) * stride[i];
-    if (n > 0 && last >= data.length) {
-      throw new RangeError(`${this.zip.path}: ${where} (size [${size.join(', ')}], stride [${stride.join(', ')}], offset ${offset}) ` +
-        `reaches past its storage of ${data.length} elements`);
+    for (let i = 0; i < size.length && n > 0; i++) {
+      n *= size[i];
+      last += (size[i] - 1) * stride[i];
+      if (n > Number.MAX_SAFE_INTEGER || last > Number.MAX_SAFE_INTEGER) this.budget.fail(`${place(where)} (${shape()}) spans more than 2^53 elements`);
     }
+    if (n > 0 && last >= data.length) {
+      throw new RangeError(`${this.zip.path}: ${place(where)} (${shape()}) reaches past its storage of ${data.length} elements`);
+    }
+    this.budget.bytes(COST.object, 'a tensor');
     let t: Tensor;
     // Views that are contiguous in either memory format share the loaded storage.
     if (stridesMatch(size, stride, rowMajorStrides(size))) {
@@ -136,44 +173,61 @@ class TorchFileLoader {
     } else if ((size.length === 4 || size.length === 5) && stridesMatch(size, stride, channelsLastStrides(size))) {
       t = new Tensor(data.subarray(offset, offset + n) as Storage, size, 'channelsLast', dtype);
     } else {
+      // Any other view is copied out, dense: an expanded one (stride 0, overlapping strides) can need far more than its storage.
+      const bytes = n * dtypeSize(dtype);
+      if (bytes > this.budget.left) {
+        this.budget.fail(`${place(where)} is a view (${shape()}) of a storage of ${data.length} elements; syncbn tensors are dense, ` +
+          `so it would be copied out into ${bytes} bytes, more than load may still allocate for this file (${this.budget.left} bytes; ` +
+          `${this.budget.describeLimit()}). PyTorch keeps such views lazy. If the file is trusted, raise the limit by at least ` +
+          `that much: load(path, { maxBytes: ${this.budget.maxBytes + bytes} })`);
+      }
+      this.budget.bytes(bytes, 'a view');
       t = new Tensor(gather(data, dtype, offset, size, stride), size, 'contiguous', dtype);
     }
     return ref.parameter ? new Parameter(t, ref.requiresGrad) : t;
   }
 
-  /** The unpickled value with tensors read and dicts as plain objects. */
-  convert(v: unknown, where: string): unknown {
-    if (v instanceof TensorRef) return this.tensor(v, where);
-    if (v instanceof StorageRef) throw new TypeError(`${this.zip.path}: ${where} is a bare storage; only tensors are loaded`);
-    if (Array.isArray(v)) return v.map((x, i) => this.convert(x, `${where}[${i}]`));
+  /** The unpickled value with tensors read and dicts as null-prototype objects (so that '__proto__' is just a key). */
+  convert(v: unknown, where: Where | null, depth: number): unknown {
+    if (v === null || typeof v !== 'object') return v;
+    const done = this.converted.get(v);
+    if (done !== undefined) return done;
+    if (depth >= MAX_DEPTH) this.budget.fail(`${place(where)} nests deeper than ${MAX_DEPTH} levels`);
+    const inner = (x: unknown, key: string | number): unknown =>
+      x !== null && typeof x === 'object' ? this.convert(x, new Where(where, key), depth + 1) : x;
+    if (v instanceof TensorRef) {
+      const t = this.tensor(v, where);
+      this.converted.set(v, t);
+      return t;
+    }
+    if (v instanceof StorageRef) throw new TypeError(`${this.zip.path}: ${place(where)} is a bare storage; only tensors are loaded`);
+    if (Array.isArray(v)) {
+      // Lists and tuples are the reader's own arrays: converted in place.
+      this.converted.set(v, v);
+      this.budget.step(v.length, 'data.pkl');
+      for (let i = 0; i < v.length; i++) v[i] = inner(v[i], i);
+      return v;
+    }
     if (v instanceof PyDict) {
-      const out: Record<string, unknown> = {};
+      this.budget.step(v.size, 'data.pkl');
+      this.budget.bytes(COST.container + COST.entry * v.size, 'reading data.pkl');
+      const out = Object.create(null) as Record<string, unknown>;
+      this.converted.set(v, out);
       for (const [k, x] of v) {
-        const key = String(k);
-        out[key] = this.convert(x, where === 'the checkpoint' ? `'${key}'` : `${where}['${key}']`);
+        const key = keyString(k, this.budget, (m) => this.budget.fail(`${place(where)}: ${m}`));
+        out[key] = inner(x, key);
       }
       const meta = v.attributes?.get('_metadata');
-      if (meta instanceof PyDict) setMetadata(out, plain(meta) as StateDictMetadata);
+      if (meta instanceof PyDict) setMetadata(out, inner(meta, '_metadata') as StateDictMetadata);
       return out;
     }
     return v;
   }
 }
 
-/** A metadata dict as plain objects (it holds only strings, numbers and dicts). */
-function plain(v: unknown): unknown {
-  if (v instanceof PyDict) {
-    const out: Record<string, unknown> = {};
-    for (const [k, x] of v) out[String(k)] = plain(x);
-    return out;
-  }
-  if (Array.isArray(v)) return v.map(plain);
-  return v;
-}
-
-/** Loads a torch.save zip archive. */
-export function loadTorchZip(file: string): unknown {
-  const zip = new ZipReader(file);
+/** Loads a torch.save zip archive within `budget`. */
+export function loadTorchZip(file: string, budget: LoadBudget): unknown {
+  const zip = new ZipReader(file, budget);
   try {
     const names = [...zip.entries.keys()];
     if (names.some((n) => n.endsWith('/constants.pkl'))) {
@@ -183,19 +237,20 @@ export function loadTorchZip(file: string): unknown {
     const pkl = names.find((n) => /^[^/]+\/data\.pkl$/.test(n));
     if (pkl === undefined) throw new TypeError(`${file}: a zip archive without <archive>/data.pkl, so not a torch.save checkpoint`);
     const prefix = pkl.slice(0, pkl.indexOf('/'));
-    const loader = new TorchFileLoader(zip, prefix);
-    const result = unpickle(zip.read(pkl), `${file}: data.pkl`, (pid) => {
+    const loader = new TorchFileLoader(zip, prefix, budget);
+    const result = unpickle(zip.read(pkl), `${file}: data.pkl`, budget, (pid) => {
       if (!Array.isArray(pid) || pid.length !== 5 || pid[0] !== 'storage') {
         throw new TypeError(`${file}: data.pkl: unsupported persistent id (expected ('storage', type, key, location, numel))`);
       }
       const [, type, key, location, numel] = pid as [string, unknown, unknown, unknown, unknown];
-      const typeName = (type as { name?: unknown })?.name;
-      if (typeof typeName !== 'string' || typeof key !== 'string' || typeof location !== 'string' || typeof numel !== 'number' || !Number.isSafeInteger(numel) || numel < 0) {
-        throw new TypeError(`${file}: data.pkl: malformed storage reference`);
+      if (!(type instanceof PyGlobal) || type.module !== 'torch' || typeof key !== 'string' || typeof location !== 'string' ||
+        typeof numel !== 'number' || !Number.isSafeInteger(numel) || numel < 0) {
+        throw new TypeError(`${file}: data.pkl: malformed storage reference (expected ('storage', a torch storage class, ` +
+          'a key, a location, an element count below 2^53))');
       }
-      return new StorageRef(typeName, key, location, numel);
+      return new StorageRef(type.name, key, location, numel);
     });
-    return loader.convert(result, 'the checkpoint');
+    return loader.convert(result, null, 0);
   } finally {
     zip.close();
   }
@@ -221,7 +276,7 @@ export function saveTorchZip(obj: unknown, file: string, forceZip64 = false): vo
       const stride = host.memoryFormat === 'channelsLast' ? channelsLastStrides(host.shape) : rowMajorStrides(host.shape);
       return { storageClass: STORAGE_CLASS[host.dtype], key: s.key, numel: data.length, offset: 0, size: host.shape, stride };
     }
-    if (v !== null && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype && (v === obj || getMetadata(v) !== null)) {
+    if (isPlainObject(v) && (v === obj || getMetadata(v) !== null)) {
       return { entries: Object.entries(v as Record<string, unknown>), metadata: getMetadata(v) };
     }
     return null;

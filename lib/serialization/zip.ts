@@ -10,13 +10,18 @@
 // and positioned reads (fs.readSync into the tensor's own ArrayBuffer).
 import * as fs from 'node:fs';
 import { crc32 } from 'node:zlib';
+import { COST, LoadBudget, shown } from './budget';
 
 /** One entry of the central directory. */
 export interface ZipEntry {
   name: string;
-  /** Absolute file offset of the entry's data. */
-  dataOffset: number;
+  /** Absolute file offset of the entry's local header. */
+  localOffset: number;
   size: number;
+  /** Why the entry cannot be read (compressed, sizes that disagree), or null. */
+  unreadable: string | null;
+  /** Absolute file offset of the entry's data, once its local header was read. */
+  dataOffset?: number;
 }
 
 const LOCAL_SIG = 0x04034b50;
@@ -82,7 +87,8 @@ export class ZipReader {
   private readonly fd: number;
   private readonly fileSize: number;
 
-  constructor(readonly path: string) {
+  /** `budget` pays for the central directory and what is read from the archive. */
+  constructor(readonly path: string, private readonly budget: LoadBudget) {
     this.fd = fs.openSync(path, 'r');
     try {
       this.fileSize = fs.fstatSync(this.fd).size;
@@ -133,6 +139,7 @@ export class ZipReader {
       dirOffset = u64(rec, 48, 'central directory offset');
     }
     if (dirOffset + dirSize > this.fileSize) throw new RangeError(`${this.path}: central directory runs past the end of the file (truncated?)`);
+    this.budget.bytes(dirSize, 'the zip central directory');
     const dir = readAt(this.fd, dirOffset, dirSize);
     let at = 0;
     for (let i = 0; i < count; i++) {
@@ -144,6 +151,7 @@ export class ZipReader {
       const extraLen = dir.readUInt16LE(at + 30);
       const commentLen = dir.readUInt16LE(at + 32);
       let localOffset = dir.readUInt32LE(at + 42);
+      this.budget.bytes(COST.object + COST.entry + COST.string(nameLen), 'the zip central directory');
       const name = dir.toString('utf8', at + 46, at + 46 + nameLen);
       const extra = dir.subarray(at + 46 + nameLen, at + 46 + nameLen + extraLen);
       if (size === U32_MAX || compressed === U32_MAX || localOffset === U32_MAX) {
@@ -153,17 +161,11 @@ export class ZipReader {
         localOffset = z.offset ?? localOffset;
       }
       at += 46 + nameLen + extraLen + commentLen;
-      if (method !== 0 || compressed !== size) {
-        // Kept in the listing so that a read names the problem; torch.save never compresses.
-        this.entries.set(name, { name, dataOffset: -1, size });
-        continue;
-      }
-      // The local header's own name and extra lengths (the padding of aligned writers) place the data.
-      const local = readAt(this.fd, localOffset, 30);
-      if (local.readUInt32LE(0) !== LOCAL_SIG) throw new RangeError(`${this.path}: local header of '${name}' is corrupt`);
-      const dataOffset = localOffset + 30 + local.readUInt16LE(26) + local.readUInt16LE(28);
-      if (dataOffset + size > this.fileSize) throw new RangeError(`${this.path}: entry '${name}' runs past the end of the file (truncated?)`);
-      this.entries.set(name, { name, dataOffset, size });
+      // Kept in the listing so that a read names the problem; torch.save never compresses.
+      const unreadable = method !== 0 ? `is compressed (method ${method}); only stored entries (as torch.save writes them) are read`
+        : compressed !== size ? `is stored, but its directory record gives two sizes (${compressed} and ${size} bytes)` : null;
+      // The local header is read when the entry is: an archive of many entries costs no read each.
+      this.entries.set(name, { name, localOffset, size, unreadable });
     }
   }
 
@@ -176,16 +178,30 @@ export class ZipReader {
     return this.entry(name).size;
   }
 
-  private entry(name: string): ZipEntry {
+  /** The entry, its data located through its local header (whose own name and extra lengths place the data). */
+  private entry(name: string): ZipEntry & { dataOffset: number } {
     const e = this.entries.get(name);
-    if (!e) throw new RangeError(`${this.path}: the archive has no entry '${name}'`);
-    if (e.dataOffset < 0) throw new RangeError(`${this.path}: entry '${name}' is compressed; only stored entries (as torch.save writes them) are supported`);
-    return e;
+    if (!e) throw new RangeError(`${this.path}: the archive has no entry '${shown(name)}'`);
+    if (e.unreadable !== null) throw new RangeError(`${this.path}: entry '${shown(name)}' ${e.unreadable}`);
+    if (e.dataOffset === undefined) {
+      let local: Buffer;
+      try {
+        local = readAt(this.fd, e.localOffset, 30);
+      } catch (err) {
+        throw this.named(err);
+      }
+      if (local.readUInt32LE(0) !== LOCAL_SIG) throw new RangeError(`${this.path}: local header of '${shown(name)}' is corrupt`);
+      const dataOffset = e.localOffset + 30 + local.readUInt16LE(26) + local.readUInt16LE(28);
+      if (dataOffset + e.size > this.fileSize) throw new RangeError(`${this.path}: entry '${shown(name)}' runs past the end of the file (truncated?)`);
+      e.dataOffset = dataOffset;
+    }
+    return e as ZipEntry & { dataOffset: number };
   }
 
-  /** The whole entry as a Buffer (small records: data.pkl, version). */
+  /** The whole entry as a Buffer (small records: data.pkl, byteorder), paid for from the budget. */
   read(name: string): Buffer {
     const e = this.entry(name);
+    this.budget.bytes(e.size, () => `the record '${shown(name)}'`);
     try {
       return readAt(this.fd, e.dataOffset, e.size);
     } catch (err) {
@@ -196,7 +212,7 @@ export class ZipReader {
   /** Reads the first `into.length` bytes of an entry straight into `into`. */
   readEntryInto(name: string, into: Uint8Array): void {
     const e = this.entry(name);
-    if (into.length > e.size) throw new RangeError(`${this.path}: entry '${name}' has ${e.size} bytes, ${into.length} are needed`);
+    if (into.length > e.size) throw new RangeError(`${this.path}: entry '${shown(name)}' has ${e.size} bytes, ${into.length} are needed`);
     try {
       readInto(this.fd, e.dataOffset, into);
     } catch (err) {

@@ -12,12 +12,12 @@ import type { BatchNormalization as TfBatchNormalizationType, BatchNormalization
 import type { Kwargs } from '@tensorflow/tfjs-layers/dist/types';
 import type { GradSaveFunc, Tensor as TfTensor } from '@tensorflow/tfjs-core';
 import type { LayerVariable } from '@tensorflow/tfjs-layers';
-import { defaultGroup } from '../distributed/init';
-import { Fingerprint, ProcessGroup } from '../distributed/process_group';
+import type { Fingerprint, ProcessGroup } from '../distributed/process_group';
 import { registerSyncSite, SyncSite } from '../distributed/sync_sites';
 import * as F from '../functional';
 import { Tensor } from '../tensor';
 import { ValueError } from './errors';
+import { checkGroup, groupOf } from './groups';
 import { tensorOf, valuesOf } from './tensor_bridge';
 import { tfc } from './tf';
 
@@ -96,6 +96,14 @@ export class BatchNormalization extends TfBatchNormalization {
 
   constructor(args: BatchNormalizationLayerArgs = {}) {
     super(args);
+    const f = this.fields();
+    if (!Number.isInteger(f.axis)) throw new ValueError(`${this.where}: axis must be an integer, got ${JSON.stringify(f.axis)}`);
+    if (typeof f.epsilon !== 'number' || !(f.epsilon >= 0) || !Number.isFinite(f.epsilon)) {
+      throw new ValueError(`${this.where}: epsilon must be a finite number >= 0, got ${String(f.epsilon)}`);
+    }
+    if (typeof f.momentum !== 'number' || !Number.isFinite(f.momentum)) {
+      throw new ValueError(`${this.where}: momentum must be a finite number, got ${String(f.momentum)}`);
+    }
   }
 
   override call(inputs: TfTensor | TfTensor[], kwargs: Kwargs): TfTensor {
@@ -165,6 +173,7 @@ export class BatchNormalization extends TfBatchNormalization {
   /** tfjs's checks of an input against the built layer, and the dtype; returns the normalized axis. */
   private checkInput(x: TfTensor, f: Fields): number {
     if (!(x instanceof tfc.Tensor)) throw new ValueError(`${this.where} expects a tf.Tensor, got ${Object.prototype.toString.call(x)}`);
+    if (!this.built) throw new ValueError(`${this.where} was called before it was built: apply() builds it from the input's shape`);
     if (x.dtype !== 'float32') throw new ValueError(`${this.where} expects float32 input, got ${x.dtype}`);
     const ndim = x.rank;
     const axis = f.axis >= 0 ? f.axis : f.axis + ndim;
@@ -258,11 +267,12 @@ export class BatchNormalization extends TfBatchNormalization {
     const invstdT = new Tensor(new Float32Array(C), [C]);
     const m = meanT.data as Float32Array;
     const s = invstdT.data as Float32Array;
+    // An empty global batch normalizes nothing; invstd 0 keeps its gradients 0, not NaN.
     for (let c = 0; c < C; c++) {
-      mean[c] = summary[3 * c + 1];
-      variance[c] = count > 0 ? summary[3 * c + 2] / count : NaN;
+      mean[c] = count > 0 ? summary[3 * c + 1] : 0;
+      variance[c] = count > 0 ? summary[3 * c + 2] / count : 0;
       m[c] = mean[c];
-      s[c] = 1 / Math.sqrt(variance[c] + eps);
+      s[c] = count > 0 ? 1 / Math.sqrt(variance[c] + eps) : 0;
     }
     const output = F.batchNormElemt(input, weight, bias, meanT, invstdT);
     return { output, saved: { mean: meanT, invstd: invstdT, count }, mean, variance };
@@ -352,10 +362,7 @@ export class SyncBatchNormalization extends BatchNormalization implements SyncSi
   constructor(args: SyncBatchNormalizationArgs = {}) {
     const { processGroup, ...config } = args;
     super(config);
-    if (processGroup != null && !(processGroup instanceof ProcessGroup)) {
-      throw new ValueError(`${this.where}: processGroup must be a syncbn ProcessGroup`);
-    }
-    this.processGroup = processGroup ?? null;
+    this.processGroup = checkGroup(processGroup, this.where, 'processGroup');
     this.#syncId = registerSyncSite(this);
   }
 
@@ -369,13 +376,8 @@ export class SyncBatchNormalization extends BatchNormalization implements SyncSi
   }
 
   protected override syncGroup(): ProcessGroup | null {
-    const group = this.processGroup ?? defaultGroup();
-    if (group === null) return null;
-    if (!group.isMember()) {
-      throw new ValueError(`${this.where}: rank ${group.globalRank} is not a member of the layer's process group ` +
-        `(ranks [${group.ranks.join(', ')}])`);
-    }
-    return group.size > 1 ? group : null;
+    const group = groupOf(this.processGroup, this.where);
+    return group !== null && group.size > 1 ? group : null;
   }
 }
 

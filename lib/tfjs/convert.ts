@@ -5,7 +5,8 @@
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { SyncBatchNormalization } from './batch_normalization';
 import { ValueError } from './errors';
-import { ProcessGroup as Group } from '../distributed/process_group';
+import type { ProcessGroup } from '../distributed/process_group';
+import { checkGroup } from './groups';
 import { tfl } from './tf';
 
 // tfjs's own layer and syncbn's plain one.
@@ -44,14 +45,19 @@ function syncLayers(model: { layers: unknown[] }, found: SyncBatchNormalization[
  * const synced = convertSyncBatchNormalization(model);
  * synced.compile({ optimizer: distributedOptimizer(tf.train.sgd(0.1)), loss: 'meanSquaredError' });
  */
-export function convertSyncBatchNormalization<T extends LayersModel>(model: T, opts: { processGroup?: Group | null } = {}): T {
+export function convertSyncBatchNormalization<T extends LayersModel>(model: T, opts: { processGroup?: ProcessGroup | null } = {}): T {
   const where = 'convertSyncBatchNormalization';
   if (!(model instanceof tfl.LayersModel)) throw new ValueError(`${where}: expected a tf.LayersModel (tf.sequential or tf.model)`);
-  const group = opts.processGroup ?? null;
-  if (group !== null && !(group instanceof Group)) throw new ValueError(`${where}: processGroup must be a syncbn ProcessGroup`);
+  const group = checkGroup(opts.processGroup, where, 'processGroup');
   const config = rewrite(model.getConfig()) as Config;
   const cls = model.constructor as unknown as typeof tfl.LayersModel;
-  const converted = cls.fromConfig(cls as never, config as never) as unknown as T;
+  let converted: T;
+  try {
+    converted = cls.fromConfig(cls as never, config as never) as unknown as T;
+  } catch (e) {
+    throw new ValueError(`${where} rebuilds the model from its config, which failed: ${(e as Error).message.replace(/[.\s]*$/, '')}. ` +
+      'Every custom layer of the model must be registered with tf.serialization.registerClass.');
+  }
   converted.setWeights(model.getWeights());
   for (const layer of syncLayers(converted as unknown as { layers: unknown[] })) layer.processGroup = group;
   return converted;

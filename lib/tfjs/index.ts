@@ -21,8 +21,8 @@ export {
 } from './batch_normalization';
 export { ValueError } from './errors';
 export {
-  distributedOptimizer, DistributedOptimizer, DistributedOptimizerOptions, GroupOptions,
-  broadcastVariables, broadcastVariablesCallback, BroadcastVariablesCallback,
+  distributedOptimizer, DistributedOptimizerOptions, GroupOptions,
+  broadcastVariables, broadcastOptimizerState, broadcastVariablesCallback, BroadcastVariablesCallback,
   metricAverageCallback, MetricAverageCallback,
 } from './data_parallel';
 export { convertSyncBatchNormalization } from './convert';

@@ -6,7 +6,6 @@
 // taken just before the kernel that reads it), and outputs are copied in. Any
 // other backend (tfjs-node, webgl) is read with dataSync() and written with
 // tf.tensor, a copy each way.
-import { Tensor } from '../tensor';
 import { tfc } from './tf';
 
 type TfTensor = import('@tensorflow/tfjs-core').Tensor;
@@ -29,17 +28,13 @@ export function valuesOf(t: TfTensor): Float32Array {
   return t.dataSync() as Float32Array;
 }
 
-/** A syncbn tensor over a tfjs tensor's values, viewed as `shape` (same element count). */
-export function viewOf(t: TfTensor, shape: readonly number[]): Tensor {
-  return new Tensor(valuesOf(t), shape);
-}
-
-/** Whether reading `t` copies its values (the benchmark reports the copies' share). */
-export function readCopies(t: TfTensor): boolean {
-  return heapOf(t) === null && tfc.getBackend() !== 'cpu';
-}
-
-/** A tfjs tensor holding `values` (adopted without a copy on the cpu backend). */
+/**
+ * A tfjs tensor holding `values`, adopted without a copy on the cpu backend
+ * when they fill their buffer: tfjs takes a tensor's buffer as its bytes
+ * (tensor.bytes(), saved weights), so a view into a larger one (syncbn's
+ * small outputs are slices of a shared slab) is copied out.
+ */
 export function tensorOf(values: Float32Array, shape: readonly number[]): TfTensor {
-  return tfc.tensor(values, shape as number[], 'float32');
+  const whole = values.byteOffset === 0 && values.byteLength === values.buffer.byteLength;
+  return tfc.tensor(whole ? values : values.slice(), shape as number[], 'float32');
 }

@@ -16,19 +16,23 @@ namespace addon {
 namespace {
 
 // Reads an op's arguments for its input's device (read(Tag<T>{}) fills the
-// op's Args struct: T = float or double for TypedArrays, void for
-// DeviceBuffers), refuses overlapping outputs, and calls the op:
+// op's Args struct: T = float, double, BFloat16 or Float16 for TypedArrays,
+// void for DeviceBuffers), refuses overlapping outputs, and calls the op:
 // call(ops, args) with the CPU table or the CUDA kernels of that device.
+template <typename T, typename Read, typename Call>
+void call_cpu_as(OpArgs& a, Read read, Call call) {
+  const auto k = read(Tag<T>{});
+  a.check_overlap();
+  call(cpu::ops<T>(), k);
+}
+
 template <typename Read, typename Call>
 void call_cpu(OpArgs& a, Read read, Call call) {
-  if (a.dtype() == DType::Float32) {
-    const auto k = read(Tag<float>{});
-    a.check_overlap();
-    call(cpu::ops<float>(), k);
-  } else {
-    const auto k = read(Tag<double>{});
-    a.check_overlap();
-    call(cpu::ops<double>(), k);
+  switch (a.dtype()) {
+    case DType::Float32: return call_cpu_as<float>(a, read, call);
+    case DType::Float64: return call_cpu_as<double>(a, read, call);
+    case DType::Float16: return call_cpu_as<Float16>(a, read, call);
+    case DType::BFloat16: return call_cpu_as<BFloat16>(a, read, call);
   }
 }
 

@@ -81,20 +81,14 @@ class OpArgs {
     } else {
       DeviceMemory m;
       if (!device_memory_of(env_, v, &m)) {
-        // Half inputs have no CPU kernel: only a DeviceBuffer would do.
         const DType elem = lead_elem == Elem::Double  ? DType::Float64
                            : lead_elem == Elem::Param ? param_dtype(dtype_)
                                                       : dtype_;
-        const bool host = dtype_ == DType::Float32 || dtype_ == DType::Float64;
-        throw Napi::TypeError::New(env_, prefix() + "'" + lead + "' must be " +
-                                             (host ? std::string("a ") + cpu_array_name(elem) + " or " : std::string()) +
-                                             "a DeviceBuffer, got " + describe_value(v));
+        throw Napi::TypeError::New(env_, prefix() + "'" + lead + "' must be a " + cpu_array_name(elem) +
+                                             " or a DeviceBuffer, got " + describe_value(v));
       }
       device_ = m.device;
     }
-    if (device_ < 0 && dtype_ != DType::Float32 && dtype_ != DType::Float64)
-      throw Napi::TypeError::New(env_, prefix() + "'dtype' " + dtype_name(dtype_) +
-                                           " is computed on CUDA only; on the CPU 'dtype' must be 'float32' or 'float64'");
   }
 
   Napi::Env env() const { return env_; }
@@ -146,15 +140,16 @@ class OpArgs {
     return s;
   }
 
-  // `n` elements of the input's dtype (T: float or double on the CPU, void on CUDA).
+  // `n` elements of the input's dtype (T: float, double, BFloat16 or Float16
+  // on the CPU, void on CUDA).
   template <typename T>
   T* data(const char* field, int64_t n, Role role) {
     return static_cast<T*>(fetch(field, n, dtype_, role));
   }
-  // `c` per-channel values: param_dtype() of the input's.
+  // `c` per-channel values: param_dtype() of the input's (opmath_t<T>).
   template <typename T>
-  T* param(const char* field, int64_t c, Role role) {
-    return static_cast<T*>(fetch(field, c, param_dtype(dtype_), role));
+  opmath_t<T>* param(const char* field, int64_t c, Role role) {
+    return static_cast<opmath_t<T>*>(fetch(field, c, param_dtype(dtype_), role));
   }
   // `n` float64 values whatever the dtype (counts, Welford summaries).
   double* doubles(const char* field, int64_t n, Role role) {
@@ -197,7 +192,13 @@ class OpArgs {
     uintptr_t begin, end;
   };
 
-  static const char* cpu_array_name(DType t) { return t == DType::Float64 ? "Float64Array" : "Float32Array"; }
+  // The TypedArray that holds elements of t on the host (the 16-bit floats as their bits).
+  static const char* cpu_array_name(DType t) {
+    return t == DType::Float64 ? "Float64Array" : t == DType::Float32 ? "Float32Array" : "Uint16Array";
+  }
+  static napi_typedarray_type cpu_array_type(DType t) {
+    return t == DType::Float64 ? napi_float64_array : t == DType::Float32 ? napi_float32_array : napi_uint16_array;
+  }
 
   DType read_dtype() const {
     const Napi::Value v = get("dtype");
@@ -219,7 +220,7 @@ class OpArgs {
     if (device_ < 0) {
       napi_typedarray_type type;
       size_t length = 0;
-      const napi_typedarray_type want = elem == DType::Float64 ? napi_float64_array : napi_float32_array;
+      const napi_typedarray_type want = cpu_array_type(elem);
       if (!v.IsTypedArray() || napi_get_typedarray_info(env_, v, &type, &length, &data, nullptr, nullptr) != napi_ok ||
           type != want)
         throw type_error(field, std::string("a ") + cpu_array_name(elem) + " of " + std::to_string(n) + " elements" +

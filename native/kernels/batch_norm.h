@@ -34,10 +34,11 @@ struct BatchShape {
 };
 
 // ---- the op table -------------------------------------------------------------
-// Each op's arguments, stated once. T is the element type: float or double
-// for the CPU kernels, whose per-channel arrays have the input's type; void
-// for the CUDA kernels, which take the dtype beside (per-channel arrays are
-// float for half inputs there, see dtype.h). Optional pointers may be null.
+// Each op's arguments, stated once. T is the element type of the batch
+// arrays (x, y, dy, dx): float, double, BFloat16 or Float16 for the CPU
+// kernels, whose per-channel arrays are opmath_t<T> (float for the 16-bit
+// types, see dtype.h); void for the CUDA kernels, which take the dtype beside
+// and the same convention. Optional pointers may be null.
 // The CPU table (cpu::Ops) and the CUDA entry points (cuda/batch_norm_cuda.h)
 // take these structs, and the addon fills them from named arguments.
 
@@ -47,8 +48,8 @@ struct StatsArgs {
   const T* x;
   BatchShape s;
   double eps;
-  T* mean;
-  T* invstd;
+  opmath_t<T>* mean;
+  opmath_t<T>* invstd;
 };
 
 // Merges per-worker (mean, invstd, count) rows, `world` of them, into the
@@ -56,17 +57,17 @@ struct StatsArgs {
 // towards the global mean and unbiased variance.
 template <typename T>
 struct GatherStatsWithCountsArgs {
-  const T* means;    // world x c
-  const T* invstds;  // world x c
+  const opmath_t<T>* means;  // world x c
+  const opmath_t<T>* invstds;  // world x c
   const double* counts;
   int64_t world;
   int64_t c;
   double momentum;
   double eps;
-  T* mean;
-  T* invstd;
-  T* running_mean;  // optional
-  T* running_var;   // optional
+  opmath_t<T>* mean;
+  opmath_t<T>* invstd;
+  opmath_t<T>* running_mean;  // optional
+  opmath_t<T>* running_var;   // optional
 };
 
 // y = (x - mean) * invstd * weight + bias
@@ -74,10 +75,10 @@ template <typename T>
 struct ElemtArgs {
   const T* x;
   BatchShape s;
-  const T* mean;
-  const T* invstd;
-  const T* weight;  // optional
-  const T* bias;    // optional
+  const opmath_t<T>* mean;
+  const opmath_t<T>* invstd;
+  const opmath_t<T>* weight;  // optional
+  const opmath_t<T>* bias;    // optional
   T* y;
 };
 
@@ -88,12 +89,12 @@ struct BackwardReduceArgs {
   const T* dy;
   const T* x;
   BatchShape s;
-  const T* mean;
-  const T* invstd;
-  T* sum_dy;
-  T* sum_dy_xmu;
-  T* grad_weight;
-  T* grad_bias;
+  const opmath_t<T>* mean;
+  const opmath_t<T>* invstd;
+  opmath_t<T>* sum_dy;
+  opmath_t<T>* sum_dy_xmu;
+  opmath_t<T>* grad_weight;
+  opmath_t<T>* grad_bias;
 };
 
 // dx from globally reduced sums over `total_count` values per channel.
@@ -102,11 +103,11 @@ struct BackwardElemtArgs {
   const T* dy;
   const T* x;
   BatchShape s;
-  const T* mean;
-  const T* invstd;
-  const T* weight;  // optional
-  const T* sum_dy;
-  const T* sum_dy_xmu;
+  const opmath_t<T>* mean;
+  const opmath_t<T>* invstd;
+  const opmath_t<T>* weight;  // optional
+  const opmath_t<T>* sum_dy;
+  const opmath_t<T>* sum_dy_xmu;
   double total_count;
   T* dx;
 };
@@ -117,15 +118,15 @@ template <typename T>
 struct ForwardTrainingArgs {
   const T* x;
   BatchShape s;
-  const T* weight;  // optional
-  const T* bias;    // optional
+  const opmath_t<T>* weight;  // optional
+  const opmath_t<T>* bias;    // optional
   double eps;
   double momentum;
-  T* running_mean;  // optional, updated in place
-  T* running_var;   // optional, updated in place
+  opmath_t<T>* running_mean;  // optional, updated in place
+  opmath_t<T>* running_var;   // optional, updated in place
   T* y;
-  T* save_mean;
-  T* save_invstd;
+  opmath_t<T>* save_mean;
+  opmath_t<T>* save_invstd;
 };
 
 // Normalization with the running statistics.
@@ -133,10 +134,10 @@ template <typename T>
 struct ForwardInferenceArgs {
   const T* x;
   BatchShape s;
-  const T* running_mean;
-  const T* running_var;
-  const T* weight;  // optional
-  const T* bias;    // optional
+  const opmath_t<T>* running_mean;
+  const opmath_t<T>* running_var;
+  const opmath_t<T>* weight;  // optional
+  const opmath_t<T>* bias;    // optional
   double eps;
   T* y;
 };
@@ -150,14 +151,14 @@ struct BackwardArgs {
   const T* dy;
   const T* x;
   BatchShape s;
-  const T* weight;  // optional
-  const T* mean;
-  const T* invstd_or_var;
+  const opmath_t<T>* weight;  // optional
+  const opmath_t<T>* mean;
+  const opmath_t<T>* invstd_or_var;
   bool training;
   double eps;
   T* dx;
-  T* grad_weight;
-  T* grad_bias;
+  opmath_t<T>* grad_weight;
+  opmath_t<T>* grad_bias;
   bool accumulate;
 };
 
@@ -180,10 +181,10 @@ struct WelfordFinalizeArgs {
   int64_t c;
   double eps;
   double momentum;
-  T* mean;
-  T* invstd;
-  T* running_mean;  // optional
-  T* running_var;   // optional
+  opmath_t<T>* mean;
+  opmath_t<T>* invstd;
+  opmath_t<T>* running_mean;  // optional
+  opmath_t<T>* running_var;   // optional
 };
 
 // SyncBatchNorm's merge on the device (CUDA only; the host backends merge in
@@ -200,10 +201,10 @@ struct WelfordGatherArgs {
   int64_t c;
   double eps;
   double momentum;
-  T* mean;
-  T* invstd;
-  T* running_mean;  // optional
-  T* running_var;   // optional
+  opmath_t<T>* mean;
+  opmath_t<T>* invstd;
+  opmath_t<T>* running_mean;  // optional
+  opmath_t<T>* running_var;   // optional
   double* total_count;
 };
 
@@ -211,8 +212,8 @@ struct WelfordGatherArgs {
 // into an existing .grad (CUDA only; the CPU adds on the host).
 template <typename T>
 struct AccumulateArgs {
-  const T* src;
-  T* dst;
+  const opmath_t<T>* src;
+  opmath_t<T>* dst;
   int64_t count;
 };
 
@@ -221,8 +222,8 @@ template <typename T>
 struct MomentsArgs {
   const T* x;
   BatchShape s;
-  T* mean;
-  T* var;
+  opmath_t<T>* mean;
+  opmath_t<T>* var;
 };
 
 // Per-channel blend of statistics with running ones:
@@ -233,23 +234,24 @@ template <typename T>
 struct BlendStatsArgs {
   int64_t c;
   double momentum;
-  const T* mean_a;
-  const T* var_a;
-  const T* mean_b;  // optional
-  const T* var_b;   // optional
+  const opmath_t<T>* mean_a;
+  const opmath_t<T>* var_a;
+  const opmath_t<T>* mean_b;  // optional
+  const opmath_t<T>* var_b;   // optional
   double var_scale;
-  const T* running_mean;  // optional
-  const T* running_var;   // optional
-  T* out_mean;
-  T* out_var;
+  const opmath_t<T>* running_mean;  // optional
+  const opmath_t<T>* running_var;   // optional
+  opmath_t<T>* out_mean;
+  opmath_t<T>* out_var;
 };
 
 namespace cpu {
 
-// The CPU kernels of every op for element type T. ops<T>() is filled once,
-// on first use, from the build of batch_norm_impl.h for this CPU's instruction
-// set (avx2 or baseline); the per-channel ops (gather_stats_with_counts,
-// welford_finalize, blend_stats) are the same in both.
+// The CPU kernels of every op for element type T (float, double, BFloat16,
+// Float16). ops<T>() is filled once, on first use, from the build of
+// batch_norm_impl.h for this CPU's instruction set (avx2 or baseline); the
+// per-channel ops (gather_stats_with_counts, welford_finalize, blend_stats)
+// are the same in both.
 template <typename T>
 struct Ops {
   void (*stats)(const StatsArgs<T>&);

@@ -7,7 +7,11 @@
 // momentum (or 1 / batches seen, when it is null) towards the mean and the
 // unbiased variance; the counter counts training forwards. Eval: the running
 // stats normalize and are constants for the backward. Grads of weight and
-// bias accumulate over steps, as a module's .grad does.
+// bias accumulate over steps, as a module's .grad does. (Values are rounded
+// to the 16-bit types by lib/half_float.ts, the codec of the checkpoints.)
+
+import type { FloatingDType } from '../../lib';
+import { fromHalfBits, toHalfBits } from '../../lib/half_float';
 
 export interface ReferenceStep {
   y: number[];
@@ -25,18 +29,30 @@ export interface ReferenceConfig {
   momentum: number | null;
   weight: number[];
   bias: number[];
-  /** float32 layers see float32 inputs and parameters: the reference rounds them the same way. */
-  dtype: 'float32' | 'float64';
+  /**
+   * The inputs' dtype and the parameters' (paramDtype, default the same): a
+   * layer sees its inputs and parameters rounded to them, and so does the
+   * reference; it computes in float64 from there.
+   */
+  dtype: FloatingDType;
+  paramDtype?: FloatingDType;
   steps: { training: boolean; x: number[]; dy: number[] }[];
+}
+
+/** A value as a tensor of `dtype` holds it. */
+function rounding(dtype: FloatingDType): (v: number) => number {
+  if (dtype === 'float64') return (v) => v;
+  if (dtype === 'float32') return Math.fround;
+  return (v) => fromHalfBits(toHalfBits(v, dtype), dtype);
 }
 
 export function referenceBatchNorm(cfg: ReferenceConfig): ReferenceStep[] {
   const [N, C] = cfg.shape;
   const inner = cfg.shape.slice(2).reduce((a, b) => a * b, 1);
   const n = N * inner;
-  const round = cfg.dtype === 'float32' ? Math.fround : (v: number) => v;
-  const weight = cfg.weight.map(round);
-  const bias = cfg.bias.map(round);
+  const round = rounding(cfg.dtype);
+  const weight = cfg.weight.map(rounding(cfg.paramDtype ?? cfg.dtype));
+  const bias = cfg.bias.map(rounding(cfg.paramDtype ?? cfg.dtype));
   const runningMean = new Array<number>(C).fill(0);
   const runningVar = new Array<number>(C).fill(1);
   const gradWeight = new Array<number>(C).fill(0);

@@ -6,7 +6,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { randn, manualSeed, FloatDType, MemoryFormat } from '../../lib';
+import { randn, manualSeed, FloatingDType, MemoryFormat } from '../../lib';
 import { assertClose, Tolerance } from '../support/assert_close';
 import { referenceBatchNorm } from './reference';
 
@@ -28,7 +28,10 @@ export interface Scenario {
   sizes: number[];
   shape: number[];
   channels: number;
-  dtype: FloatDType;
+  /** The inputs' dtype, and the layer's unless layerDtype says otherwise. */
+  dtype: FloatingDType;
+  /** float32 for a layer that takes half inputs (mixed precision). */
+  layerDtype?: FloatingDType;
   memoryFormat?: MemoryFormat;
   momentum: number | null;
   /** The layer's eps; default 1e-5. */
@@ -43,6 +46,8 @@ export interface Scenario {
   otherChannels?: number;
   absent?: { rank: number; step: number };
   die?: { rank: number; step: number };
+  /** A step at which every rank's batch is empty (shape [0, C, ...]). */
+  emptyStep?: number;
 }
 
 export interface RankStep {
@@ -170,6 +175,7 @@ export function reference(cfg: Scenario, ranks: number[] = cfg.sizes.map((_, r) 
     weight: cfg.weight!,
     bias: cfg.bias!,
     dtype: cfg.dtype,
+    paramDtype: cfg.layerDtype ?? cfg.dtype,
     steps: cfg.steps.map((s) => ({ training: s.training, x: pick(s.x), dy: pick(s.dy) })),
   });
 }
@@ -209,4 +215,35 @@ export function expectMatchesReference(cfg: Scenario, results: RankResult[], tol
     assertClose(gw, ref[s].gradWeight!, tol, `step ${s} grad weight summed over ranks`);
     assertClose(gb, ref[s].gradBias!, tol, `step ${s} grad bias summed over ranks`);
   });
+}
+
+/**
+ * Step `step` of a scenario whose every rank had an empty batch there
+ * (cfg.emptyStep), against the step before it, as PyTorch 2 leaves a
+ * SyncBatchNorm after such a step: empty output and grad input, parameter
+ * gradients unchanged (zero added, finite), the counter one higher, and the
+ * running statistics moved by the step's factor towards mean 0 and
+ * variance 0 (torch/nn/modules/_functions.py SyncBatchNorm.forward drops the
+ * ranks of count 0; aten/src/ATen/native/cuda/Normalization.cuh
+ * batch_norm_reduce_statistics_kernel merges none into mean 0, unbiased
+ * variance 0 / -1). Debian's PyTorch 1.13 runs SyncBatchNorm on CUDA only,
+ * so the 2.x source is the reference.
+ */
+export function expectEmptyWorldStep(cfg: Scenario, results: RankResult[], step: number): void {
+  for (const r of results) {
+    if (r.error) throw new Error(`rank ${r.rank} failed: ${r.error}`);
+    const before = r.steps[step - 1];
+    const got = r.steps[step];
+    const at = `rank ${r.rank} step ${step}`;
+    expect(got.y).toEqual([]);
+    expect(got.dx).toEqual([]);
+    for (const [name, g, prev] of [['grad weight', got.gradWeight, before.gradWeight], ['grad bias', got.gradBias, before.gradBias]] as const) {
+      expect(g!.every(Number.isFinite)).toBe(true);
+      assertClose(g!, prev!, { rtol: 0, atol: 0 }, `${at} ${name}`);
+    }
+    expect(got.counter).toBe(before.counter! + 1);
+    const factor = cfg.momentum ?? 1 / got.counter!;
+    assertClose(got.runningMean!, before.runningMean!.map((v) => (1 - factor) * v), { rtol: 1e-12, atol: 0 }, `${at} running mean`);
+    assertClose(got.runningVar!, before.runningVar!.map((v) => (1 - factor) * v), { rtol: 1e-12, atol: 0 }, `${at} running var`);
+  }
 }

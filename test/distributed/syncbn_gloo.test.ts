@@ -1,9 +1,10 @@
 // SyncBatchNorm across processes over Gloo (TCP), started by syncbn-run.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { scenario, runGloo, runNode, expectMatchesReference, freePort, WORKER, LAUNCHER } from './support';
+import { scenario, runGloo, runNode, expectMatchesReference, expectEmptyWorldStep, freePort, WORKER, LAUNCHER } from './support';
 import { native } from '../../lib/native';
 import { requireOrSkip } from '../support/require';
+import { TOLERANCE } from '../support/assert_close';
 import { scratchDirs } from '../support/scratch';
 
 const F64 = { rtol: 1e-9, atol: 1e-9 };
@@ -25,6 +26,21 @@ gloo('SyncBatchNorm over gloo processes', () => {
     const { run, results } = await runGloo(cfg);
     expect(run.code).toBe(0);
     expectMatchesReference(cfg, results, F64);
+  });
+
+  test('2 processes, every rank with an empty batch at step 1, momentum null (PyTorch 2\'s empty-input rule)', async () => {
+    const cfg = scenario({ backend: 'gloo', timeoutMs: 20000, sizes: [3, 2], tail: [2, 2], channels: 2, dtype: 'float64', momentum: null, train: 2, evalSteps: 0, seed: 27, emptyStep: 1 });
+    const { run, results } = await runGloo(cfg);
+    expect(run.code).toBe(0);
+    expectMatchesReference({ ...cfg, steps: cfg.steps.slice(0, 1) }, results.map((r) => ({ ...r, steps: r.steps.slice(0, 1) })), F64);
+    expectEmptyWorldStep(cfg, results, 1);
+  });
+
+  test('2 processes, a bfloat16 layer (all in bfloat16), channels last', async () => {
+    const cfg = scenario({ backend: 'gloo', timeoutMs: 20000, sizes: [3, 2], tail: [3, 2], channels: 4, dtype: 'bfloat16', memoryFormat: 'channelsLast', momentum: 0.1, train: 2, evalSteps: 1, seed: 28 });
+    const { run, results } = await runGloo(cfg);
+    expect(run.code).toBe(0);
+    expectMatchesReference(cfg, results, TOLERANCE.bfloat16);
   });
 
   test('3 processes (file://), float32', async () => {

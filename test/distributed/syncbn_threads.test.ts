@@ -1,6 +1,6 @@
 // SyncBatchNorm over the threads backend: 4 worker threads of this process.
-import { scenario, runThreads, expectMatchesReference, reference } from './support';
-import { assertClose } from '../support/assert_close';
+import { scenario, runThreads, expectMatchesReference, expectEmptyWorldStep, reference } from './support';
+import { assertClose, TOLERANCE } from '../support/assert_close';
 
 const F64 = { rtol: 1e-9, atol: 1e-9 };
 
@@ -8,6 +8,13 @@ describe('SyncBatchNorm on worker threads', () => {
   test('uneven batches and an empty rank equal BatchNorm on the concatenated batch (NCHW)', async () => {
     const cfg = scenario({ backend: 'threads', timeoutMs: 20000, sizes: [3, 0, 5, 2], tail: [2, 3], channels: 3, dtype: 'float64', momentum: 0.1, train: 3, evalSteps: 1, seed: 1 });
     expectMatchesReference(cfg, await runThreads(cfg), F64);
+  });
+
+  test('every rank with an empty batch (PyTorch 2\'s test_sync_batch_norm_only_empty_input): empty outputs, zero grads, running stats as 2.x leaves them', async () => {
+    const cfg = scenario({ backend: 'threads', timeoutMs: 20000, sizes: [2, 3, 1, 2], tail: [3], channels: 3, dtype: 'float64', momentum: 0.1, train: 2, evalSteps: 0, seed: 15, emptyStep: 1 });
+    const results = await runThreads(cfg);
+    expectMatchesReference({ ...cfg, steps: cfg.steps.slice(0, 1) }, results.map((r) => ({ ...r, steps: r.steps.slice(0, 1) })), F64);
+    expectEmptyWorldStep(cfg, results, 1);
   });
 
   test('channels-last input, momentum null (cumulative)', async () => {
@@ -52,6 +59,20 @@ describe('SyncBatchNorm on worker threads', () => {
   test('float32 layers', async () => {
     const cfg = scenario({ backend: 'threads', timeoutMs: 20000, sizes: [4, 2, 3, 3], tail: [5], channels: 3, dtype: 'float32', momentum: 0.1, train: 2, evalSteps: 1, seed: 4 });
     expectMatchesReference(cfg, await runThreads(cfg), { rtol: 1e-5, atol: 1e-5 });
+  });
+
+  // float16 and bfloat16 on the CPU (issue #32): inputs in the half type, a float32 layer (mixed precision) or
+  // one of the input's dtype; the reference computes in float64 on the rounded values. PyTorch's tolerances.
+  test('bfloat16 inputs, a float32 layer, channels last', async () => {
+    const cfg = scenario({ backend: 'threads', timeoutMs: 20000, sizes: [3, 1, 4, 2], tail: [2, 3], channels: 5, dtype: 'bfloat16', layerDtype: 'float32', memoryFormat: 'channelsLast', momentum: 0.1, train: 2, evalSteps: 1, seed: 16 });
+    expectMatchesReference(cfg, await runThreads(cfg), TOLERANCE.bfloat16);
+  });
+
+  test('a float16 layer (all in float16), an empty rank, momentum null', async () => {
+    const cfg = scenario({ backend: 'threads', timeoutMs: 20000, sizes: [2, 0, 3, 3], tail: [4], channels: 3, dtype: 'float16', momentum: null, train: 2, evalSteps: 1, seed: 17 });
+    const results = await runThreads(cfg);
+    for (const r of results) expect(r.error).toBeUndefined();
+    expectMatchesReference(cfg, results, TOLERANCE.float16);
   });
 
   test('SynchronizedBatchNorm2d replicas', async () => {

@@ -103,15 +103,22 @@ describe('load: torch.save and safetensors files written by PyTorch', () => {
     expect(Object.keys(sd)).not.toContain('_metadata');
   });
 
-  test("PyTorch's rule for num_batches_tracked: filled in below version 2, missing at version 2", () => {
+  // PyTorch 2.x's rule (torch/nn/modules/batchnorm.py, _NormBase._load_from_state_dict), which 1.13 cannot
+  // produce (it reset the counter to 0): below version 2 a missing counter is the layer's own, kept.
+  test("PyTorch 2's rule for num_batches_tracked: the layer's own kept below version 2, missing at version 2", () => {
     const sd = load(fixture('model.pt'));
     delete sd['stem.num_batches_tracked'];
     expect(() => new Net(4).loadStateDict(sd)).toThrow(/Missing key\(s\) in state_dict: "stem\.num_batches_tracked"/);
+    const kept = new Net(4);
+    kept.stem.numBatchesTracked!.fill_(7);
+    expect(kept.loadStateDict(sd, { strict: false }).missingKeys).toEqual(['stem.num_batches_tracked']);
+    expect(kept.stem.numBatchesTracked!.item()).toBe(7);
     getMetadata(sd)!.stem.version = 1;
     const net = new Net(4);
     net.stem.numBatchesTracked!.fill_(9);
     expect(net.loadStateDict(sd)).toEqual({ missingKeys: [], unexpectedKeys: [] });
-    expect(net.stem.numBatchesTracked!.item()).toBe(0);
+    expect(net.stem.numBatchesTracked!.item()).toBe(9);
+    expect(net.block.bn.numBatchesTracked!.item()).toBe(Number(model.state_dict['block.bn.num_batches_tracked'].values[0]));
   });
 
   test('model.safetensors: __metadata__ comes along', () => {

@@ -38,10 +38,11 @@ EVAL_STEPS = 1
 
 
 def values(t):
-    """Flat list in logical order; float32 printed in its shortest exact form."""
+    """Flat list in logical order; float32 (and the 16-bit types, exact in it)
+    printed in float32's shortest exact form."""
     t = t.detach().contiguous().reshape(-1)
-    if t.dtype == torch.float32:
-        return [float(str(np.float32(v))) for v in t.numpy()]
+    if t.dtype in (torch.float32, torch.bfloat16, torch.float16):
+        return [float(str(np.float32(v))) for v in t.float().numpy()]
     if t.dtype == torch.int64:
         return [int(v) for v in t.numpy()]
     return [float(v) for v in t.numpy()]
@@ -77,6 +78,20 @@ def input_set(shape, dtype, steps):
     return batches, w0, b0, record
 
 
+def step_record(bn, training, y, dx):
+    """One step of a module case: the output and grad input, and the layer's
+    grads, running statistics and counter where it has them."""
+    rec = {"training": training, "y": values(y), "dx": values(dx)}
+    if bn.affine:
+        rec["grad_weight"] = values(bn.weight.grad)
+        rec["grad_bias"] = values(bn.bias.grad)
+    if bn.track_running_stats:
+        rec["running_mean"] = values(bn.running_mean)
+        rec["running_var"] = values(bn.running_var)
+        rec["num_batches_tracked"] = int(bn.num_batches_tracked)
+    return rec
+
+
 def module_cases(dtype_name):
     dtype = DTYPES[dtype_name]
     cases = []
@@ -99,15 +114,7 @@ def module_cases(dtype_name):
                         xi = x.clone().requires_grad_(True)
                         y = bn(xi)
                         y.backward(dy)
-                        rec = {"training": i < TRAIN_STEPS, "y": values(y), "dx": values(xi.grad)}
-                        if affine:
-                            rec["grad_weight"] = values(bn.weight.grad)
-                            rec["grad_bias"] = values(bn.bias.grad)
-                        if track:
-                            rec["running_mean"] = values(bn.running_mean)
-                            rec["running_var"] = values(bn.running_var)
-                            rec["num_batches_tracked"] = int(bn.num_batches_tracked)
-                        records.append(rec)
+                        records.append(step_record(bn, i < TRAIN_STEPS, y, xi.grad))
                     cases.append({
                         "kind": kind,
                         "affine": affine,
@@ -121,6 +128,46 @@ def module_cases(dtype_name):
 
 def channel_dims(x):
     return [0] + list(range(2, x.dim()))
+
+
+def worker_stats(xd, shape, splits, eps, cast):
+    """Each worker's rows of xd (float64, split by `splits`): its count and,
+    unless it has none, its mean and invstd, cast to the fixture's dtype."""
+    workers = []
+    start = 0
+    for n in splits:
+        part = xd[start:start + n]
+        start += n
+        if n == 0:
+            workers.append({"count": 0})
+            continue
+        workers.append({
+            "count": n * (xd.numel() // (shape[0] * shape[1])),
+            "mean": values(cast(part.mean(channel_dims(part)))),
+            "invstd": values(cast((part.var(channel_dims(part), unbiased=False) + eps).rsqrt())),
+        })
+    return workers
+
+
+def ops_record(name, dtype_name, shape, eps, momentum, splits, inputs, expected):
+    """An ops case as test/golden/ops_case.ts reads it; inputs = (x, dy,
+    weight, bias, running_mean, running_var)."""
+    x, dy, w, b, rm0, rv0 = inputs
+    return {
+        "name": f"{name}-{dtype_name}",
+        "dtype": dtype_name,
+        "shape": list(shape),
+        "eps": eps,
+        "momentum": momentum,
+        "splits": splits,
+        "x": values(x),
+        "dy": values(dy),
+        "weight": values(w),
+        "bias": values(b),
+        "running_mean": values(rm0),
+        "running_var": values(rv0),
+        "expected": expected,
+    }
 
 
 def ops_case(name, dtype_name, shape, splits, eps, momentum, with_eval=False):
@@ -158,46 +205,19 @@ def ops_case(name, dtype_name, shape, splits, eps, momentum, with_eval=False):
         * (invstd * w.double()).reshape(view)
     assert torch.allclose(dx_def.to(dtype), xg.grad, rtol=1e-4, atol=1e-5), name
 
-    workers = []
-    start = 0
-    for n in splits:
-        part = xd[start:start + n]
-        start += n
-        if n == 0:
-            workers.append({"count": 0})
-            continue
-        workers.append({
-            "count": n * (xd.numel() // (shape[0] * c)),
-            "mean": values(part.mean(channel_dims(part)).to(dtype)),
-            "invstd": values((part.var(channel_dims(part), unbiased=False) + eps).rsqrt().to(dtype)),
-        })
-    case = {
-        "name": f"{name}-{dtype_name}",
-        "dtype": dtype_name,
-        "shape": list(shape),
-        "eps": eps,
-        "momentum": momentum,
-        "splits": splits,
-        "x": values(x),
-        "dy": values(dy),
-        "weight": values(w),
-        "bias": values(b),
-        "running_mean": values(rm0),
-        "running_var": values(rv0),
-        "expected": {
-            "mean": values(mean.to(dtype)),
-            "invstd": values(invstd.to(dtype)),
-            "workers": workers,
-            "running_mean": values(rm),
-            "running_var": values(rv),
-            "y": values(y),
-            "sum_dy": values(sum_dy.to(dtype)),
-            "sum_dy_xmu": values(sum_dy_xmu.to(dtype)),
-            "grad_weight": values(wg.grad),
-            "grad_bias": values(bg.grad),
-            "dx": values(xg.grad),
-        },
-    }
+    case = ops_record(name, dtype_name, shape, eps, momentum, splits, (x, dy, w, b, rm0, rv0), {
+        "mean": values(mean.to(dtype)),
+        "invstd": values(invstd.to(dtype)),
+        "workers": worker_stats(xd, shape, splits, eps, lambda t: t.to(dtype)),
+        "running_mean": values(rm),
+        "running_var": values(rv),
+        "y": values(y),
+        "sum_dy": values(sum_dy.to(dtype)),
+        "sum_dy_xmu": values(sum_dy_xmu.to(dtype)),
+        "grad_weight": values(wg.grad),
+        "grad_bias": values(bg.grad),
+        "dx": values(xg.grad),
+    })
     if with_eval:
         # Eval: the running stats (rm0, rv0) and eps are constants.
         xe = x.clone().requires_grad_(True)
@@ -382,15 +402,7 @@ def varied_module_case(cls, shape, dtype_name, eps, momentum, affine, track):
         xi = x.clone().requires_grad_(True)
         y = bn(xi)
         y.backward(dy)
-        rec = {"training": i < 3, "y": values(y), "dx": values(xi.grad)}
-        if affine:
-            rec["grad_weight"] = values(bn.weight.grad)
-            rec["grad_bias"] = values(bn.bias.grad)
-        if track:
-            rec["running_mean"] = values(bn.running_mean)
-            rec["running_var"] = values(bn.running_var)
-            rec["num_batches_tracked"] = int(bn.num_batches_tracked)
-        records.append(rec)
+        records.append(step_record(bn, i < 3, y, xi.grad))
     return {
         "module": cls.__name__,
         "dtype": dtype_name,

@@ -3,7 +3,8 @@
 // reduce and elemt; the fused F.nativeBatchNorm / F.batchNorm /
 // F.batchNormBackward in training and, when recorded, in eval; and the
 // Welford stats SyncBatchNorm all-reduces, finalized with the case's eps and momentum.
-import { F, tensor, Tensor, FloatDType, MemoryFormat } from '../../lib';
+// Half cases (test/golden/generate_half_cpu.py) take float32 per-channel tensors.
+import { F, tensor, Tensor, FloatingDType, MemoryFormat } from '../../lib';
 import { assertClose, TOLERANCE } from '../support/assert_close';
 
 interface Worker {
@@ -14,7 +15,7 @@ interface Worker {
 type Expected = Record<'mean' | 'invstd' | 'running_mean' | 'running_var' | 'y' | 'sum_dy' | 'sum_dy_xmu' | 'grad_weight' | 'grad_bias' | 'dx', number[]>;
 export interface OpsCase {
   name: string;
-  dtype: FloatDType;
+  dtype: FloatingDType;
   shape: number[];
   eps: number;
   momentum: number;
@@ -40,8 +41,10 @@ function batchSlice(values: number[], shape: number[], start: number, n: number)
 export function checkOpsCase(c: OpsCase, fmt: MemoryFormat): void {
   const tol = TOLERANCE[c.dtype];
   const dtype = c.dtype;
+  // Per-channel tensors (and the per-worker statistics) are float32 for half inputs.
+  const pd = dtype === 'float64' ? 'float64' : 'float32';
   const C = c.shape[1];
-  const vec = (v: number[]) => tensor(v, [C], { dtype });
+  const vec = (v: number[]) => tensor(v, [C], { dtype: pd });
   const x = tensor(c.x, c.shape, { dtype, memoryFormat: fmt });
   const dy = tensor(c.dy, c.shape, { dtype, memoryFormat: fmt });
   const weight = vec(c.weight);
@@ -72,7 +75,7 @@ export function checkOpsCase(c: OpsCase, fmt: MemoryFormat): void {
   const rm = vec(c.running_mean);
   const rv = vec(c.running_var);
   const world = c.splits.length;
-  const g = F.batchNormGatherStatsWithCounts(tensor(means, [world, C], { dtype }), tensor(invstds, [world, C], { dtype }), rm, rv, {
+  const g = F.batchNormGatherStatsWithCounts(tensor(means, [world, C], { dtype: pd }), tensor(invstds, [world, C], { dtype: pd }), rm, rv, {
     momentum: c.momentum,
     eps: c.eps,
     counts: e.workers.map((w) => w.count),
@@ -84,6 +87,7 @@ export function checkOpsCase(c: OpsCase, fmt: MemoryFormat): void {
 
   const y = F.batchNormElemt(x, weight, bias, mean, invstd);
   expect(y.memoryFormat).toBe(fmt);
+  expect(y.dtype).toBe(dtype);
   assertClose(y, e.y, tol, 'elemt');
 
   const r = F.batchNormBackwardReduce(dy, x, mean, invstd, weight);
@@ -117,7 +121,7 @@ export function checkOpsCase(c: OpsCase, fmt: MemoryFormat): void {
   // What SyncBatchNorm merges: the Welford summary, finalized with eps and momentum.
   const wrm = vec(c.running_mean);
   const wrv = vec(c.running_var);
-  const wf = F.batchNormWelfordFinalize(F.batchNormWelfordStats(x), wrm, wrv, { eps: c.eps, momentum: c.momentum, dtype });
+  const wf = F.batchNormWelfordFinalize(F.batchNormWelfordStats(x), wrm, wrv, { eps: c.eps, momentum: c.momentum, dtype: pd });
   assertClose(wf.mean, e.mean, tol, 'welford mean');
   assertClose(wf.invstd, e.invstd, tol, 'welford invstd');
   assertClose(wrm, e.running_mean, tol, 'welford running mean');

@@ -18,7 +18,7 @@
 //   node test/gpu/check_cuda.js               on 'cuda'; exits 1 without a GPU
 //   node test/gpu/check_cuda.js --suites fixtures|nccl  one part only
 //   node test/gpu/check_cuda.js --device cpu  the same checks dispatched on the
-//     CPU (half inputs, device-only and NCCL checks are skipped, each counted):
+//     CPU (device-only and NCCL checks are skipped, each counted):
 //     what `npm test` runs everywhere, so the suite's logic and fixture
 //     handling are tested without a GPU.
 // Closes with "N passed, N failed, N skipped"; exits 1 on any failure.
@@ -342,7 +342,7 @@ function momentumCase(c, inp, fmt) {
   });
 }
 
-/** float16 / bfloat16 inputs, float32 parameters and statistics; CUDA only. */
+/** float16 / bfloat16 inputs, float32 parameters and statistics. */
 function halfCase(c) {
   const C = c.shape[1];
   const bn = new nn[c.module](C);
@@ -504,13 +504,7 @@ function fixtureSuite() {
   ran.push('momentum.json');
 
   for (const c of load('half.json').cases) {
-    const name = `half.json ${c.dtype} input ${c.module} [${c.shape}]`;
-    if (ON_GPU) check(name, () => halfCase(c));
-    else {
-      // The fixture still loads into half tensors on the host; only the dispatch needs CUDA.
-      check(`${name} loads`, () => c.steps.forEach((s) => equal(tensor(s.x, c.shape, { dtype: c.dtype }).dtype, c.dtype, 'input dtype')));
-      skip(name, 'float16 / bfloat16 batch norm runs on CUDA only');
-    }
+    check(`half.json ${c.dtype} input ${c.module} [${c.shape}]`, () => halfCase(c));
   }
   ran.push('half.json');
 

@@ -52,6 +52,27 @@ module.exports = [
     tests: [GOLDEN_MODULES, GOLDEN_VARIED, THREADS, GPU_DRY],
   },
   {
+    name: "a dict without num_batches_tracked or versions resets the counter (1.13's rule; 2.x keeps it)",
+    file: 'lib/nn/batchnorm.ts',
+    find: '[key]: this.numBatchesTracked.clone() }',
+    replace: "[key]: zeros([], { dtype: 'int64' }) }",
+    tests: ['test/module.test.ts', 'test/golden/checkpoints.test.ts'],
+  },
+  {
+    name: "a materialized lazy layer keeps its lazy class (PyTorch's cls_to_become changes it)",
+    file: 'lib/nn/batchnorm.ts',
+    find: 'if (becomes !== null) Object.setPrototypeOf(this, becomes.prototype);',
+    replace: '',
+    tests: ['test/layer_classes.test.ts'],
+  },
+  {
+    name: "a bfloat16 layer's running statistics never move (the updated float32 copies are not written back)",
+    file: 'lib/half_params.ts',
+    find: 'for (const [t, w] of this.back.splice(0)) t.copy_(w);',
+    replace: 'this.back.splice(0);',
+    tests: ['test/golden/half_cpu.test.ts', THREADS],
+  },
+  {
     name: 'eval normalizes with batch statistics',
     file: 'lib/nn/batchnorm.ts',
     find: 'const useBatchStats = this.training || (this.runningMean === null && this.runningVar === null);',
@@ -70,6 +91,13 @@ module.exports = [
     file: 'lib/nn/sync_batchnorm.ts',
     find: 'if (tracking) this.countBatch();\n    this.saved = null;',
     replace: 'this.saved = null;',
+    tests: [THREADS],
+  },
+  {
+    name: 'SyncBatchNorm leaves the running stats alone when every rank is empty (PyTorch 2 moves them)',
+    file: 'lib/nn/sync_batchnorm.ts',
+    find: 'if (stats.count === 0 && rm !== null && rv !== null) emptyWorldStep(rm, rv, factor);',
+    replace: '',
     tests: [THREADS],
   },
   {
@@ -152,7 +180,7 @@ module.exports = [
   {
     name: 'distributedOptimizer applies each rank its own gradients',
     file: 'lib/tfjs/data_parallel.ts',
-    find: '    group.syncAllReduce(fingerprint, bucket, this.op, { check: this.checkDivergence, where });\n',
+    find: '    group.syncAllReduce(fingerprint, bucket, this.op, { check: this.check, where: this.where });\n',
     replace: '',
     tests: [TFJS_PARALLEL],
   },

@@ -71,6 +71,17 @@ function libFiles(dir = 'lib') {
     e.isDirectory() ? libFiles(path.join(dir, e.name)) : e.name.endsWith('.ts') ? [path.join(dir, e.name)] : []);
 }
 for (const f of libFiles()) compile(f);
+// Declarations are the package's own (a mutation keeps the types): copied from dist/, for the tests that read them.
+(function copyDeclarations(from, to) {
+  if (!fs.existsSync(from)) return;
+  for (const e of fs.readdirSync(from, { withFileTypes: true })) {
+    if (e.isDirectory()) copyDeclarations(path.join(from, e.name), path.join(to, e.name));
+    else if (e.name.endsWith('.d.ts')) {
+      fs.mkdirSync(to, { recursive: true });
+      fs.copyFileSync(path.join(from, e.name), path.join(to, e.name));
+    }
+  }
+})(path.join(ROOT, 'dist'), path.join(work, 'dist'));
 
 /** Runs jest on `files` in the copy; returns each file's failing test names, or why it did not run. */
 function jest(files) {

@@ -7,10 +7,16 @@ export interface Tolerance {
   atol: number;
 }
 
-/** The stated tolerances: float32 ~1e-5 relative, float64 ~1e-12. */
-export const TOLERANCE: Record<'float32' | 'float64', Tolerance> = {
+/**
+ * The stated tolerances: float32 ~1e-5 relative, float64 ~1e-12; the 16-bit
+ * floats PyTorch's own for them (bfloat16 1.6e-2, float16 2e-3: a few units
+ * in their last place, which one rounding of a float32 result can take).
+ */
+export const TOLERANCE: Record<'float32' | 'float64' | 'float16' | 'bfloat16', Tolerance> = {
   float32: { rtol: 1e-5, atol: 1e-5 },
   float64: { rtol: 1e-12, atol: 1e-12 },
+  float16: { rtol: 2e-3, atol: 2e-3 },
+  bfloat16: { rtol: 1.6e-2, atol: 1.6e-2 },
 };
 
 type Values = ArrayLike<number> | Tensor;

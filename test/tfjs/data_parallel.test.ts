@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { native } from '../../lib/native';
-import { convertSyncBatchNormalization, SyncBatchNormalization } from '../../lib/tfjs';
+import { convertSyncBatchNormalization, distributedOptimizer, SyncBatchNormalization } from '../../lib/tfjs';
 import { freePort, LAUNCHER, ROOT, runNode } from '../distributed/support';
 import { requireOrSkip } from '../support/require';
 import { scratchDirs } from '../support/scratch';
@@ -79,6 +79,43 @@ gloo('data-parallel model.fit over Gloo processes', () => {
       expect(r.ms).toBeLessThan(20000);
     }
   });
+
+  test('a rank that builds one more synchronized layer is told why the ranks disagree', async () => {
+    const { ranks } = await scenario('extrasite');
+    for (const r of ranks) expect(r.error).toMatch(/numbered in the order a rank builds them: a rank that builds one more, even for inference only/);
+  });
+
+  test('broadcastVariablesCallback also gives every rank the root\'s optimizer state (a resumed Adam)', async () => {
+    const { run, ranks } = await scenario('resume');
+    expect(run.code).toBe(0);
+    expect(ranks[1].weights).toEqual(ranks[0].weights);
+    expect(ranks[0].iterations).toBe(4);
+    expect(ranks[1].iterations).toBe(4);
+  });
+});
+
+describe('distributedOptimizer in a world of one', () => {
+  beforeAll(() => useBackend('cpu'));
+
+  test('is the optimizer itself: its class, learning rate and methods, read and written through it', () => {
+    const adam = tf.train.adam(0.1);
+    const opt = distributedOptimizer(adam);
+    expect(opt).toBeInstanceOf(adam.constructor);
+    expect(opt.getClassName()).toBe('Adam');
+    (opt as unknown as { learningRate: number }).learningRate = 0;
+    expect((adam as unknown as { learningRate: number }).learningRate).toBe(0);
+    const v = tf.variable(tf.ones([3]));
+    opt.minimize(() => v.square().sum() as tf.Scalar, false, [v]);
+    expect(Array.from(v.dataSync())).toEqual([1, 1, 1]);
+    expect(opt.iterations).toBe(1);
+    const sgd = distributedOptimizer(tf.train.sgd(0.5));
+    sgd.setLearningRate(0.25);
+    sgd.minimize(() => v.sum() as tf.Scalar, false, [v]);
+    expect(Array.from(v.dataSync())).toEqual([0.75, 0.75, 0.75]);
+    expect(() => distributedOptimizer(sgd)).toThrow(/a distributedOptimizer already/);
+    expect(() => distributedOptimizer({} as never)).toThrow(/must be a tf.Optimizer/);
+    expect(() => distributedOptimizer(tf.train.sgd(1), { op: 'mean' as never })).toThrow(/op must be 'avg' or 'sum'/);
+  });
 });
 
 describe('convertSyncBatchNormalization', () => {
@@ -150,6 +187,14 @@ describe('convertSyncBatchNormalization', () => {
     for (const l of syncLayers(converted)) expect((l as SyncBatchNormalization).processGroup).toBeNull();
     expect(() => convertSyncBatchNormalization(sequential(), { processGroup: {} as never })).toThrow(/processGroup must be a syncbn ProcessGroup/);
     expect(() => convertSyncBatchNormalization({} as never)).toThrow(/expected a tf.LayersModel/);
+  });
+
+  test('a model it cannot rebuild from its config is named so (an unregistered custom layer)', () => {
+    class Unregistered extends tf.layers.Layer {
+      static className = 'UnregisteredForConvert';
+    }
+    const model = tf.sequential({ layers: [tf.layers.dense({ inputShape: [2], units: 2 }), new Unregistered({}), tf.layers.batchNormalization()] });
+    expect(() => convertSyncBatchNormalization(model)).toThrow(/rebuilds the model from its config, which failed: Unknown layer: UnregisteredForConvert[\s\S]*Every custom layer of the model must be registered with tf.serialization.registerClass\.$/);
   });
 });
 

@@ -241,5 +241,10 @@ describe('config, weights and serialization', () => {
     const far = syncBatchNormalization({ axis: 3, name: 'bn_axis' });
     expect(msg(() => far.apply(tf.zeros([2, 3, 4])))).toMatch(/Axis 3/);
     expect(new ValueError('x').name).toBe('ValueError');
+    expect(msg(() => syncBatchNormalization({ name: 'bn_early' }).call(tf.zeros([2, 3]), {}))).toMatch(/ValueError: layer bn_early .* was called before it was built/);
+    expect(msg(() => syncBatchNormalization({ axis: [1] as never, name: 'bn_list' }))).toMatch(/ValueError: layer bn_list .*axis must be an integer, got \[1\]/);
+    expect(msg(() => batchNormalization({ epsilon: -1, name: 'bn_eps' }))).toMatch(/ValueError: layer bn_eps .*epsilon must be a finite number >= 0, got -1/);
+    expect(msg(() => batchNormalization({ momentum: NaN, name: 'bn_m' }))).toMatch(/momentum must be a finite number, got NaN/);
+    expect(msg(() => syncBatchNormalization({ processGroup: 3 as never }))).toMatch(/processGroup must be a syncbn ProcessGroup/);
   });
 });

@@ -30,8 +30,13 @@ export async function useBackend(name: 'cpu' | 'wasm'): Promise<void> {
   }
 }
 
-/** `actual` against `expected` within the stated float32 tolerance. */
+/** `actual` against `expected` within the stated float32 tolerance; a non-finite value where a finite one is expected fails. */
 export function close(actual: ArrayLike<number>, expected: ArrayLike<number>, label: string): void {
+  for (let i = 0; i < Math.min(actual.length, expected.length); i++) {
+    if (Number.isFinite(expected[i]) && !Number.isFinite(actual[i])) {
+      throw new Error(`${label}: element ${i} is ${String(actual[i])}, expected ${expected[i]}`);
+    }
+  }
   let sq = 0;
   for (let i = 0; i < expected.length; i++) sq += expected[i] * expected[i];
   const rms = expected.length > 0 ? Math.sqrt(sq / expected.length) : 0;

@@ -1,7 +1,9 @@
 // syncbn two ways. `natural`: the nn modules as users write them, outputs
 // left to the garbage collector (y = bn.forward(x); dx = bn.backward(dy)).
 // `disposed`: the functional ops with every output disposed at once, so the
-// free list hands the same warm arrays back (the kernels' own speed).
+// free list hands the same warm arrays back (the kernels' own speed). A
+// case's dtype is its input's; the layers stay float32 (mixed precision for
+// float16 and bfloat16 inputs).
 'use strict';
 
 const path = require('node:path');
@@ -16,10 +18,11 @@ function moduleFor(shape) {
 /** The inputs of a case, kept across its modes (drawing 6.4M normals costs a second). */
 let cached = null;
 function inputs(c) {
-  const key = `${c.shape.join('x')} ${c.format}`;
+  const dtype = c.dtype ?? 'float32';
+  const key = `${c.shape.join('x')} ${c.format} ${dtype}`;
   if (!cached || cached.key !== key) {
     cached = null;
-    cached = { key, x: randn(c.shape, { memoryFormat: c.format }), dy: randn(c.shape, { memoryFormat: c.format }) };
+    cached = { key, x: randn(c.shape, { memoryFormat: c.format, dtype }), dy: randn(c.shape, { memoryFormat: c.format, dtype }) };
   }
   return cached;
 }

@@ -44,9 +44,10 @@ module.exports = {
   },
   async measureRemote(c, t) {
     const r = await send({
-      cmd: 'measure', shape: c.shape, format: c.format, mode: c.mode, reps: t.reps, warmup: t.warmup,
+      cmd: 'measure', shape: c.shape, format: c.format, mode: c.mode, dtype: c.dtype ?? 'float32', reps: t.reps, warmup: t.warmup,
       warm_ms: t.warmMs, sample_ms: t.sampleMs, budget_ms: t.budgetMs, slow_ms: t.slowMs,
     });
+    if (r.error) process.stderr.write(`  pytorch: ${c.id}: not run: ${r.error}\n`);
     return r.samples;
   },
   /** The PyTorch process's id (for its CPU time in /proc), null before init. */

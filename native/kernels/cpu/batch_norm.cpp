@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -27,9 +28,12 @@ void fill(Ops<T>& ops);
 
 namespace {
 
+// SYNCBN_CPU_ISA=baseline picks the baseline build on any CPU (cf. PyTorch's
+// ATEN_CPU_CAPABILITY), so that one machine's tests run both builds.
 bool use_avx2() {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  static const bool yes = !(std::getenv("SYNCBN_CPU_ISA") && std::strcmp(std::getenv("SYNCBN_CPU_ISA"), "baseline") == 0) &&
+                          __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
   return yes;
 #else
   return false;
@@ -68,9 +72,11 @@ const char* isa() { return use_avx2() ? "avx2" : "baseline"; }
 
 // The merge and the finalize are native/kernels/statistics.h's, shared with
 // the fused CPU kernels and the CUDA kernels, so that every path treats
-// empty ranks, one value and eps 0 alike.
-template <typename T>
-void gather_stats_with_counts(const GatherStatsWithCountsArgs<T>& a) {
+// empty ranks, one value and eps 0 alike. These ops read and write only
+// per-channel arrays (opmath_t<S>: float for the 16-bit element types).
+template <typename S>
+void gather_stats_with_counts(const GatherStatsWithCountsArgs<S>& a) {
+  using T = opmath_t<S>;
   const T *means = a.means, *invstds = a.invstds;
   const double* counts = a.counts;
   const int64_t world = a.world, c = a.c;
@@ -86,8 +92,8 @@ void gather_stats_with_counts(const GatherStatsWithCountsArgs<T>& a) {
   }
 }
 
-template <typename T>
-void welford_finalize(const WelfordFinalizeArgs<T>& a) {
+template <typename S>
+void welford_finalize(const WelfordFinalizeArgs<S>& a) {
   const double* summary = a.summary;
   for (int64_t ch = 0; ch < a.c; ++ch) {
     stats::finalize({summary[3 * ch], summary[3 * ch + 1], summary[3 * ch + 2]}, a.eps, a.momentum, ch, a.mean,
@@ -95,8 +101,9 @@ void welford_finalize(const WelfordFinalizeArgs<T>& a) {
   }
 }
 
-template <typename T>
-void blend_stats(const BlendStatsArgs<T>& a) {
+template <typename S>
+void blend_stats(const BlendStatsArgs<S>& a) {
+  using T = opmath_t<S>;
   const T *mean_a = a.mean_a, *var_a = a.var_a, *mean_b = a.mean_b, *var_b = a.var_b, *running_mean = a.running_mean,
           *running_var = a.running_var;
   const double m = a.momentum, var_scale = a.var_scale;
@@ -160,27 +167,29 @@ void convert_memory_format(const void* src, void* dst, int64_t n, int64_t c, int
 
 namespace {
 
-template <typename T>
-Ops<T> make_ops() {
-  Ops<T> ops{};
+template <typename S>
+Ops<S> make_ops() {
+  Ops<S> ops{};
   if (use_avx2()) avx2::fill(ops);
   else base::fill(ops);
-  ops.gather_stats_with_counts = &gather_stats_with_counts<T>;
-  ops.welford_finalize = &welford_finalize<T>;
-  ops.blend_stats = &blend_stats<T>;
+  ops.gather_stats_with_counts = &gather_stats_with_counts<S>;
+  ops.welford_finalize = &welford_finalize<S>;
+  ops.blend_stats = &blend_stats<S>;
   return ops;
 }
 
 }  // namespace
 
-template <typename T>
-const Ops<T>& ops() {
-  static const Ops<T> table = make_ops<T>();
+template <typename S>
+const Ops<S>& ops() {
+  static const Ops<S> table = make_ops<S>();
   return table;
 }
 
 template const Ops<float>& ops<float>();
 template const Ops<double>& ops<double>();
+template const Ops<BFloat16>& ops<BFloat16>();
+template const Ops<Float16>& ops<Float16>();
 
 }  // namespace cpu
 }  // namespace syncbn

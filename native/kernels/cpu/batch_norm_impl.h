@@ -25,9 +25,13 @@
 // planar_affine_then_moments). The thread count changes only the rounding
 // of partial sums.
 //
-// The files, by concern: simd.h (machine vectors, stores), cache.h (cache
-// sizes, prefetch), per_channel.h (moments, their merges, per-channel
-// parameters), plan.h (the work split of one call, decided once), planar.h
+// Elements of type S (float, double, and the 16-bit floats, loaded into
+// float and stored rounded: half.h) are computed in T = opmath_t<S>, the type
+// of the per-channel arrays; sums go to double as for float.
+//
+// The files, by concern: simd.h (machine vectors, stores), half.h (the
+// 16-bit floats' conversions), cache.h (cache sizes, prefetch),
+// per_channel.h (moments, their merges, per-channel parameters), plan.h (the work split of one call, decided once), planar.h
 // (passes over the contiguous layout, and the reduction engine reduce_runs),
 // rows.h (passes over rows, and their one skeleton row_pass); here, the
 // layout-generic passes and the entry points. Each entry point makes one
@@ -40,6 +44,7 @@
 #include "../batch_norm.h"
 #include "../statistics.h"
 #include "cache.h"
+#include "half.h"
 #include "per_channel.h"
 #include "plan.h"
 #include "planar.h"
@@ -64,8 +69,8 @@ namespace detail {
 // Each takes the call's plan: the same threads, panels, row ranges and
 // streaming choices in every pass of one call.
 
-template <typename T>
-void moments_of(const T* x, const BatchShape& s, const Plan& p, std::vector<Moments>& out) {
+template <typename S>
+void moments_of(const S* x, const BatchShape& s, const Plan& p, std::vector<Moments>& out) {
   if (s.numel() == 0) {
     out.assign(s.c, Moments{});
     return;
@@ -79,8 +84,8 @@ void moments_of(const T* x, const BatchShape& s, const Plan& p, std::vector<Mome
 // A normalization that is the whole op (inference, elemt, eval grad input),
 // or the training forward's where no fused path fits: streams by
 // plan.stream_alone.
-template <typename T>
-void affine_pass(const T* x, T* y, const BatchShape& s, const Plan& p, const Affine<T>& f) {
+template <typename S, typename T = opmath_t<S>>
+void affine_pass(const S* x, S* y, const BatchShape& s, const Plan& p, const Affine<T>& f) {
   if (s.numel() == 0) return;
   const bool stream = p.stream_alone;
   if (p.row_layout) {
@@ -94,8 +99,8 @@ void affine_pass(const T* x, T* y, const BatchShape& s, const Plan& p, const Aff
   });
 }
 
-template <typename T>
-void grad_sums(const T* dy, const T* x, const BatchShape& s, const Plan& p, const T* mean, std::vector<double>& sg,
+template <typename S, typename T = opmath_t<S>>
+void grad_sums(const S* dy, const S* x, const BatchShape& s, const Plan& p, const T* mean, std::vector<double>& sg,
                std::vector<double>& sgx) {
   sg.assign(s.c, 0.0);
   sgx.assign(s.c, 0.0);
@@ -110,8 +115,8 @@ void grad_sums(const T* dy, const T* x, const BatchShape& s, const Plan& p, cons
   });
 }
 
-template <typename T>
-void grad_input_pass(const T* dy, const T* x, T* dx, const BatchShape& s, const Plan& p, const GradCoef<T>& g) {
+template <typename S, typename T = opmath_t<S>>
+void grad_input_pass(const S* dy, const S* x, S* dx, const BatchShape& s, const Plan& p, const GradCoef<T>& g) {
   if (s.numel() == 0) return;
   const bool stream = p.stream;
   if (p.row_layout) {
@@ -133,27 +138,28 @@ using namespace detail;
 
 // ---- entry points -------------------------------------------------------------
 
-template <typename T>
-void stats(const StatsArgs<T>& a) {
-  const T* x = a.x;
+template <typename S>
+void stats(const StatsArgs<S>& a) {
+  using T = opmath_t<S>;
+  const S* x = a.x;
   const BatchShape& s = a.s;
   const double eps = a.eps;
   T *mean = a.mean, *invstd = a.invstd;
   std::vector<Moments> m;
-  moments_of(x, s, plan_for<T>(s), m);
+  moments_of(x, s, plan_for<S>(s), m);
   for (int64_t c = 0; c < s.c; ++c) {
     mean[c] = static_cast<T>(m[c].mean);
     invstd[c] = static_cast<T>(invstd_of(m[c], eps));
   }
 }
 
-template <typename T>
-void welford_stats(const WelfordStatsArgs<T>& a) {
-  const T* x = a.x;
+template <typename S>
+void welford_stats(const WelfordStatsArgs<S>& a) {
+  const S* x = a.x;
   const BatchShape& s = a.s;
   double* out = a.summary;
   std::vector<Moments> m;
-  moments_of(x, s, plan_for<T>(s), m);
+  moments_of(x, s, plan_for<S>(s), m);
   const double count = static_cast<double>(s.count());
   for (int64_t c = 0; c < s.c; ++c) {
     out[3 * c] = count;
@@ -162,39 +168,44 @@ void welford_stats(const WelfordStatsArgs<T>& a) {
   }
 }
 
-template <typename T>
-void moments(const MomentsArgs<T>& a) {
-  const T* x = a.x;
+template <typename S>
+void moments(const MomentsArgs<S>& a) {
+  using T = opmath_t<S>;
+  const S* x = a.x;
   const BatchShape& s = a.s;
   T *mean = a.mean, *var = a.var;
   std::vector<Moments> m;
-  moments_of(x, s, plan_for<T>(s), m);
+  moments_of(x, s, plan_for<S>(s), m);
   for (int64_t c = 0; c < s.c; ++c) {
     mean[c] = static_cast<T>(m[c].mean);
     var[c] = static_cast<T>(stats::unbiased_var(m[c].n, m[c].m2));
   }
 }
 
-template <typename T>
-void elemt(const ElemtArgs<T>& a) {
-  const T *x = a.x, *mean = a.mean, *invstd = a.invstd, *weight = a.weight, *bias = a.bias;
+template <typename S>
+void elemt(const ElemtArgs<S>& a) {
+  using T = opmath_t<S>;
+  const S* x = a.x;
+  const T *mean = a.mean, *invstd = a.invstd, *weight = a.weight, *bias = a.bias;
   const BatchShape& s = a.s;
-  T* y = a.y;
+  S* y = a.y;
   Affine<T> f(s.c);
   for (int64_t c = 0; c < s.c; ++c) set_affine(f, c, static_cast<double>(mean[c]), static_cast<double>(invstd[c]), weight, bias);
-  affine_pass(x, y, s, plan_for<T>(s), f);
+  affine_pass(x, y, s, plan_for<S>(s), f);
 }
 
-template <typename T>
-void forward_inference(const ForwardInferenceArgs<T>& a) {
-  const T *x = a.x, *running_mean = a.running_mean, *running_var = a.running_var, *weight = a.weight, *bias = a.bias;
+template <typename S>
+void forward_inference(const ForwardInferenceArgs<S>& a) {
+  using T = opmath_t<S>;
+  const S* x = a.x;
+  const T *running_mean = a.running_mean, *running_var = a.running_var, *weight = a.weight, *bias = a.bias;
   const BatchShape& s = a.s;
   const double eps = a.eps;
-  T* y = a.y;
+  S* y = a.y;
   Affine<T> f(s.c);
   for (int64_t c = 0; c < s.c; ++c)
     set_affine(f, c, static_cast<double>(running_mean[c]), 1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps), weight, bias);
-  affine_pass(x, y, s, plan_for<T>(s), f);
+  affine_pass(x, y, s, plan_for<S>(s), f);
 }
 
 // Everything per channel that follows from the moments of channels
@@ -238,13 +249,15 @@ void finish_channels(int64_t c0, int64_t c1, double count, const double* mean, c
   }
 }
 
-template <typename T>
-void forward_training(const ForwardTrainingArgs<T>& a) {
-  const T *x = a.x, *weight = a.weight, *bias = a.bias;
+template <typename S>
+void forward_training(const ForwardTrainingArgs<S>& a) {
+  using T = opmath_t<S>;
+  const S* x = a.x;
+  const T *weight = a.weight, *bias = a.bias;
   const BatchShape& s = a.s;
   const double eps = a.eps, momentum = a.momentum;
-  T *running_mean = a.running_mean, *running_var = a.running_var, *y = a.y, *save_mean = a.save_mean,
-    *save_invstd = a.save_invstd;
+  S* y = a.y;
+  T *running_mean = a.running_mean, *running_var = a.running_var, *save_mean = a.save_mean, *save_invstd = a.save_invstd;
   const int64_t C = s.c;
   Affine<T> f(C);
   const double count = static_cast<double>(s.count());
@@ -267,7 +280,7 @@ void forward_training(const ForwardTrainingArgs<T>& a) {
     finish(0, C, zero.data(), zero.data());
     return;
   }
-  const Plan p = plan_for<T>(s);
+  const Plan p = plan_for<S>(s);
   const bool stream = p.stream;
   if (p.row_layout) {
     // Panels: each panel's statistics, then its normalization while it is in
@@ -311,13 +324,15 @@ void forward_training(const ForwardTrainingArgs<T>& a) {
   }
 }
 
-template <typename T>
-void backward_reduce(const BackwardReduceArgs<T>& a) {
-  const T *dy = a.dy, *x = a.x, *mean = a.mean, *invstd = a.invstd;
+template <typename S>
+void backward_reduce(const BackwardReduceArgs<S>& a) {
+  using T = opmath_t<S>;
+  const S *dy = a.dy, *x = a.x;
+  const T *mean = a.mean, *invstd = a.invstd;
   const BatchShape& s = a.s;
   T *sum_dy = a.sum_dy, *sum_dy_xmu = a.sum_dy_xmu, *grad_weight = a.grad_weight, *grad_bias = a.grad_bias;
   std::vector<double> sg, sgx;
-  grad_sums(dy, x, s, plan_for<T>(s), mean, sg, sgx);
+  grad_sums(dy, x, s, plan_for<S>(s), mean, sg, sgx);
   for (int64_t c = 0; c < s.c; ++c) {
     if (sum_dy) sum_dy[c] = static_cast<T>(sg[c]);
     if (sum_dy_xmu) sum_dy_xmu[c] = static_cast<T>(sgx[c]);
@@ -326,13 +341,14 @@ void backward_reduce(const BackwardReduceArgs<T>& a) {
   }
 }
 
-template <typename T>
-void backward_elemt(const BackwardElemtArgs<T>& a) {
-  const T *dy = a.dy, *x = a.x, *mean = a.mean, *invstd = a.invstd, *weight = a.weight, *sum_dy = a.sum_dy,
-          *sum_dy_xmu = a.sum_dy_xmu;
+template <typename S>
+void backward_elemt(const BackwardElemtArgs<S>& a) {
+  using T = opmath_t<S>;
+  const S *dy = a.dy, *x = a.x;
+  const T *mean = a.mean, *invstd = a.invstd, *weight = a.weight, *sum_dy = a.sum_dy, *sum_dy_xmu = a.sum_dy_xmu;
   const BatchShape& s = a.s;
   const double total_count = a.total_count;
-  T* dx = a.dx;
+  S* dx = a.dx;
   GradCoef<T> g(s.c);
   const double inv_n = total_count > 0 ? 1.0 / total_count : 0.0;
   for (int64_t c = 0; c < s.c; ++c) {
@@ -342,13 +358,13 @@ void backward_elemt(const BackwardElemtArgs<T>& a) {
     g.proj[c] = static_cast<T>(static_cast<double>(sum_dy_xmu[c]) * inv_n * is * is);
     g.scale[c] = static_cast<T>(is * (weight ? static_cast<double>(weight[c]) : 1.0));
   }
-  grad_input_pass(dy, x, dx, s, plan_for<T>(s), g);
+  grad_input_pass(dy, x, dx, s, plan_for<S>(s), g);
 }
 
 // Training backward: the channel sums and grad input (see backward()).
-template <typename T>
-void backward_training(const T* dy, const T* x, const BatchShape& s, const Plan& p, const T* weight, const T* mean,
-                       const std::vector<double>& is, double count, T* dx, bool param_grads, std::vector<double>& sg,
+template <typename S, typename T = opmath_t<S>>
+void backward_training(const S* dy, const S* x, const BatchShape& s, const Plan& p, const T* weight, const T* mean,
+                       const std::vector<double>& is, double count, S* dx, bool param_grads, std::vector<double>& sg,
                        std::vector<double>& sgx) {
   const int64_t C = s.c;
   const bool training = true;
@@ -395,13 +411,16 @@ void backward_training(const T* dy, const T* x, const BatchShape& s, const Plan&
   }
 }
 
-template <typename T>
-void backward(const BackwardArgs<T>& a) {
-  const T *dy = a.dy, *x = a.x, *weight = a.weight, *mean = a.mean, *invstd_or_var = a.invstd_or_var;
+template <typename S>
+void backward(const BackwardArgs<S>& a) {
+  using T = opmath_t<S>;
+  const S *dy = a.dy, *x = a.x;
+  const T *weight = a.weight, *mean = a.mean, *invstd_or_var = a.invstd_or_var;
   const BatchShape& s = a.s;
   const bool training = a.training, accumulate = a.accumulate;
   const double eps = a.eps;
-  T *dx = a.dx, *grad_weight = a.grad_weight, *grad_bias = a.grad_bias;
+  S* dx = a.dx;
+  T *grad_weight = a.grad_weight, *grad_bias = a.grad_bias;
   const int64_t C = s.c;
   std::vector<double> is(C), sg(C, 0.0), sgx(C, 0.0);
   for (int64_t c = 0; c < C; ++c) {
@@ -409,7 +428,7 @@ void backward(const BackwardArgs<T>& a) {
     is[c] = training ? v : 1.0 / std::sqrt(v + eps);
   }
   const double count = static_cast<double>(s.count());
-  const Plan p = plan_for<T>(s);
+  const Plan p = plan_for<S>(s);
   if (!training) {
     // Eval: dx = dy * invstd * weight depends on dy, the weight and the
     // running variance only, as in PyTorch; the fused passes below would
@@ -438,21 +457,23 @@ void backward(const BackwardArgs<T>& a) {
 
 // This build's bulk kernels into the op table (batch_norm.cpp picks the
 // build once and adds the per-channel ops).
-template <typename T>
-void fill(Ops<T>& ops) {
-  ops.stats = &stats<T>;
-  ops.welford_stats = &welford_stats<T>;
-  ops.moments = &moments<T>;
-  ops.elemt = &elemt<T>;
-  ops.forward_inference = &forward_inference<T>;
-  ops.forward_training = &forward_training<T>;
-  ops.backward_reduce = &backward_reduce<T>;
-  ops.backward_elemt = &backward_elemt<T>;
-  ops.backward = &backward<T>;
+template <typename S>
+void fill(Ops<S>& ops) {
+  ops.stats = &stats<S>;
+  ops.welford_stats = &welford_stats<S>;
+  ops.moments = &moments<S>;
+  ops.elemt = &elemt<S>;
+  ops.forward_inference = &forward_inference<S>;
+  ops.forward_training = &forward_training<S>;
+  ops.backward_reduce = &backward_reduce<S>;
+  ops.backward_elemt = &backward_elemt<S>;
+  ops.backward = &backward<S>;
 }
 
 template void fill<float>(Ops<float>&);
 template void fill<double>(Ops<double>&);
+template void fill<BFloat16>(Ops<BFloat16>&);
+template void fill<Float16>(Ops<Float16>&);
 
 }  // namespace SYNCBN_CPU_ISA
 }  // namespace cpu

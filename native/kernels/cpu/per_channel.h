@@ -11,6 +11,7 @@
 
 #include "../batch_norm.h"
 #include "../statistics.h"
+#include "half.h"
 
 #ifndef SYNCBN_CPU_ISA
 #error "define SYNCBN_CPU_ISA before including the CPU kernels (see batch_norm_impl.h)"
@@ -76,12 +77,12 @@ inline double non_negative(double v) { return v < 0.0 ? 0.0 : v; }
 // from it), so that what propagates (Inf, -Inf or NaN) is what PyTorch gives;
 // the shifted and blocked sums of the fast paths would turn an infinite mean
 // into NaN. Called only for channels whose fast result is not finite.
-template <typename T>
-void two_pass_moments(const T* x, const BatchShape& s, int64_t c, double& mean, double& m2) {
+template <typename S>
+void two_pass_moments(const S* x, const BatchShape& s, int64_t c, double& mean, double& m2) {
   const int64_t n = s.count();
   auto at = [&](int64_t k) -> double {
-    if (s.rows()) return static_cast<double>(x[k * s.c + c]);
-    return static_cast<double>(x[((k / s.inner) * s.c + c) * s.inner + k % s.inner]);
+    if (s.rows()) return static_cast<double>(load(x + k * s.c + c));
+    return static_cast<double>(load(x + ((k / s.inner) * s.c + c) * s.inner + k % s.inner));
   };
   double sum = 0.0;
   for (int64_t k = 0; k < n; ++k) sum += at(k);

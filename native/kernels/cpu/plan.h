@@ -48,15 +48,15 @@ inline int64_t tile_rows(int64_t c) { return std::max<int64_t>(64, kChunk / c); 
 // L3, a multiple of nt of them, each a multiple of 16 channels; 0 when row
 // ranges are taken. The split moves only roundings: panels sum a channel
 // over all rows in one range, row ranges per thread and then merged.
-template <typename T>
+template <typename S>
 int64_t panel_width(const BatchShape& s, int nt) {
-  const int64_t rows = s.n * s.inner, C = s.c, bytes = s.numel() * static_cast<int64_t>(sizeof(T));
+  const int64_t rows = s.n * s.inner, C = s.c, bytes = s.numel() * static_cast<int64_t>(sizeof(S));
   if (!s.rows() || rows == 0 || C == 0) return 0;
   const int64_t tile = tile_rows(C);
   const bool few = (rows + tile - 1) / tile < nt;
   const bool beyond = bytes > stream_bytes() && rows <= 256;
   if (!few && !beyond) return 0;
-  const int64_t fit = std::max<int64_t>(16, stream_bytes() / nt / (rows * static_cast<int64_t>(sizeof(T))));
+  const int64_t fit = std::max<int64_t>(16, stream_bytes() / nt / (rows * static_cast<int64_t>(sizeof(S))));
   const int64_t per = nt * ((C + fit * nt - 1) / (fit * nt));
   const int64_t width = ((C + per - 1) / per + 15) / 16 * 16;
   return width < C ? width : 0;
@@ -68,10 +68,10 @@ int64_t panel_width(const BatchShape& s, int nt) {
 // follow badly once rows are long: from memory, rows of 256 B or more ran
 // 1.1-1.5x faster one by one (bench/NOTES.md 16), and rows of 512 B or more
 // also in cache, where four 4 KiB-apart rows even share one L1 set.
-template <typename T>
+template <typename S>
 bool rows_blocked(const BatchShape& s) {
-  const int64_t row = s.c * static_cast<int64_t>(sizeof(T));
-  return row < 256 || (row < 512 && s.numel() * static_cast<int64_t>(sizeof(T)) <= stream_bytes());
+  const int64_t row = s.c * static_cast<int64_t>(sizeof(S));
+  return row < 256 || (row < 512 && s.numel() * static_cast<int64_t>(sizeof(S)) <= stream_bytes());
 }
 
 // A block of a pass over rows: channels [c0, c1) of rows [r0, r1), C
@@ -114,17 +114,18 @@ struct Plan {
   }
 };
 
-template <typename T>
+// S: the element type, whose size sets the bytes that the thresholds count.
+template <typename S>
 Plan plan_for(const BatchShape& s) {
   Plan p;
-  const int64_t bytes = s.numel() * static_cast<int64_t>(sizeof(T));
+  const int64_t bytes = s.numel() * static_cast<int64_t>(sizeof(S));
   p.nt = threads_for(s.numel());
   p.c = s.c;
   p.rows = s.n * s.inner;
   p.row_layout = s.rows();
-  p.panel = panel_width<T>(s, p.nt);
+  p.panel = panel_width<S>(s, p.nt);
   p.tile = s.c > 0 ? tile_rows(s.c) : 1;
-  p.blocked = rows_blocked<T>(s);
+  p.blocked = rows_blocked<S>(s);
   p.per_channel = s.c >= p.nt;
   p.stream = bytes > stream_bytes();
   p.stream_alone = bytes > 2 * stream_bytes();

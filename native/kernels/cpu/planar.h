@@ -13,6 +13,7 @@
 
 #include "../batch_norm.h"
 #include "cache.h"
+#include "half.h"
 #include "per_channel.h"
 #include "plan.h"
 #include "simd.h"
@@ -79,27 +80,30 @@ void reduce_runs(int64_t n0, int64_t n1, int64_t len, Op op, double (&total)[K])
   flush();
 }
 
-template <typename T>
+// The reduction ops read runs of elements of type S and sum in T = opmath_t<S>.
+template <typename S>
 struct SumOp {
-  const T* base;  // run n at base + n * stride
+  using T = opmath_t<S>;
+  const S* base;  // run n at base + n * stride
   int64_t stride, len, n_end;
-  const T* p = nullptr;
+  const S* p = nullptr;
   // The first pass over a channel reads its runs from memory.
   void at(int64_t n) {
     p = base + n * stride;
     if (n + 2 < n_end) prefetch_run(p + 2 * stride, len);
   }
   void add(vec<T>* acc, int64_t i) const { acc[0] += vload(p + i); }
-  void one(T* acc, int64_t i) const { acc[0] += p[i]; }
+  void one(T* acc, int64_t i) const { acc[0] += load(p + i); }
 };
 
-template <typename T>
+template <typename S>
 struct DevOp {
-  const T* base;
+  using T = opmath_t<S>;
+  const S* base;
   int64_t stride;
   T m;
   int64_t len = 0, n_end = 0;  // runs before n_end prefetch len values two runs ahead
-  const T* p = nullptr;
+  const S* p = nullptr;
   void at(int64_t n) {
     p = base + n * stride;
     if (n + 2 < n_end) prefetch_run(p + 2 * stride, len);
@@ -110,21 +114,22 @@ struct DevOp {
     acc[1] += d * d;
   }
   void one(T* acc, int64_t i) const {
-    const T d = p[i] - m;
+    const T d = load(p + i) - m;
     acc[0] += d;
     acc[1] += d * d;
   }
 };
 
-template <typename T>
+template <typename S>
 struct GradOp {
-  const T* gbase;
-  const T* xbase;
+  using T = opmath_t<S>;
+  const S* gbase;
+  const S* xbase;
   int64_t stride;
   T m;
   int64_t len = 0, n_end = 0;  // runs before n_end are prefetched two ahead
-  const T* g = nullptr;
-  const T* x = nullptr;
+  const S* g = nullptr;
+  const S* x = nullptr;
   void at(int64_t n) {
     g = gbase + n * stride;
     x = xbase + n * stride;
@@ -139,56 +144,61 @@ struct GradOp {
     acc[1] += gv * (vload(x + i) - m);
   }
   void one(T* acc, int64_t i) const {
-    acc[0] += g[i];
-    acc[1] += g[i] * (x[i] - m);
+    const T gi = load(g + i);
+    acc[0] += gi;
+    acc[1] += gi * (load(x + i) - m);
   }
 };
 
-// y = (x - m) * a + b over a run; non-temporal when `stream` (float only).
-template <typename T>
-void run_affine(const T* x, T* y, int64_t len, T m, T a, T b, bool stream) {
-  (void)stream;  // used only where AVX streaming stores exist
+// out[i] = f(i) (f.lanes(i): W of them) over a run of len elements of
+// type S: with `stream`, whole cache lines inside the run take non-temporal
+// stores, a line (64 bytes of S) per step; the rest regular ones, in an
+// `omp simd` loop.
+template <typename S, typename F>
+void run_write(S* out, int64_t len, bool stream, F f) {
+  (void)stream;  // used only where streaming stores exist
+  constexpr int64_t W = kWidth<opmath_t<S>>;
+  const bool nt = kStreams<S> && stream && len >= kStreamRun;
   int64_t i = 0;
-#if defined(__AVX__)
-  if constexpr (std::is_same_v<T, float>) {
-    if (stream && len >= kStreamRun) {
-      for (; i < len && (reinterpret_cast<uintptr_t>(y + i) & 63); ++i) y[i] = (x[i] - m) * a + b;
-      const __m256 vm = _mm256_set1_ps(m), va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b);
-      for (; i + 16 <= len; i += 16) {
-        const __m256 v0 = _mm256_sub_ps(_mm256_loadu_ps(x + i), vm);
-        const __m256 v1 = _mm256_sub_ps(_mm256_loadu_ps(x + i + 8), vm);
-        _mm256_stream_ps(y + i, _mm256_add_ps(_mm256_mul_ps(v0, va), vb));
-        _mm256_stream_ps(y + i + 8, _mm256_add_ps(_mm256_mul_ps(v1, va), vb));
-      }
-    }
+  if (nt) {
+    constexpr int64_t line = 64 / static_cast<int64_t>(sizeof(S));
+    for (; i < len && (reinterpret_cast<uintptr_t>(out + i) & 63); ++i) store(out + i, f(i));
+    for (; i + line <= len; i += line)
+      for (int64_t h = 0; h < line; h += 2 * W) store_vec2(out + i + h, f.lanes(i + h), f.lanes(i + h + W), true);
   }
-#endif
+  if constexpr (kHalf<S>) {
+    // Explicit vectors: the omp simd loop's scalar conversions were slower (half.h, over_channels).
+    for (; i + 2 * W <= len; i += 2 * W) store_vec2(out + i, f.lanes(i), f.lanes(i + W), false);
+    for (; i + W <= len; i += W) store_vec(out + i, f.lanes(i), false);
+    for (; i < len; ++i) store(out + i, f(i));
+  } else {
 #pragma omp simd
-  for (int64_t k = i; k < len; ++k) y[k] = (x[k] - m) * a + b;
+    for (int64_t k = i; k < len; ++k) store(out + k, f(k));
+  }
+}
+
+// y = (x - m) * a + b over a run; non-temporal when `stream`.
+template <typename S, typename T = opmath_t<S>>
+void run_affine(const S* x, S* y, int64_t len, T m, T a, T b, bool stream) {
+  struct {
+    const S* x;
+    T m, a, b;
+    T operator()(int64_t i) const { return (load(x + i) - m) * a + b; }
+    vec<T> lanes(int64_t i) const { return (vload(x + i) - m) * a + b; }
+  } f{x, m, a, b};
+  run_write(y, len, stream, f);
 }
 
 // dx = (dy - md - (x - m) * k) * a over a run.
-template <typename T>
-void run_grad_input(const T* g, const T* x, T* dx, int64_t len, T m, T md, T k, T a, bool stream) {
-  (void)stream;  // used only where AVX streaming stores exist
-  int64_t i = 0;
-#if defined(__AVX__)
-  if constexpr (std::is_same_v<T, float>) {
-    if (stream && len >= kStreamRun) {
-      for (; i < len && (reinterpret_cast<uintptr_t>(dx + i) & 63); ++i) dx[i] = (g[i] - md - (x[i] - m) * k) * a;
-      const __m256 vm = _mm256_set1_ps(m), vmd = _mm256_set1_ps(md), vk = _mm256_set1_ps(k), va = _mm256_set1_ps(a);
-      for (; i + 16 <= len; i += 16) {
-        for (int64_t h = 0; h < 16; h += 8) {
-          const __m256 xm = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i + h), vm), vk);
-          const __m256 r = _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(g + i + h), vmd), xm);
-          _mm256_stream_ps(dx + i + h, _mm256_mul_ps(r, va));
-        }
-      }
-    }
-  }
-#endif
-#pragma omp simd
-  for (int64_t j = i; j < len; ++j) dx[j] = (g[j] - md - (x[j] - m) * k) * a;
+template <typename S, typename T = opmath_t<S>>
+void run_grad_input(const S* g, const S* x, S* dx, int64_t len, T m, T md, T k, T a, bool stream) {
+  struct {
+    const S *g, *x;
+    T m, md, k, a;
+    T operator()(int64_t i) const { return (load(g + i) - md - (load(x + i) - m) * k) * a; }
+    vec<T> lanes(int64_t i) const { return (vload(g + i) - md - (vload(x + i) - m) * k) * a; }
+  } f{g, x, m, md, k, a};
+  run_write(dx, len, stream, f);
 }
 
 // ---- statistics, normalization and grad input per channel --------------------
@@ -209,27 +219,28 @@ inline void channel_chunks(const BatchShape& s, int64_t c, std::vector<Chunk>& o
   }
 }
 
-template <typename T>
-Moments chunk_moments(const T* x, const BatchShape& s, const Chunk& k) {
+template <typename S>
+Moments chunk_moments(const S* x, const BatchShape& s, const Chunk& k) {
+  using T = opmath_t<S>;
   Moments r{};
   const int64_t len = k.i1 - k.i0;
   r.n = static_cast<double>((k.n1 - k.n0) * len);
   if (r.n == 0) return r;
-  const T* base = x + k.c * s.inner + k.i0;
+  const S* base = x + k.c * s.inner + k.i0;
   const int64_t stride = s.c * s.inner;
   double sum[1];
-  reduce_runs<T, 1>(k.n0, k.n1, len, SumOp<T>{base, stride, len, k.n1}, sum);
+  reduce_runs<T, 1>(k.n0, k.n1, len, SumOp<S>{base, stride, len, k.n1}, sum);
   const T m = static_cast<T>(sum[0] / r.n);
   double dev[2];
-  reduce_runs<T, 2>(k.n0, k.n1, len, DevOp<T>{base, stride, m}, dev);
+  reduce_runs<T, 2>(k.n0, k.n1, len, DevOp<S>{base, stride, m}, dev);
   const double s1 = dev[0], s2 = dev[1];
   r.mean = static_cast<double>(m) + s1 / r.n;
   r.m2 = non_negative(s2 - s1 * s1 / r.n);
   return r;
 }
 
-template <typename T>
-Moments channel_moments(const T* x, const BatchShape& s, int64_t c) {
+template <typename S>
+Moments channel_moments(const S* x, const BatchShape& s, int64_t c) {
   std::vector<Chunk> chunks;
   channel_chunks(s, c, chunks);
   Moments m{};
@@ -240,8 +251,8 @@ Moments channel_moments(const T* x, const BatchShape& s, int64_t c) {
 // Moments of every channel. Parallel over channels when the plan has
 // enough of them, else over chunks (merged per channel in chunk order either
 // way).
-template <typename T>
-void planar_moments(const T* x, const BatchShape& s, const Plan& p, std::vector<Moments>& out) {
+template <typename S>
+void planar_moments(const S* x, const BatchShape& s, const Plan& p, std::vector<Moments>& out) {
   out.assign(s.c, Moments{});
   const int nt = p.nt;
   if (p.per_channel) {
@@ -261,29 +272,29 @@ void planar_moments(const T* x, const BatchShape& s, const Plan& p, std::vector<
   for (size_t k = 0; k < chunks.size(); ++k) merge(out[chunks[k].c], part[k]);
 }
 
-template <typename T>
-void planar_affine_channel(const T* x, T* y, const BatchShape& s, int64_t c, const Affine<T>& f, bool stream) {
+template <typename S, typename T = opmath_t<S>>
+void planar_affine_channel(const S* x, S* y, const BatchShape& s, int64_t c, const Affine<T>& f, bool stream) {
   for (int64_t n = 0; n < s.n; ++n) {
     const int64_t off = (n * s.c + c) * s.inner;
     run_affine(x + off, y + off, s.inner, f.shift[c], f.scale[c], f.offset[c], stream);
   }
 }
 
-template <typename T>
-void planar_grad_sums(const T* dy, const T* x, const BatchShape& s, int64_t c, T mean, double& sg, double& sgx) {
+template <typename S, typename T = opmath_t<S>>
+void planar_grad_sums(const S* dy, const S* x, const BatchShape& s, int64_t c, T mean, double& sg, double& sgx) {
   double t[2];
   // Short runs are prefetched two ahead (64x256x14x14's backward 1.05-1.28x);
   // long ones, which the hardware prefetcher follows, are not (8x32x16^3's
   // 16 KiB runs lost 6-9% with their first KiB prefetched).
-  const bool short_runs = s.inner * static_cast<int64_t>(sizeof(T)) <= kPrefetchBytes;
+  const bool short_runs = s.inner * static_cast<int64_t>(sizeof(S)) <= kPrefetchBytes;
   reduce_runs<T, 2>(0, s.n, s.inner,
-                    GradOp<T>{dy + c * s.inner, x + c * s.inner, s.c * s.inner, mean, s.inner, short_runs ? s.n : 0}, t);
+                    GradOp<S>{dy + c * s.inner, x + c * s.inner, s.c * s.inner, mean, s.inner, short_runs ? s.n : 0}, t);
   sg += t[0];
   sgx += t[1];
 }
 
-template <typename T>
-void planar_grad_input_channel(const T* dy, const T* x, T* dx, const BatchShape& s, int64_t c, const GradCoef<T>& g, bool stream) {
+template <typename S, typename T = opmath_t<S>>
+void planar_grad_input_channel(const S* dy, const S* x, S* dx, const BatchShape& s, int64_t c, const GradCoef<T>& g, bool stream) {
   for (int64_t n = 0; n < s.n; ++n) {
     const int64_t off = (n * s.c + c) * s.inner;
     run_grad_input(dy + off, x + off, dx + off, s.inner, g.mean[c], g.mean_dy[c], g.proj[c], g.scale[c], stream);
@@ -304,15 +315,16 @@ void planar_grad_input_channel(const T* dy, const T* x, T* dx, const BatchShape&
 
 
 // y = (x - m) * a + b over channel c's runs.
-template <typename T>
+template <typename S>
 struct AffineRuns {
-  const T* base;  // run n at base + n * stride
+  using T = opmath_t<S>;
+  const S* base;  // run n at base + n * stride
   int64_t stride;
   T m, a, b;
-  const T* p = nullptr;
+  const S* p = nullptr;
   void at(int64_t n) { p = base + n * stride; }
   vec<T> vec_at(int64_t i) const { return (vload(p + i) - m) * a + b; }
-  T one(int64_t i) const { return (p[i] - m) * a + b; }
+  T one(int64_t i) const { return (load(p + i) - m) * a + b; }
 };
 
 // Writes channel c's runs of out (run n at out + (n * C + c) * inner) from
@@ -320,12 +332,13 @@ struct AffineRuns {
 // over another channel's runs, which its at() prefetches) into total, with
 // reduce_runs' blocking: float lanes flushed to double before any holds
 // kFlush values. Streams as run_affine does.
-template <typename T, typename Write, typename Sum>
-void write_runs_summing(const BatchShape& s, int64_t c, T* out, bool stream, Write write, Sum sum,
+template <typename S, typename Write, typename Sum>
+void write_runs_summing(const BatchShape& s, int64_t c, S* out, bool stream, Write write, Sum sum,
                         double (&total)[2]) {
+  using T = opmath_t<S>;
   constexpr int64_t W = kWidth<T>;
   const int64_t len = s.inner;
-  const bool nt = stream && std::is_same_v<T, float> && len >= kStreamRun;
+  const bool nt = stream && kStreams<S> && len >= kStreamRun;
   vec<T> a0[2] = {}, a1[2] = {};
   T tail[2] = {T(0), T(0)};
   int64_t filled = 0, scalars = 0;  // the most values in a vector lane; in tail
@@ -338,26 +351,35 @@ void write_runs_summing(const BatchShape& s, int64_t c, T* out, bool stream, Wri
     }
     filled = scalars = 0;
   };
-  const auto one = [&](T* o, int64_t i) {
-    o[i] = write.one(i);
+  const auto one = [&](S* o, int64_t i) {
+    store(o + i, write.one(i));
     sum.one(tail, i);
   };
   for (int64_t n = 0; n < s.n; ++n) {
     write.at(n);
     sum.at(n);
     // At most 64 bytes of scalars before the vectors and 2W - 1 after.
-    if (scalars + 64 / static_cast<int64_t>(sizeof(T)) + 2 * W > kFlush) flush();
-    T* o = out + (n * s.c + c) * len;
+    if (scalars + 64 / static_cast<int64_t>(sizeof(S)) + 2 * W > kFlush) flush();
+    S* o = out + (n * s.c + c) * len;
     int64_t i = 0;
     if (nt)
       for (; i < len && (reinterpret_cast<uintptr_t>(o + i) & 63); ++i, ++scalars) one(o, i);
     for (; i + 2 * W <= len; i += 2 * W) {
       if (filled >= kFlush) flush();
-      store_vec(o + i, write.vec_at(i), nt);
-      store_vec(o + i + W, write.vec_at(i + W), nt);
+      store_vec2(o + i, write.vec_at(i), write.vec_at(i + W), nt);
       sum.add(a0, i);
       sum.add(a1, i + W);
       ++filled;
+    }
+    if constexpr (kHalf<S>) {
+      // A 16-bit value costs a scalar conversion each way: one more vector where it fits.
+      if (i + W <= len) {
+        if (filled >= kFlush) flush();
+        store_vec(o + i, write.vec_at(i), nt);
+        sum.add(a0, i);
+        ++filled;
+        i += W;
+      }
     }
     for (; i < len; ++i, ++scalars) one(o, i);
   }
@@ -366,13 +388,13 @@ void write_runs_summing(const BatchShape& s, int64_t c, T* out, bool stream, Wri
 
 // A shift for channel c's one-pass sums: the mean of up to 16 values at
 // the start of each of up to 16 runs spread over the batch.
-template <typename T>
-T channel_shift(const T* x, const BatchShape& s, int64_t c) {
+template <typename S, typename T = opmath_t<S>>
+T channel_shift(const S* x, const BatchShape& s, int64_t c) {
   const int64_t k = std::min<int64_t>(s.n, 16), len = std::min<int64_t>(s.inner, 16);
   T acc = T(0);
   for (int64_t j = 0; j < k; ++j) {
-    const T* p = x + ((j * s.n / k) * s.c + c) * s.inner;
-    for (int64_t i = 0; i < len; ++i) acc += p[i];
+    const S* p = x + ((j * s.n / k) * s.c + c) * s.inner;
+    for (int64_t i = 0; i < len; ++i) acc += load(p + i);
   }
   return acc / static_cast<T>(k * len);
 }
@@ -380,8 +402,8 @@ T channel_shift(const T* x, const BatchShape& s, int64_t c) {
 // y of channel c, and the moments of channel `next` from one pass of sums
 // about a shift; where the shift would cost precision (as in
 // rows_moments_range), next's moments come from channel_moments instead.
-template <typename T>
-Moments planar_affine_then_moments(const T* x, T* y, const BatchShape& s, int64_t c, const Affine<T>& f,
+template <typename S, typename T = opmath_t<S>>
+Moments planar_affine_then_moments(const S* x, S* y, const BatchShape& s, int64_t c, const Affine<T>& f,
                                    bool stream, int64_t next) {
   const T K = channel_shift(x, s, next);
   const int64_t stride = s.c * s.inner;
@@ -389,10 +411,10 @@ Moments planar_affine_then_moments(const T* x, T* y, const BatchShape& s, int64_
   // slower without); a long run only at its start, before the hardware
   // prefetcher catches on (prefetching whole 12-16 KiB runs ran 1.13-1.16x
   // slower than none).
-  const int64_t ahead = std::min<int64_t>(s.inner, kPrefetchBytes / static_cast<int64_t>(sizeof(T)));
+  const int64_t ahead = std::min<int64_t>(s.inner, kPrefetchBytes / static_cast<int64_t>(sizeof(S)));
   double t[2];
-  write_runs_summing(s, c, y, stream, AffineRuns<T>{x + c * s.inner, stride, f.shift[c], f.scale[c], f.offset[c]},
-                     DevOp<T>{x + next * s.inner, stride, K, ahead, s.n}, t);
+  write_runs_summing(s, c, y, stream, AffineRuns<S>{x + c * s.inner, stride, f.shift[c], f.scale[c], f.offset[c]},
+                     DevOp<S>{x + next * s.inner, stride, K, ahead, s.n}, t);
   const double n = static_cast<double>(s.count()), m2 = t[1] - t[0] * t[0] / n;
   if (4.0 * m2 < t[1]) return channel_moments(x, s, next);
   return Moments{n, static_cast<double>(K) + t[0] / n, non_negative(m2)};

@@ -13,6 +13,7 @@
 
 #include "../batch_norm.h"
 #include "cache.h"
+#include "half.h"
 #include "per_channel.h"
 #include "plan.h"
 #include "simd.h"
@@ -33,9 +34,10 @@ namespace detail {
 // into s1 and s2 (C entries each, added to): in T over blocks of kBlock
 // rows, then in double. Rows go four at a time, so the per-channel
 // accumulators (in L1) are loaded and stored once per four rows rather than
-// once per row.
-template <typename T>
-void shifted_sums(const T* x, int64_t rows, int64_t C, int64_t ld, const T* shift, T* a, T* b, double* s1,
+// once per row. (Here and below, S is the element type of the rows and T =
+// opmath_t<S> that of the per-channel arrays and the arithmetic.)
+template <typename S, typename T = opmath_t<S>>
+void shifted_sums(const S* x, int64_t rows, int64_t C, int64_t ld, const T* shift, T* a, T* b, double* s1,
                   double* s2) {
   for (int64_t r0 = 0; r0 < rows; r0 += kBlock) {
     const int64_t r1 = std::min(rows, r0 + kBlock);
@@ -43,23 +45,22 @@ void shifted_sums(const T* x, int64_t rows, int64_t C, int64_t ld, const T* shif
     std::fill(b, b + C, T(0));
     int64_t r = r0;
     for (; r + 4 <= r1; r += 4) {
-      const T* p = x + r * ld;
-#pragma omp simd
-      for (int64_t c = 0; c < C; ++c) {
-        const T d0 = p[c] - shift[c], d1 = p[ld + c] - shift[c], d2 = p[2 * ld + c] - shift[c],
-                d3 = p[3 * ld + c] - shift[c];
-        a[c] += (d0 + d1) + (d2 + d3);
-        b[c] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3);
-      }
+      const S* p = x + r * ld;
+      over_channels<S>(0, C, [&](int64_t c, auto l) {
+        const auto k = get(l, shift + c);
+        const auto d0 = get(l, p + c) - k, d1 = get(l, p + ld + c) - k, d2 = get(l, p + 2 * ld + c) - k,
+                   d3 = get(l, p + 3 * ld + c) - k;
+        put(l, a + c, get(l, a + c) + ((d0 + d1) + (d2 + d3)));
+        put(l, b + c, get(l, b + c) + ((d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)));
+      });
     }
     for (; r < r1; ++r) {
-      const T* p = x + r * ld;
-#pragma omp simd
-      for (int64_t c = 0; c < C; ++c) {
-        const T d = p[c] - shift[c];
-        a[c] += d;
-        b[c] += d * d;
-      }
+      const S* p = x + r * ld;
+      over_channels<S>(0, C, [&](int64_t c, auto l) {
+        const auto d = get(l, p + c) - get(l, shift + c);
+        put(l, a + c, get(l, a + c) + d);
+        put(l, b + c, get(l, b + c) + d * d);
+      });
     }
     for (int64_t c = 0; c < C; ++c) {
       s1[c] += static_cast<double>(a[c]);
@@ -71,8 +72,8 @@ void shifted_sums(const T* x, int64_t rows, int64_t C, int64_t ld, const T* shif
 // Two passes over a tile of rows (C channels, ld apart) in cache (the sum,
 // then sums shifted by the tile's mean): the tile's mean and m2 (C entries
 // each).
-template <typename T>
-void tile_moments(const T* x, int64_t rows, int64_t C, int64_t ld, std::vector<double>& sum, std::vector<T>& m,
+template <typename S, typename T = opmath_t<S>>
+void tile_moments(const S* x, int64_t rows, int64_t C, int64_t ld, std::vector<double>& sum, std::vector<T>& m,
                   std::vector<double>& s1, std::vector<double>& s2, Buffer<T>& a, Buffer<T>& b,
                   double* mean, double* m2) {
   std::fill(sum.begin(), sum.end(), 0.0);
@@ -82,14 +83,14 @@ void tile_moments(const T* x, int64_t rows, int64_t C, int64_t ld, std::vector<d
     std::fill(a.data(), a.data() + C, T(0));
     int64_t r = r0;
     for (; r + 4 <= r1; r += 4) {
-      const T* p = x + r * ld;
-#pragma omp simd
-      for (int64_t c = 0; c < C; ++c) ap[c] += (p[c] + p[ld + c]) + (p[2 * ld + c] + p[3 * ld + c]);
+      const S* p = x + r * ld;
+      over_channels<S>(0, C, [&](int64_t c, auto l) {
+        put(l, ap + c, get(l, ap + c) + ((get(l, p + c) + get(l, p + ld + c)) + (get(l, p + 2 * ld + c) + get(l, p + 3 * ld + c))));
+      });
     }
     for (; r < r1; ++r) {
-      const T* p = x + r * ld;
-#pragma omp simd
-      for (int64_t c = 0; c < C; ++c) ap[c] += p[c];
+      const S* p = x + r * ld;
+      over_channels<S>(0, C, [&](int64_t c, auto l) { put(l, ap + c, get(l, ap + c) + get(l, p + c)); });
     }
     for (int64_t c = 0; c < C; ++c) sum[c] += static_cast<double>(a[c]);
   }
@@ -106,14 +107,14 @@ void tile_moments(const T* x, int64_t rows, int64_t C, int64_t ld, std::vector<d
 
 // acc += p over C values. Explicit vectors: GCC jammed the plain loop's
 // calls for successive rows into one scalar loop.
-template <typename T>
-inline void add_row(T* acc, const T* p, int64_t C) {
+template <typename S, typename T = opmath_t<S>>
+inline void add_row(T* acc, const S* p, int64_t C) {
   int64_t c = 0;
   for (; c + kWidth<T> <= C; c += kWidth<T>) {
     const vec<T> v = vload(acc + c) + vload(p + c);
     std::memcpy(acc + c, &v, sizeof v);
   }
-  for (; c < C; ++c) acc[c] += p[c];
+  for (; c < C; ++c) acc[c] += load(p + c);
 }
 
 // Rows whose mean is the shift of the one-pass statistics, spread evenly
@@ -126,8 +127,9 @@ constexpr int64_t kShiftRows = 16;
 // the mean; when for any channel the shift makes up more than 3/4 of s2 (K
 // more than 1.7 standard deviations off: rows ordered by value, say), the
 // range is done again tile by tile, two passes each in cache.
-template <typename T>
-void rows_moments_range(const T* x, int64_t C, int64_t ld, int64_t r0, int64_t r1, double* mean, double* m2) {
+template <typename S>
+void rows_moments_range(const S* x, int64_t C, int64_t ld, int64_t r0, int64_t r1, double* mean, double* m2) {
+  using T = opmath_t<S>;
   const int64_t rows = r1 - r0;
   if (rows <= 0) return;
   std::vector<double> s1(C, 0.0), s2(C, 0.0);
@@ -193,42 +195,40 @@ inline std::vector<float> cyclic_params(int64_t C, std::initializer_list<const f
 
 // one(i, c) with a regular store up to the first line boundary of out and
 // after the last; eight(i, c), which streams lanes i..i+7 starting at channel
-// c, over the whole lines between. Needs C >= 8, so one subtraction wraps c.
-template <typename One, typename Eight>
-void stream_rows(const float* out, int64_t C, int64_t i, int64_t end, One one, Eight eight) {
+// c, over the whole lines between (64 bytes of S per step). Needs C >= 8, so
+// one subtraction wraps c.
+template <typename S, typename One, typename Eight>
+void stream_rows(const S* out, int64_t C, int64_t i, int64_t end, One one, Eight eight) {
+  constexpr int64_t line = 64 / static_cast<int64_t>(sizeof(S));
   int64_t c = i % C;
   const auto step = [&](int64_t n) {
     c += n;
     if (c >= C) c -= C;
   };
   for (; i < end && (reinterpret_cast<uintptr_t>(out + i) & 63); ++i, step(1)) one(i, c);
-  for (; i + 16 <= end; i += 16) {
-    eight(i, c);
-    step(8);
-    eight(i + 8, c);
-    step(8);
+  for (; i + line <= end; i += line) {
+    for (int64_t h = 0; h < line; h += 8) {
+      eight(i + h, c);
+      step(8);
+    }
   }
   for (; i < end; ++i, step(1)) one(i, c);
 }
 
 // y = (x - m) * a + b over rows [r0, r1) of C channels, ld apart (m, a, b:
 // C entries each); when `blocked`, four rows per load of the parameters.
-template <typename T>
-void rows_affine_range(const T* x, T* y, int64_t C, int64_t ld, int64_t r0, int64_t r1, const T* m, const T* a,
+template <typename S, typename T = opmath_t<S>>
+void rows_affine_range(const S* x, S* y, int64_t C, int64_t ld, int64_t r0, int64_t r1, const T* m, const T* a,
                        const T* b, bool stream, bool blocked) {
-  (void)stream;  // used only where AVX streaming stores exist
+  (void)stream;  // used only where streaming stores exist
   int64_t r = r0;
-#if defined(__AVX__)
-  if constexpr (std::is_same_v<T, float>) {
+  if constexpr (kStreams<S>) {
     if (stream && C >= 8) {
-      const auto one = [=](const float* xr, float* yr, const float* mr, const float* ar, const float* br) {
-        return [=](int64_t i, int64_t c) { yr[i] = (xr[i] - mr[c]) * ar[c] + br[c]; };
+      const auto one = [=](const S* xr, S* yr, const float* mr, const float* ar, const float* br) {
+        return [=](int64_t i, int64_t c) { store(yr + i, (load(xr + i) - mr[c]) * ar[c] + br[c]); };
       };
-      const auto eight = [=](const float* xr, float* yr, const float* mr, const float* ar, const float* br) {
-        return [=](int64_t i, int64_t c) {
-          const __m256 v = _mm256_sub_ps(_mm256_loadu_ps(xr + i), _mm256_loadu_ps(mr + c));
-          _mm256_stream_ps(yr + i, _mm256_add_ps(_mm256_mul_ps(v, _mm256_loadu_ps(ar + c)), _mm256_loadu_ps(br + c)));
-        };
+      const auto eight = [=](const S* xr, S* yr, const float* mr, const float* ar, const float* br) {
+        return [=](int64_t i, int64_t c) { store_vec(yr + i, (vload(xr + i) - vload(mr + c)) * vload(ar + c) + vload(br + c), true); };
       };
       if (ld == C) {
         const std::vector<float> w = cyclic_params(C, {m, a, b});
@@ -237,32 +237,29 @@ void rows_affine_range(const T* x, T* y, int64_t C, int64_t ld, int64_t r0, int6
       } else {
         // A panel's row is a run of its own: its channel never wraps.
         for (; r < r1; ++r) {
-          const float* xr = x + r * ld;
-          float* yr = y + r * ld;
+          const S* xr = x + r * ld;
+          S* yr = y + r * ld;
           stream_rows(yr, C, 0, C, one(xr, yr, m, a, b), eight(xr, yr, m, a, b));
         }
       }
       return;
     }
   }
-#endif
   for (; blocked && r + 4 <= r1; r += 4) {
-    const T* p = x + r * ld;
-    T* q = y + r * ld;
-#pragma omp simd
-    for (int64_t c = 0; c < C; ++c) {
-      const T mc = m[c], ac = a[c], bc = b[c];
-      q[c] = (p[c] - mc) * ac + bc;
-      q[ld + c] = (p[ld + c] - mc) * ac + bc;
-      q[2 * ld + c] = (p[2 * ld + c] - mc) * ac + bc;
-      q[3 * ld + c] = (p[3 * ld + c] - mc) * ac + bc;
-    }
+    const S* p = x + r * ld;
+    S* q = y + r * ld;
+    over_channels<S>(0, C, [&](int64_t c, auto l) {
+      const auto mc = get(l, m + c), ac = get(l, a + c), bc = get(l, b + c);
+      put(l, q + c, (get(l, p + c) - mc) * ac + bc);
+      put(l, q + ld + c, (get(l, p + ld + c) - mc) * ac + bc);
+      put(l, q + 2 * ld + c, (get(l, p + 2 * ld + c) - mc) * ac + bc);
+      put(l, q + 3 * ld + c, (get(l, p + 3 * ld + c) - mc) * ac + bc);
+    });
   }
   for (; r < r1; ++r) {
-    const T* p = x + r * ld;
-    T* q = y + r * ld;
-#pragma omp simd
-    for (int64_t c = 0; c < C; ++c) q[c] = (p[c] - m[c]) * a[c] + b[c];
+    const S* p = x + r * ld;
+    S* q = y + r * ld;
+    over_channels<S>(0, C, [&](int64_t c, auto l) { put(l, q + c, (get(l, p + c) - get(l, m + c)) * get(l, a + c) + get(l, b + c)); });
   }
 }
 
@@ -271,8 +268,8 @@ void rows_affine_range(const T* x, T* y, int64_t C, int64_t ld, int64_t r0, int6
 // Rows [r0, r1) of C channels, ld apart: sums of dy and dy * (x - mean)
 // into acc[0, C) and acc[C, 2C); when `blocked`, four rows per accumulator
 // load and store.
-template <typename T>
-void rows_grad_sums_range(const T* dy, const T* x, int64_t C, int64_t ld, int64_t r0, int64_t r1, const T* mean,
+template <typename S, typename T = opmath_t<S>>
+void rows_grad_sums_range(const S* dy, const S* x, int64_t C, int64_t ld, int64_t r0, int64_t r1, const T* mean,
                           bool blocked, double* acc) {
   std::vector<T> a(C), b(C);
   T* ap = a.data();
@@ -283,24 +280,24 @@ void rows_grad_sums_range(const T* dy, const T* x, int64_t C, int64_t ld, int64_
     std::fill(b.begin(), b.end(), T(0));
     int64_t r = q0;
     for (; blocked && r + 4 <= q1; r += 4) {
-      const T* g = dy + r * ld;
-      const T* p = x + r * ld;
-#pragma omp simd
-      for (int64_t c = 0; c < C; ++c) {
-        const T mc = mean[c];
-        ap[c] += (g[c] + g[ld + c]) + (g[2 * ld + c] + g[3 * ld + c]);
-        bp[c] += (g[c] * (p[c] - mc) + g[ld + c] * (p[ld + c] - mc)) +
-                 (g[2 * ld + c] * (p[2 * ld + c] - mc) + g[3 * ld + c] * (p[3 * ld + c] - mc));
-      }
+      const S* g = dy + r * ld;
+      const S* p = x + r * ld;
+      over_channels<S>(0, C, [&](int64_t c, auto l) {
+        const auto mc = get(l, mean + c);
+        const auto g0 = get(l, g + c), g1 = get(l, g + ld + c), g2 = get(l, g + 2 * ld + c), g3 = get(l, g + 3 * ld + c);
+        put(l, ap + c, get(l, ap + c) + ((g0 + g1) + (g2 + g3)));
+        put(l, bp + c, get(l, bp + c) + ((g0 * (get(l, p + c) - mc) + g1 * (get(l, p + ld + c) - mc)) +
+                                         (g2 * (get(l, p + 2 * ld + c) - mc) + g3 * (get(l, p + 3 * ld + c) - mc))));
+      });
     }
     for (; r < q1; ++r) {
-      const T* g = dy + r * ld;
-      const T* p = x + r * ld;
-#pragma omp simd
-      for (int64_t c = 0; c < C; ++c) {
-        ap[c] += g[c];
-        bp[c] += g[c] * (p[c] - mean[c]);
-      }
+      const S* g = dy + r * ld;
+      const S* p = x + r * ld;
+      over_channels<S>(0, C, [&](int64_t c, auto l) {
+        const auto gc = get(l, g + c);
+        put(l, ap + c, get(l, ap + c) + gc);
+        put(l, bp + c, get(l, bp + c) + gc * (get(l, p + c) - get(l, mean + c)));
+      });
     }
     for (int64_t c = 0; c < C; ++c) {
       acc[c] += static_cast<double>(a[c]);
@@ -324,24 +321,22 @@ inline void sum_parts(const std::vector<double>& part, int nt, int64_t C, int64_
 
 // dx over rows [r0, r1) of C channels, ld apart (m, md, k, a: C entries
 // each); when `blocked`, four rows per load of the coefficients.
-template <typename T>
-void rows_grad_input_range(const T* dy, const T* x, T* dx, int64_t C, int64_t ld, int64_t r0, int64_t r1, const T* m,
+template <typename S, typename T = opmath_t<S>>
+void rows_grad_input_range(const S* dy, const S* x, S* dx, int64_t C, int64_t ld, int64_t r0, int64_t r1, const T* m,
                            const T* md, const T* k, const T* a, bool stream, bool blocked) {
-  (void)stream;  // used only where AVX streaming stores exist
+  (void)stream;  // used only where streaming stores exist
   int64_t r = r0;
-#if defined(__AVX__)
-  if constexpr (std::is_same_v<T, float>) {
+  if constexpr (kStreams<S>) {
     if (stream && C >= 8) {
-      const auto one = [=](const float* gr, const float* xr, float* qr, const float* mr, const float* mdr,
-                           const float* kr, const float* ar) {
-        return [=](int64_t i, int64_t c) { qr[i] = (gr[i] - mdr[c] - (xr[i] - mr[c]) * kr[c]) * ar[c]; };
+      const auto one = [=](const S* gr, const S* xr, S* qr, const float* mr, const float* mdr, const float* kr,
+                           const float* ar) {
+        return [=](int64_t i, int64_t c) { store(qr + i, (load(gr + i) - mdr[c] - (load(xr + i) - mr[c]) * kr[c]) * ar[c]); };
       };
-      const auto eight = [=](const float* gr, const float* xr, float* qr, const float* mr, const float* mdr,
-                             const float* kr, const float* ar) {
+      const auto eight = [=](const S* gr, const S* xr, S* qr, const float* mr, const float* mdr, const float* kr,
+                             const float* ar) {
         return [=](int64_t i, int64_t c) {
-          const __m256 xm = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xr + i), _mm256_loadu_ps(mr + c)), _mm256_loadu_ps(kr + c));
-          const __m256 d = _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(gr + i), _mm256_loadu_ps(mdr + c)), xm);
-          _mm256_stream_ps(qr + i, _mm256_mul_ps(d, _mm256_loadu_ps(ar + c)));
+          const vec<float> xm = (vload(xr + i) - vload(mr + c)) * vload(kr + c);
+          store_vec(qr + i, (vload(gr + i) - vload(mdr + c) - xm) * vload(ar + c), true);
         };
       };
       if (ld == C) {
@@ -351,34 +346,33 @@ void rows_grad_input_range(const T* dy, const T* x, T* dx, int64_t C, int64_t ld
       } else {
         // A panel's row is a run of its own: its channel never wraps.
         for (; r < r1; ++r) {
-          const float *gr = dy + r * ld, *xr = x + r * ld;
-          float* qr = dx + r * ld;
+          const S *gr = dy + r * ld, *xr = x + r * ld;
+          S* qr = dx + r * ld;
           stream_rows(qr, C, 0, C, one(gr, xr, qr, m, md, k, a), eight(gr, xr, qr, m, md, k, a));
         }
       }
       return;
     }
   }
-#endif
   for (; blocked && r + 4 <= r1; r += 4) {
-    const T* gp = dy + r * ld;
-    const T* p = x + r * ld;
-    T* q = dx + r * ld;
-#pragma omp simd
-    for (int64_t c = 0; c < C; ++c) {
-      const T mc = m[c], mdc = md[c], kc = k[c], ac = a[c];
-      q[c] = (gp[c] - mdc - (p[c] - mc) * kc) * ac;
-      q[ld + c] = (gp[ld + c] - mdc - (p[ld + c] - mc) * kc) * ac;
-      q[2 * ld + c] = (gp[2 * ld + c] - mdc - (p[2 * ld + c] - mc) * kc) * ac;
-      q[3 * ld + c] = (gp[3 * ld + c] - mdc - (p[3 * ld + c] - mc) * kc) * ac;
-    }
+    const S* gp = dy + r * ld;
+    const S* p = x + r * ld;
+    S* q = dx + r * ld;
+    over_channels<S>(0, C, [&](int64_t c, auto l) {
+      const auto mc = get(l, m + c), mdc = get(l, md + c), kc = get(l, k + c), ac = get(l, a + c);
+      put(l, q + c, (get(l, gp + c) - mdc - (get(l, p + c) - mc) * kc) * ac);
+      put(l, q + ld + c, (get(l, gp + ld + c) - mdc - (get(l, p + ld + c) - mc) * kc) * ac);
+      put(l, q + 2 * ld + c, (get(l, gp + 2 * ld + c) - mdc - (get(l, p + 2 * ld + c) - mc) * kc) * ac);
+      put(l, q + 3 * ld + c, (get(l, gp + 3 * ld + c) - mdc - (get(l, p + 3 * ld + c) - mc) * kc) * ac);
+    });
   }
   for (; r < r1; ++r) {
-    const T* gp = dy + r * ld;
-    const T* p = x + r * ld;
-    T* q = dx + r * ld;
-#pragma omp simd
-    for (int64_t c = 0; c < C; ++c) q[c] = (gp[c] - md[c] - (p[c] - m[c]) * k[c]) * a[c];
+    const S* gp = dy + r * ld;
+    const S* p = x + r * ld;
+    S* q = dx + r * ld;
+    over_channels<S>(0, C, [&](int64_t c, auto l) {
+      put(l, q + c, (get(l, gp + c) - get(l, md + c) - (get(l, p + c) - get(l, m + c)) * get(l, k + c)) * get(l, a + c));
+    });
   }
 }
 
@@ -436,8 +430,8 @@ void row_pass(const Plan& p, bool stream, Reduce reduce, Combine combine, Finish
 // Block b's moments into part: a panel's channels straight into [mean C,
 // m2 C] at the start of part; thread t's row range into its slot of nt
 // such, and its row count into count[t], for merge_parts.
-template <typename T>
-void moments_block(const T* x, int64_t C, const RowBlock& b, double* part, std::vector<double>& count) {
+template <typename S>
+void moments_block(const S* x, int64_t C, const RowBlock& b, double* part, std::vector<double>& count) {
   double* d = b.panel() ? part : part + static_cast<size_t>(b.t) * 2 * C;
   rows_moments_range(x + b.c0, b.c1 - b.c0, C, b.r0, b.r1, d + b.c0, d + C + b.c0);
   if (!b.panel()) count[static_cast<size_t>(b.t)] = static_cast<double>(std::max<int64_t>(0, b.r1 - b.r0));
@@ -446,8 +440,8 @@ void moments_block(const T* x, int64_t C, const RowBlock& b, double* part, std::
 // Block b's grad sums: a panel's straight into sg and sgx; thread t's row
 // range into its slot of part (nt x [sum dy C, sum dy (x - mean) C],
 // zeroed), for sum_parts.
-template <typename T>
-void grad_sums_block(const T* dy, const T* x, int64_t C, const RowBlock& b, const T* mean, bool blocked,
+template <typename S, typename T = opmath_t<S>>
+void grad_sums_block(const S* dy, const S* x, int64_t C, const RowBlock& b, const T* mean, bool blocked,
                      std::vector<double>& part, double* sg, double* sgx) {
   if (!b.panel()) {
     rows_grad_sums_range(dy, x, C, C, b.r0, b.r1, mean, blocked, &part[static_cast<size_t>(b.t) * 2 * C]);
@@ -461,15 +455,15 @@ void grad_sums_block(const T* dy, const T* x, int64_t C, const RowBlock& b, cons
 }
 
 // Block b's y = (x - shift) * scale + offset.
-template <typename T>
-void affine_block(const T* x, T* y, int64_t C, const RowBlock& b, const Affine<T>& f, bool stream, bool blocked) {
+template <typename S, typename T = opmath_t<S>>
+void affine_block(const S* x, S* y, int64_t C, const RowBlock& b, const Affine<T>& f, bool stream, bool blocked) {
   rows_affine_range(x + b.c0, y + b.c0, b.c1 - b.c0, C, b.r0, b.r1, f.shift.data() + b.c0, f.scale.data() + b.c0,
                     f.offset.data() + b.c0, stream, blocked);
 }
 
 // Block b's grad input.
-template <typename T>
-void grad_input_block(const T* dy, const T* x, T* dx, int64_t C, const RowBlock& b, const GradCoef<T>& g, bool stream,
+template <typename S, typename T = opmath_t<S>>
+void grad_input_block(const S* dy, const S* x, S* dx, int64_t C, const RowBlock& b, const GradCoef<T>& g, bool stream,
                       bool blocked) {
   rows_grad_input_range(dy + b.c0, x + b.c0, dx + b.c0, b.c1 - b.c0, C, b.r0, b.r1, g.mean.data() + b.c0,
                         g.mean_dy.data() + b.c0, g.proj.data() + b.c0, g.scale.data() + b.c0, stream, blocked);
@@ -477,8 +471,8 @@ void grad_input_block(const T* dy, const T* x, T* dx, int64_t C, const RowBlock&
 
 // ---- the passes over rows that stand alone --------------------------------------
 
-template <typename T>
-void rows_moments(const T* x, const BatchShape& s, const Plan& p, std::vector<Moments>& out) {
+template <typename S>
+void rows_moments(const S* x, const BatchShape& s, const Plan& p, std::vector<Moments>& out) {
   const int64_t C = s.c;
   std::vector<double> part(static_cast<size_t>(p.nt) * 2 * C), count(p.nt);
   row_pass(
@@ -488,14 +482,14 @@ void rows_moments(const T* x, const BatchShape& s, const Plan& p, std::vector<Mo
   for (int64_t c = 0; c < C; ++c) out[c] = Moments{static_cast<double>(p.rows), part[c], part[C + c]};
 }
 
-template <typename T>
-void rows_affine(const T* x, T* y, const BatchShape& s, const Plan& p, const Affine<T>& f, bool stream) {
+template <typename S, typename T = opmath_t<S>>
+void rows_affine(const S* x, S* y, const BatchShape& s, const Plan& p, const Affine<T>& f, bool stream) {
   row_pass(p, stream, NoStep{}, NoStep{}, NoStep{},
            [&](const RowBlock& b) { affine_block(x, y, s.c, b, f, stream, p.blocked); });
 }
 
-template <typename T>
-void rows_grad_sums(const T* dy, const T* x, const BatchShape& s, const Plan& p, const T* mean, std::vector<double>& sg,
+template <typename S, typename T = opmath_t<S>>
+void rows_grad_sums(const S* dy, const S* x, const BatchShape& s, const Plan& p, const T* mean, std::vector<double>& sg,
                     std::vector<double>& sgx) {
   const int64_t C = s.c;
   sg.assign(C, 0.0);
@@ -506,8 +500,8 @@ void rows_grad_sums(const T* dy, const T* x, const BatchShape& s, const Plan& p,
       [&](int64_t c0, int64_t c1) { sum_parts(part, p.nt, C, c0, c1, sg.data(), sgx.data()); }, NoStep{}, NoStep{});
 }
 
-template <typename T>
-void rows_grad_input(const T* dy, const T* x, T* dx, const BatchShape& s, const Plan& p, const GradCoef<T>& g,
+template <typename S, typename T = opmath_t<S>>
+void rows_grad_input(const S* dy, const S* x, S* dx, const BatchShape& s, const Plan& p, const GradCoef<T>& g,
                      bool stream) {
   row_pass(p, stream, NoStep{}, NoStep{}, NoStep{},
            [&](const RowBlock& b) { grad_input_block(dy, x, dx, s.c, b, g, stream, p.blocked); });

@@ -79,6 +79,30 @@ inline void store_vec(T* p, vec<T> v, bool nt) {
   std::memcpy(p, &v, sizeof v);
 }
 
+// 2W values at p, from two vectors (half.h narrows the pair at once).
+template <typename T>
+inline void store_vec2(T* p, vec<T> a, vec<T> b, bool nt) {
+  store_vec(p, a, nt);
+  store_vec(p + kWidth<T>, b, nt);
+}
+
+// One element as the kernels compute with it, and back; half.h has the same
+// for the 16-bit floats, which compute in float.
+inline float load(const float* p) { return *p; }
+inline double load(const double* p) { return *p; }
+inline void store(float* p, float v) { *p = v; }
+inline void store(double* p, double v) { *p = v; }
+
+// Whether streaming stores exist for elements of type S (AVX: float and the
+// 16-bit floats).
+template <typename S>
+constexpr bool kStreams =
+#if defined(__AVX__)
+    !std::is_same_v<S, double>;
+#else
+    false;
+#endif
+
 }  // namespace detail
 }  // namespace SYNCBN_CPU_ISA
 }  // namespace cpu

@@ -30,17 +30,20 @@ async function run(cfg, rankOverride) {
         members = ranks;
       }
     }
-    const layerOpts = { eps: cfg.eps, momentum: cfg.momentum, dtype: cfg.dtype, processGroup: group, checkDivergence: cfg.checkDivergence ?? true };
+    // The layer's dtype: the input's, or float32 for a half input (mixed precision).
+    const layerDtype = cfg.layerDtype ?? cfg.dtype;
+    const layerOpts = { eps: cfg.eps, momentum: cfg.momentum, dtype: layerDtype, processGroup: group, checkDivergence: cfg.checkDivergence ?? true };
     const Layer = cfg.layer ? nn[cfg.layer] : nn.SyncBatchNorm;
     const bn = new Layer(cfg.channels, layerOpts);
     const other = new Layer(cfg.otherChannels || cfg.channels, layerOpts);
-    if (cfg.weight) bn.weight.copy_(tensor(cfg.weight, [cfg.channels], { dtype: cfg.dtype }));
-    if (cfg.bias) bn.bias.copy_(tensor(cfg.bias, [cfg.channels], { dtype: cfg.dtype }));
+    if (cfg.weight) bn.weight.copy_(tensor(cfg.weight, [cfg.channels], { dtype: layerDtype }));
+    if (cfg.bias) bn.bias.copy_(tensor(cfg.bias, [cfg.channels], { dtype: layerDtype }));
 
-    const n = cfg.sizes[rank];
     const start = cfg.sizes.slice(0, rank).reduce((a, b) => a + b, 0);
     for (let s = 0; s < cfg.steps.length; s++) {
       const step = cfg.steps[s];
+      // At cfg.emptyStep every rank's batch is empty.
+      const n = cfg.emptyStep === s ? 0 : cfg.sizes[rank];
       if (cfg.die && cfg.die.rank === rank && cfg.die.step === s) process.exit(3);
       if (cfg.absent && cfg.absent.rank === rank && cfg.absent.step === s) {
         out.absent = true;

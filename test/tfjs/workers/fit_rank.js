@@ -3,6 +3,8 @@
 //   optimizer: distributedOptimizer applies the average (or sum) of every rank's gradients
 //   broadcast: replicas built with other seeds start from rank 0's weights (root 1 for plain variables)
 //   diverge:   rank 0 has one batch more than rank 1, with synchronized layers and metric averaging
+//   extrasite: rank 0 builds one more synchronized layer (for inference) before the model both train
+//   resume:    rank 0's Adam has state from steps of its own; after fit's broadcast, the replicas agree
 'use strict';
 
 const fs = require('node:fs');
@@ -58,6 +60,34 @@ const scenarios = {
     } catch (e) {
       return { error: e.message, ms: Date.now() - start };
     }
+  },
+  async extrasite() {
+    if (rank === 0) model(1);
+    const net = model(3);
+    net.compile({ optimizer: sbn.distributedOptimizer(tf.train.sgd(0.1)), loss: 'meanSquaredError' });
+    try {
+      await net.fit(tf.randomNormal([8, 5], 0, 1, 'float32', 1), tf.randomNormal([8, 1], 0, 1, 'float32', 2), { batchSize: 4, epochs: 1, verbose: 0 });
+      return { error: null };
+    } catch (e) {
+      return { error: e.message };
+    }
+  },
+  async resume() {
+    const net = model(3 + rank);
+    const adam = tf.train.adam(0.05);
+    const xs = tf.randomNormal([8, 5], 0, 1, 'float32', 1);
+    const ys = tf.randomNormal([8, 1], 0, 1, 'float32', 2);
+    // Steps of rank 0's own, as a run that resumes from rank 0's checkpoint has behind it (in a group of one).
+    const alone = await dist.newGroup([0]);
+    if (rank === 0) {
+      net.layers[1].processGroup = alone;
+      net.compile({ optimizer: adam, loss: 'meanSquaredError' });
+      await net.fit(xs, ys, { batchSize: 4, epochs: 1, shuffle: false, verbose: 0 });
+      net.layers[1].processGroup = null;
+    }
+    net.compile({ optimizer: sbn.distributedOptimizer(adam), loss: 'meanSquaredError' });
+    await net.fit(xs, ys, { batchSize: 4, epochs: 1, shuffle: false, verbose: 0, callbacks: [sbn.broadcastVariablesCallback()] });
+    return { weights: net.getWeights().map((t) => Array.from(t.dataSync())), iterations: adam.iterations };
   },
 };
 
