@@ -19,6 +19,8 @@
         "native/comm/hmac_sha256.cpp",
         "native/comm/threads.cpp",
         "native/comm/store_client.cpp",
+        "native/comm/gloo_mesh.cpp",
+        "native/comm/gloo_watch.cpp",
         "native/comm/gloo.cpp",
         "native/comm/nccl.cpp"
       ],

@@ -3,8 +3,8 @@
 import { parseRequire, FEATURES } from './support/require';
 
 describe('SYNCBN_REQUIRE', () => {
-  test('accepts any subset of gloo, cuda, nccl and torch', () => {
-    expect(FEATURES).toEqual(['gloo', 'cuda', 'nccl', 'torch']);
+  test('accepts any subset of gloo, cuda, nccl, torch and netns', () => {
+    expect(FEATURES).toEqual(['gloo', 'cuda', 'nccl', 'torch', 'netns']);
     expect([...parseRequire(undefined)]).toEqual([]);
     expect([...parseRequire('')]).toEqual([]);
     expect([...parseRequire('gloo')]).toEqual(['gloo']);
@@ -12,7 +12,7 @@ describe('SYNCBN_REQUIRE', () => {
   });
 
   test('refuses an unknown name, saying which and what it expected', () => {
-    expect(() => parseRequire('CUDA')).toThrow("SYNCBN_REQUIRE=CUDA: unknown name 'CUDA'; expected a comma-separated subset of gloo, cuda, nccl, torch (lower case)");
+    expect(() => parseRequire('CUDA')).toThrow("SYNCBN_REQUIRE=CUDA: unknown name 'CUDA'; expected a comma-separated subset of gloo, cuda, nccl, torch, netns (lower case)");
     expect(() => parseRequire('gloo,mpi,gpu')).toThrow("unknown names 'mpi', 'gpu'");
   });
 });

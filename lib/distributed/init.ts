@@ -1,13 +1,14 @@
 // initProcessGroup / newGroup / destroyProcessGroup: the default group and
 // its subgroups, as torch.distributed keeps them (one world per process, or
 // per worker thread for the threads backend).
-import * as dns from 'node:dns';
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { isMainThread } from 'node:worker_threads';
 import { native, NativeComm } from '../native';
 import { Backend, ProcessGroup } from './process_group';
+import { glooAddress } from './addresses';
 import { glooUnavailableMessage } from './availability';
-import { FileStore, Store, StoreTimeoutError, TCPStore } from './store';
+import { FileStore, REFUSED_KEY, Store, StoreTimeoutError, TCPStore } from './store';
 
 export interface InitProcessGroupOptions {
   /** 'gloo' (CPU, across processes and machines), 'nccl' (CUDA tensors) or 'threads' (worker_threads of one process). */
@@ -21,7 +22,11 @@ export interface InitProcessGroupOptions {
   rank?: number;
   /** Defaults to WORLD_SIZE from the environment. */
   worldSize?: number;
-  /** Limit of every blocking wait: rendezvous and each collective. Default 300000 (5 minutes). */
+  /**
+   * Limit of every blocking wait: rendezvous and each collective. Defaults to
+   * SYNCBN_TIMEOUT_MS, else 300000 (5 minutes). A collective that cannot
+   * complete fails within it plus 250 ms, naming the ranks it waited for.
+   */
   timeoutMs?: number;
   /** nccl: the CUDA device of this rank's tensors. Defaults to LOCAL_RANK (set by syncbn-run), else 0. */
   device?: number;
@@ -49,6 +54,11 @@ let state: State | null = null;
 let warnedNoSecret = false;
 
 const DEFAULT_TIMEOUT_MS = 300_000;
+/** When a wait starts to be reported, and how often after (native/comm/gloo_watch.h keeps the same). */
+const FIRST_WAIT_REPORT_MS = 10_000;
+const WAIT_REPORT_EVERY_MS = 10_000;
+/** How long rank 0 keeps the store up after its rendezvous failed: two of the others' polls. */
+const STORE_LINGER_MS = 2000;
 
 function envInt(name: string, where: string): number | undefined {
   const v = process.env[name];
@@ -58,41 +68,18 @@ function envInt(name: string, where: string): number | undefined {
   return n;
 }
 
+function timeoutFromEnv(where: string): number | undefined {
+  const v = process.env.SYNCBN_TIMEOUT_MS;
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`${where}: environment variable SYNCBN_TIMEOUT_MS=${v} is not a positive integer (milliseconds)`);
+  return n;
+}
+
 function requireInt(v: number | undefined, name: string, where: string, min: number): number {
   if (v === undefined) throw new TypeError(`${where}: ${name} is not set (pass it, or set ${name === 'rank' ? 'RANK' : 'WORLD_SIZE'})`);
   if (!Number.isSafeInteger(v) || v < min) throw new RangeError(`${where}: ${name} must be an integer >= ${min}, got ${v}`);
   return v;
-}
-
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host.startsWith('127.') || host === '::1';
-}
-
-/**
- * The address Gloo listens on: GLOO_SOCKET_IFNAME, SYNCBN_GLOO_HOSTNAME,
- * loopback for a loopback master, else the host name. Checked here (the
- * native side checks again) so that a typo is an error naming the variable.
- */
-async function glooAddress(master: string, where: string): Promise<{ hostname: string; iface: string }> {
-  const iface = process.env.GLOO_SOCKET_IFNAME ?? '';
-  if (iface) {
-    if (!(iface in os.networkInterfaces())) {
-      throw new Error(`${where}: GLOO_SOCKET_IFNAME=${iface} is not a network interface of this machine (it has ${Object.keys(os.networkInterfaces()).join(', ')})`);
-    }
-    return { hostname: '', iface };
-  }
-  const fromEnv = process.env.SYNCBN_GLOO_HOSTNAME;
-  const hostname = fromEnv || (isLoopback(master) ? '127.0.0.1' : os.hostname());
-  const what = fromEnv ? `SYNCBN_GLOO_HOSTNAME=${fromEnv}` : `this machine's host name '${hostname}' (set SYNCBN_GLOO_HOSTNAME to an address of this machine)`;
-  if (hostname.length > 253 || !/^[A-Za-z0-9._:%-]+$/.test(hostname)) {
-    throw new TypeError(`${where}: ${what} is not a host name or IP address`);
-  }
-  try {
-    await dns.promises.lookup(hostname);
-  } catch (e) {
-    throw new Error(`${where}: cannot resolve ${what}: ${(e as Error).message}`);
-  }
-  return { hostname, iface: '' };
 }
 
 /**
@@ -109,21 +96,56 @@ async function threadsJoin(name: string, rank: number, size: number, timeoutMs: 
   }
 }
 
+/** "ranks [2, 3]", with " (at ADDR)" when their join said where they are. */
+async function namedRanks(store: Store, ranks: number[]): Promise<string> {
+  const hosts = new Set<string>();
+  for (const r of ranks) {
+    try {
+      const v = (await store.get(`syncbn/join/${r}`, 0)).toString();
+      if (v !== '1') hosts.add(v);
+    } catch {
+      // Not joined: no address.
+    }
+  }
+  return `ranks [${ranks.join(', ')}]${hosts.size ? ` (at ${[...hosts].join(', ')})` : ''}`;
+}
+
 /**
  * Waits (asynchronously) until every rank has reached `stage`, naming those
  * that have not. Rank 0 hosts the store in its event loop, so no rank may
  * leave a rendezvous, and block in a collective, while another still needs
- * the store: each rendezvous ends with such a barrier.
+ * the store: each rendezvous ends with such a barrier. It waits in slices:
+ * after each, a rank the store refused for its secret ends the wait, and a
+ * long wait is reported on stderr, naming the ranks awaited. `value`: what
+ * this rank leaves under its key (its address, at 'join').
  */
-async function storeBarrier(store: Store, stage: string, rank: number, worldSize: number, timeoutMs: number, where: string): Promise<void> {
-  await store.set(`syncbn/${stage}/${rank}`, '1');
+async function storeBarrier(store: Store, stage: string, rank: number, worldSize: number, timeoutMs: number, where: string, value = '1'): Promise<void> {
+  await store.set(`syncbn/${stage}/${rank}`, value);
   const keys = Array.from({ length: worldSize }, (_, r) => `syncbn/${stage}/${r}`);
-  try {
-    await store.wait(keys, timeoutMs);
-  } catch (e) {
-    if (!(e instanceof StoreTimeoutError)) throw e;
-    const missing = e.missing.map((k) => Number(k.split('/').pop()));
-    throw new Error(`${where}: rendezvous timed out after ${timeoutMs} ms: ranks [${missing.join(', ')}] of ${worldSize} never reached '${stage}'`);
+  const start = Date.now();
+  let report = start + FIRST_WAIT_REPORT_MS;
+  for (;;) {
+    try {
+      await store.wait(keys, Math.max(0, Math.min(1000, start + timeoutMs - Date.now())));
+      return;
+    } catch (e) {
+      if (!(e instanceof StoreTimeoutError)) throw e;
+      const missing = e.missing.map((k) => Number(k.split('/').pop()));
+      if (await store.check([REFUSED_KEY])) {
+        const from = (await store.get(REFUSED_KEY, 0)).toString();
+        throw new Error(`${where}: a rank from ${from} was refused: its SYNCBN_SECRET differs from this rank's ` +
+          `(the rendezvous store authenticates every request with it; ranks [${missing.join(', ')}] of ${worldSize} have not reached '${stage}')`);
+      }
+      const waited = Date.now() - start;
+      if (waited >= timeoutMs) {
+        throw new Error(`${where}: rendezvous timed out after ${timeoutMs} ms: ${await namedRanks(store, missing)} of ${worldSize} never reached '${stage}'`);
+      }
+      if (Date.now() >= report) {
+        process.stderr.write(`syncbn: rank ${rank} of ${worldSize} has waited ${Math.floor(waited / 1000)} s (timeout ${Math.floor(timeoutMs / 1000)} s) ` +
+          `at the rendezvous ('${stage}') for ${await namedRanks(store, missing)}\n`);
+        report += WAIT_REPORT_EVERY_MS;
+      }
+    }
   }
 }
 
@@ -144,7 +166,7 @@ export async function initProcessGroup(opts: InitProcessGroupOptions): Promise<P
   if (backend !== 'gloo' && backend !== 'nccl' && backend !== 'threads') {
     throw new TypeError(`${where}: backend must be 'gloo', 'nccl' or 'threads', got ${String(backend)}`);
   }
-  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const timeoutMs = opts.timeoutMs ?? timeoutFromEnv(where) ?? DEFAULT_TIMEOUT_MS;
   if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1) throw new RangeError(`${where}: timeoutMs must be a positive integer, got ${String(timeoutMs)}`);
   // spawn() gives each group of worker threads its own rendezvous name through the environment.
   const initMethod = opts.initMethod ?? (backend === 'threads' ? process.env.SYNCBN_THREADS_INIT_METHOD || 'local://default' : 'env://');
@@ -185,6 +207,8 @@ export async function initProcessGroup(opts: InitProcessGroupOptions): Promise<P
   }
   let store: Store;
   let connect: State['connect'];
+  // Where this rank is, for the others' messages.
+  let address = os.hostname();
   const tcp = /^tcp:\/\/(\[[^\]]+\]|[^:/]+):(\d+)\/?$/.exec(initMethod);
   const file = /^file:\/\/(\/.+)$/.exec(initMethod);
   if (initMethod === 'env://' || tcp) {
@@ -195,7 +219,8 @@ export async function initProcessGroup(opts: InitProcessGroupOptions): Promise<P
     if (!portText || !Number.isInteger(port) || port < 1 || port > 65535) {
       throw new RangeError(`${where}: MASTER_PORT must be a TCP port, got ${String(portText)}`);
     }
-    const addr = backend === 'gloo' ? await glooAddress(host, where) : { hostname: '', iface: '' };
+    const addr = backend === 'gloo' ? await glooAddress(host, where) : { hostname: '', iface: '', address: '' };
+    address = addr.address || address;
     const secret = opts.secret ?? process.env.SYNCBN_SECRET ?? '';
     if (typeof secret !== 'string') throw new TypeError(`${where}: secret must be a string`);
     if (secret === '' && rank === 0 && !warnedNoSecret) {
@@ -210,17 +235,17 @@ export async function initProcessGroup(opts: InitProcessGroupOptions): Promise<P
     connect = (prefix, r, size) => native.glooConnect(host, tcpStore.port, '', prefix, addr.hostname, addr.iface, r, size, timeoutMs, secret);
   } else if (file) {
     const dir = `${file[1]}.syncbn`;
-    const addr = backend === 'gloo' ? await glooAddress('127.0.0.1', where) : { hostname: '', iface: '' };
+    const addr = backend === 'gloo' ? await glooAddress('127.0.0.1', where) : { hostname: '', iface: '', address: '' };
     store = new FileStore(dir, timeoutMs);
     connect = (prefix, r, size) => native.glooConnect('', 0, `${dir}/gloo`, prefix, addr.hostname, addr.iface, r, size, timeoutMs, '');
-    (await import('node:fs')).mkdirSync(`${dir}/gloo`, { recursive: true });
+    fs.mkdirSync(`${dir}/gloo`, { recursive: true });
   } else {
     throw new TypeError(`${where}: unsupported initMethod '${initMethod}'; expected 'env://', 'tcp://host:port' or 'file:///path'`);
   }
   if (backend === 'nccl') connect = ncclRendezvous(store, device, timeoutMs, where);
 
   try {
-    await storeBarrier(store, 'join', rank, worldSize, timeoutMs, where);
+    await storeBarrier(store, 'join', rank, worldSize, timeoutMs, where, address);
     const comm = await connect('syncbn_world_', rank, worldSize);
     await storeBarrier(store, 'connected', rank, worldSize, timeoutMs, where);
     const world = new ProcessGroup(backend, all, rank, comm, 'world');
@@ -228,7 +253,10 @@ export async function initProcessGroup(opts: InitProcessGroupOptions): Promise<P
     store.unref();
     return world;
   } catch (e) {
-    await store.close();
+    // Rank 0's store outlives its failure a little, so that the other ranks
+    // read why (a refused secret, a failed connection) instead of a closed store.
+    store.unref();
+    setTimeout(() => void store.close(), rank === 0 ? STORE_LINGER_MS : 0).unref();
     throw e;
   }
 }

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import * as readline from 'node:readline';
 import { parseArgs as utilParseArgs, ParseArgsConfig } from 'node:util';
+import { isLoopback } from './addresses';
 
 export interface LaunchOptions {
   nprocPerNode: number;
@@ -33,7 +34,18 @@ torchrun's names (dashes or underscores); the script's own arguments follow it.
   --master-addr HOST   rank 0's address (default 127.0.0.1)
   --master-port PORT   rank 0's TCP store port (default 29500)
   -h, --help           print this and exit
-  --version            print syncbn's version and exit`;
+  --version            print syncbn's version and exit
+
+Environment:
+  SYNCBN_SECRET          the job's secret for the rendezvous store, the same on every
+                         node; required with --nnodes > 1, else a fresh one per job
+  GLOO_SOCKET_IFNAME     the network interface the gloo backend uses (e.g. eth1);
+                         default: the one whose address routes to --master-addr
+  SYNCBN_GLOO_HOSTNAME   the address the gloo backend listens on, instead
+  SYNCBN_TIMEOUT_MS      initProcessGroup's timeoutMs when the script passes none
+                         (default 300000): every rendezvous and collective wait
+  MASTER_ADDR, MASTER_PORT, RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE,
+  GROUP_RANK             set for each rank (from the options above), as torchrun does`;
 
 /** What the command line asks for: a launch, the usage or the version. */
 export type Command = { kind: 'launch'; options: LaunchOptions } | { kind: 'help'; text: string } | { kind: 'version'; text: string };
@@ -134,6 +146,19 @@ export function launch(o: LaunchOptions, out: NodeJS.WritableStream = process.st
     );
     return Promise.resolve(2);
   }
+  if (o.nnodes > 1 && isLoopback(o.masterAddr)) {
+    err.write(
+      `syncbn-run: --nnodes ${o.nnodes} with --master-addr ${o.masterAddr}, a loopback address: the other nodes cannot reach it. ` +
+        "Pass --master-addr with node 0's address on the network the nodes share, the same on every node\n",
+    );
+    return Promise.resolve(2);
+  }
+  try {
+    require.resolve(path.resolve(o.script));
+  } catch {
+    err.write(`syncbn-run: cannot find the script '${o.script}' (the launcher's options come first, then the script, then its arguments)\n`);
+    return Promise.resolve(2);
+  }
   const secret = process.env.SYNCBN_SECRET || randomBytes(32).toString('hex');
   let failure: { rank: number; code: number } | null = null;
   let exited = 0;
@@ -154,7 +179,8 @@ export function launch(o: LaunchOptions, out: NodeJS.WritableStream = process.st
 
     for (let local = 0; local < o.nprocPerNode; local++) {
       const rank = o.nodeRank * o.nprocPerNode + local;
-      const child = spawn(process.execPath, [o.script, ...o.args], {
+      // `--`: a script named like an option ('--help') is still the script.
+      const child = spawn(process.execPath, ['--', o.script, ...o.args], {
         stdio: ['ignore', 'pipe', 'pipe'],
         env: {
           ...process.env,

@@ -14,7 +14,12 @@
 // The server closes a connection (only that one) on a request that fails
 // authentication, is malformed or larger than MAX_BODY, or on more than
 // MAX_QUEUED requests waiting; it holds at most `maxConnections`, and drops
-// one that has not authenticated within AUTH_DEADLINE_MS.
+// one that has not authenticated within AUTH_DEADLINE_MS. A connection whose
+// first request fails authentication is reset (RST), any other closed (FIN),
+// so that a client blames its secret only for the first; the server also
+// sets REFUSED_KEY to that client's address, for the job's ranks to report
+// (see initProcessGroup). A client gives a reply up to the request's own
+// wait plus REPLY_SLACK_MS, then counts the store as unreachable.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -35,7 +40,10 @@ const enum Status {
 }
 
 /** Limits of the TCP store (see the header comment); the server's copy lives in serveStore. */
-export const STORE_LIMITS = { maxBody: 4 << 20, maxQueued: 64, authDeadlineMs: 10_000, nonceBytes: 16, macBytes: 32 } as const;
+export const STORE_LIMITS = { maxBody: 4 << 20, maxQueued: 64, authDeadlineMs: 10_000, nonceBytes: 16, macBytes: 32, replySlackMs: 2000 } as const;
+
+/** The key under which the TCP store records the address of the first client it refused for a wrong secret. */
+export const REFUSED_KEY = 'syncbn/refused';
 
 function mac(secret: string, nonce: Buffer, seq: number, dir: 'Q' | 'A', body: Buffer): Buffer {
   const head = Buffer.alloc(9);
@@ -130,7 +138,7 @@ export class StoreServer {
   static listen(host: string, port: number, secret: string, maxConnections: number): Promise<StoreServer> {
     const worker = new Worker(`(${serveStore.toString()})();`, {
       eval: true,
-      workerData: { host, port, secret, maxConnections, limits: STORE_LIMITS },
+      workerData: { host, port, secret, maxConnections, limits: STORE_LIMITS, refusedKey: REFUSED_KEY },
     });
     return new Promise((resolve, reject) => {
       worker.once('message', (m: { port?: number; error?: string }) => {
@@ -150,7 +158,16 @@ export class StoreServer {
     else this.worker.unref();
   }
 
+  /** Ends every connection with a FIN (a client blames its secret only for a reset), then stops the thread. */
   async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 500);
+      this.worker.once('message', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.worker.postMessage('close');
+    });
     await this.worker.terminate();
   }
 }
@@ -258,7 +275,10 @@ function serveStore(): void {
     return [op, body.subarray(5, 5 + klen).toString(), value, body.readUInt32LE(body.length - 4)];
   };
 
+  const sockets = new Set<import('node:net').Socket>();
   const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
     socket.setNoDelay(true);
     const nonce = crypto.randomBytes(limits.nonceBytes);
     let inSeq = 0;
@@ -270,6 +290,16 @@ function serveStore(): void {
     const drop = () => {
       queue.length = 0;
       socket.destroy();
+    };
+    // A first request that fails authentication: another secret. Recorded
+    // for the job, and told to the client by a reset.
+    const refuse = () => {
+      queue.length = 0;
+      if (!data.has(workerData.refusedKey)) {
+        data.set(workerData.refusedKey, Buffer.from(String(socket.remoteAddress).replace(/^::ffff:/, '')));
+        wake();
+      }
+      socket.resetAndDestroy();
     };
     const deadline = setTimeout(() => {
       if (!authenticated) drop();
@@ -303,7 +333,7 @@ function serveStore(): void {
         if (buf.length < end) break;
         const body = buf.subarray(4, 4 + len);
         const expected = sign(inSeq, 'Q', body);
-        if (!crypto.timingSafeEqual(expected, buf.subarray(4 + len, end))) return drop();
+        if (!crypto.timingSafeEqual(expected, buf.subarray(4 + len, end))) return authenticated ? drop() : refuse();
         const req = parseRequest(body);
         if (req === null) return drop();
         inSeq++;
@@ -318,6 +348,12 @@ function serveStore(): void {
   });
   server.maxConnections = workerData.maxConnections;
   server.once('error', (e: Error) => parentPort!.postMessage({ error: e.message }));
+  parentPort!.on('message', (m) => {
+    if (m !== 'close') return;
+    server.close();
+    const ends = [...sockets].map((s) => new Promise<void>((resolve) => s.end(() => resolve())));
+    void Promise.all(ends).then(() => parentPort!.postMessage('closed'));
+  });
   server.listen(workerData.port, workerData.host, () => {
     parentPort!.postMessage({ port: (server.address() as import('node:net').AddressInfo).port });
   });
@@ -326,7 +362,7 @@ function serveStore(): void {
 /** Client of a `StoreServer`. Cf. `torch.distributed.TCPStore`. */
 export class TCPStore implements Store {
   private readonly reader = new FrameReader(parseReply);
-  private readonly pending: Array<{ resolve: (r: [Status, Buffer]) => void; reject: (e: Error) => void }> = [];
+  private readonly pending: Array<{ resolve: (r: [Status, Buffer]) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }> = [];
   private chain: Promise<unknown> = Promise.resolve();
   private closedError: Error | null = null;
   private keepAlive = true;
@@ -346,20 +382,39 @@ export class TCPStore implements Store {
     socket.on('data', (chunk) => {
       for (const [status, payload, body, tag] of this.reader.push(chunk)) {
         if (!crypto.timingSafeEqual(tag, mac(secret, nonce, this.inSeq++, 'A', body))) {
-          fail('a reply failed authentication: another process answers on this port, or its SYNCBN_SECRET differs');
+          this.fail('a reply failed authentication: another process answers on this port, or its SYNCBN_SECRET differs');
           socket.destroy();
           return;
         }
-        this.pending.shift()?.resolve([status, payload]);
+        const p = this.pending.shift();
+        if (p) {
+          clearTimeout(p.timer);
+          p.resolve([status, payload]);
+        }
       }
       if (this.pending.length === 0 && !this.keepAlive) socket.unref();
     });
-    const fail = (why: string) => {
-      this.closedError ??= new Error(`lost the connection to the rendezvous store at ${host}:${port} (${why})`);
-      for (const p of this.pending.splice(0)) p.reject(this.closedError);
-    };
-    socket.on('error', (e) => fail(e.message));
-    socket.on('close', () => fail('closed by the store; it closes a connection whose requests fail authentication: is SYNCBN_SECRET (or the secret option) the same on every rank?'));
+    socket.on('error', (e: NodeJS.ErrnoException) => {
+      // The store resets a connection whose first request fails
+      // authentication (and ends others with a FIN); once a reply has
+      // authenticated, the secrets agree.
+      const reset = e.code === 'ECONNRESET';
+      const refused = reset && this.inSeq === 0 && this.outSeq > 0;
+      this.fail(refused ? "the store refused this rank's first request (reset the connection), as it does when a request fails " +
+        "authentication: this rank's SYNCBN_SECRET (or secret option) differs from rank 0's" :
+        reset ? 'the store reset it: rank 0 exited or closed the store' : e.message);
+    });
+    const closed = () => this.fail('the store closed it: rank 0 exited or closed the store');
+    socket.on('end', closed);
+    socket.on('close', closed);
+  }
+
+  private fail(why: string): void {
+    this.closedError ??= new Error(`lost the connection to the rendezvous store at ${this.host}:${this.port} (${why})`);
+    for (const p of this.pending.splice(0)) {
+      clearTimeout(p.timer);
+      p.reject(this.closedError);
+    }
   }
 
   /**
@@ -427,7 +482,14 @@ export class TCPStore implements Store {
         if (body.length > STORE_LIMITS.maxBody) {
           return reject(new RangeError(`rendezvous store request of ${body.length} bytes is over the limit of ${STORE_LIMITS.maxBody}`));
         }
-        this.pending.push({ resolve, reject });
+        // A store whose host drops packets never answers: the kernel would
+        // retry for minutes, the request gives up after its own wait and a slack.
+        const limit = timeoutMs + STORE_LIMITS.replySlackMs;
+        const timer = setTimeout(() => {
+          this.fail(`no reply within ${limit} ms: its host is unreachable from here, or rank 0 is stalled`);
+          this.socket.destroy();
+        }, limit);
+        this.pending.push({ resolve, reject, timer });
         this.socket.ref();
         this.socket.write(Buffer.concat([u32(body.length), body, mac(this.secret, this.nonce, this.outSeq++, 'Q', body)]));
       });
@@ -452,17 +514,13 @@ export class TCPStore implements Store {
   }
 
   async wait(keys: string[], timeoutMs = this.timeoutMs): Promise<void> {
-    const [status] = await this.request(Op.Wait, '', encodeKeys(keys), timeoutMs);
+    const [status, payload] = await this.request(Op.Wait, '', encodeKeys(keys), timeoutMs);
     if (status === Status.Timeout) {
-      const missing = await this.missing(keys);
+      // The reply names the keys still missing, each quoted.
+      const named = payload.toString();
+      const missing = keys.filter((k) => named.includes(`'${k}'`));
       throw new StoreTimeoutError(`store wait timed out after ${timeoutMs} ms waiting for keys ${missing.map((k) => `'${k}'`).join(', ')}`, missing);
     }
-  }
-
-  private async missing(keys: string[]): Promise<string[]> {
-    const out: string[] = [];
-    for (const k of keys) if (!(await this.check([k]))) out.push(k);
-    return out;
   }
 
   async check(keys: string[]): Promise<boolean> {
@@ -477,6 +535,7 @@ export class TCPStore implements Store {
   }
 
   async close(): Promise<void> {
+    this.closedError ??= new Error(`the client of the rendezvous store at ${this.host}:${this.port} was closed`);
     this.socket.destroy();
     await this.server?.close();
   }

@@ -2,117 +2,20 @@
 
 #ifdef SYNCBN_HAVE_GLOO
 
-#include <gloo/common/error.h>
 #include <gloo/rendezvous/context.h>
-#include <gloo/rendezvous/file_store.h>
-#include <gloo/rendezvous/prefix_store.h>
-#include <gloo/rendezvous/store.h>
-#include <gloo/transport/tcp/device.h>
-
-#include <arpa/inet.h>
-#include <net/if.h>
-#include <netdb.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
+#include "gloo_mesh.h"
+#include "gloo_watch.h"
 #include "reduce.h"
-#include "store_client.h"
 
 namespace syncbn {
 namespace comm {
 
 namespace {
-
-// Gloo's Store interface over our client of the TypeScript store.
-class TcpStore : public gloo::rendezvous::Store {
- public:
-  TcpStore(std::shared_ptr<StoreClient> client, std::chrono::milliseconds timeout)
-      : client_(std::move(client)), timeout_(timeout) {}
-  void set(const std::string& key, const std::vector<char>& data) override { client_->set(key, data); }
-  std::vector<char> get(const std::string& key) override { return client_->get(key, timeout_); }
-  void wait(const std::vector<std::string>& keys) override { client_->wait(keys, timeout_); }
-  void wait(const std::vector<std::string>& keys, const std::chrono::milliseconds& timeout) override {
-    client_->wait(keys, timeout);
-  }
-
- private:
-  std::shared_ptr<StoreClient> client_;
-  std::chrono::milliseconds timeout_;
-};
-
-// How long ranks that failed a collective wait for each other, through the
-// store, to learn which rank never came; taken out of the collective's own
-// timeout so that the named error still comes within the timeout.
-std::chrono::milliseconds roll_call_grace(std::chrono::milliseconds timeout) {
-  return std::min(std::chrono::milliseconds(1000), timeout / 5);
-}
-
-// Gloo publishes each rank's pair addresses as the raw bytes of
-// gloo::transport::tcp::Address's Impl: a sockaddr_storage (128 bytes) of
-// which an IPv4 address fills 16 and IPv6 28, then the sequence number. The
-// rest is whatever the stack held, stack and heap pointers among it, and it
-// would be published to the store. MeshStore zeroes it before any set, and
-// keeps each rank's listening address ("[ip]:port", as Gloo's errors print
-// it) to name the rank behind an error.
-constexpr size_t kAddressBytes = sizeof(sockaddr_storage) + sizeof(ssize_t);
-
-class MeshStore : public gloo::rendezvous::Store {
- public:
-  MeshStore(gloo::rendezvous::Store& inner, int size) : inner_(inner), peers_(std::make_shared<std::vector<std::string>>(size)) {}
-
-  void set(const std::string& key, const std::vector<char>& data) override {
-    std::vector<char> clean = data;
-    if (!clean.empty() && clean.size() % kAddressBytes == 0) {
-      for (size_t off = 0; off < clean.size(); off += kAddressBytes) {
-        sockaddr_storage ss;
-        std::memcpy(&ss, clean.data() + off, sizeof ss);
-        const size_t used = ss.ss_family == AF_INET ? sizeof(sockaddr_in) : ss.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof ss;
-        std::memset(clean.data() + off + used, 0, sizeof(sockaddr_storage) - used);
-      }
-    }
-    inner_.set(key, clean);
-  }
-
-  std::vector<char> get(const std::string& key) override {
-    std::vector<char> data = inner_.get(key);
-    remember(key, data);
-    return data;
-  }
-  void wait(const std::vector<std::string>& keys) override { inner_.wait(keys); }
-  void wait(const std::vector<std::string>& keys, const std::chrono::milliseconds& timeout) override { inner_.wait(keys, timeout); }
-
-  std::shared_ptr<std::vector<std::string>> peers() const { return peers_; }
-
- private:
-  void remember(const std::string& key, const std::vector<char>& data) {
-    if (key.empty() || key.size() > 9 || key.find_first_not_of("0123456789") != std::string::npos) return;
-    const size_t r = std::stoul(key);
-    if (r >= peers_->size() || data.size() < kAddressBytes) return;
-    sockaddr_storage ss;
-    std::memcpy(&ss, data.data(), sizeof ss);
-    char ip[INET6_ADDRSTRLEN] = {0};
-    int port = 0;
-    if (ss.ss_family == AF_INET) {
-      const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
-      inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
-      port = ntohs(a->sin_port);
-    } else if (ss.ss_family == AF_INET6) {
-      const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
-      inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
-      port = ntohs(a->sin6_port);
-    } else {
-      return;
-    }
-    (*peers_)[r] = "[" + std::string(ip) + "]:" + std::to_string(port);
-  }
-
-  gloo::rendezvous::Store& inner_;
-  std::shared_ptr<std::vector<std::string>> peers_;
-};
 
 // Collectives as rounds of direct messages over Gloo's TCP pairs in
 // synchronous mode. Gloo's own collectives (unbound buffers, asynchronous
@@ -188,13 +91,11 @@ class Rounds {
 
 class GlooComm : public Communicator {
  public:
-  GlooComm(std::shared_ptr<gloo::rendezvous::Context> ctx, std::chrono::milliseconds timeout,
-           std::shared_ptr<std::vector<std::string>> peers, std::shared_ptr<StoreClient> store, std::string prefix)
+  GlooComm(Mesh mesh, std::chrono::milliseconds timeout, std::chrono::milliseconds io_timeout, const std::string& prefix)
       : Communicator(timeout),
-        ctx_(std::move(ctx)),
-        peers_(std::move(peers)),
-        store_(std::move(store)),
-        prefix_(std::move(prefix)),
+        ctx_(std::move(mesh.context)),
+        watch_(std::move(mesh.store), std::move(mesh.peers), std::move(mesh.sockets), prefix, ctx_->rank, ctx_->size, timeout,
+               io_timeout),
         rounds_(ctx_),
         acc_(Rounds::kChunk) {}
 
@@ -332,115 +233,31 @@ class GlooComm : public Communicator {
     }
   }
 
+  // Runs one operation; a failure names the ranks to blame (gloo_watch.h).
   template <typename Fn>
   void guard(const char* what, Fn&& fn) {
     ++ops_;
+    const auto failed = [&](const std::string& why) {
+      return CommError(std::string("gloo ") + what + " (rank " + std::to_string(ctx_->rank) + " of " + std::to_string(ctx_->size) +
+                       ", timeout " + std::to_string(timeout_.count()) + " ms) failed: " + why);
+    };
+    if (watch_.severed()) throw failed(watch_.why_severed());
+    watch_.begin(ops_, what);
     try {
       fn();
+      watch_.end();
     } catch (const std::exception& e) {
-      const std::string msg = e.what();
-      // Answer the roll call first, whoever this rank blames: a rank that
-      // named its culprit from Gloo's message and skipped it was counted as
-      // gone by the ranks that took the roll call.
-      answer_roll_call();
-      std::string who = culprit(msg);
-      if (who.empty()) who = roll_call(msg.find("closed") != std::string::npos || msg.find("reset") != std::string::npos);
-      throw CommError(std::string("gloo ") + what + " (rank " + std::to_string(ctx_->rank) + " of " +
-                      std::to_string(ctx_->size) + ", timeout " + std::to_string(timeout_.count()) +
-                      " ms) failed: " + who + e.what());
+      watch_.end();
+      throw failed(watch_.blame(ops_, e.what()));
     }
-  }
-
-  // Every rank that fails operation #ops_ says so in the store and waits a
-  // moment for the others: those that never say so did not reach it (a
-  // stalled rank), and are named. Ops run in lockstep on every rank (the
-  // checked layer sees to it), so the number names the same operation.
-  std::string roll_call_key(int rank) const {
-    return prefix_ + "/roll_call/" + std::to_string(ops_) + "/" + std::to_string(rank);
-  }
-
-  void answer_roll_call() {
-    if (!store_) return;
-    try {
-      store_->set(roll_call_key(ctx_->rank), {'1'});
-    } catch (const std::exception&) {
-      // The store is gone with rank 0: nobody is left to take the roll call.
-    }
-  }
-
-  std::string roll_call(bool closed) {
-    if (!store_) return "";
-    try {
-      std::vector<std::string> keys;
-      for (int r = 0; r < ctx_->size; ++r) keys.push_back(roll_call_key(r));
-      const std::vector<bool> here = store_->present(keys, roll_call_grace(timeout_));
-      std::string absent, present;
-      for (int r = 0; r < ctx_->size; ++r) {
-        std::string& list = here[r] ? present : absent;
-        list += (list.empty() ? "" : ", ") + std::to_string(r);
-      }
-      if (absent.empty()) return "every rank reached this operation (a network fault?): ";
-      const bool one = absent.find(',') == std::string::npos;
-      return (one ? "rank " : "ranks ") + absent +
-             (closed ? (one ? " is gone (its connection closed: it exited or crashed" : " are gone (their connections closed: they exited or crashed")
-                     : (one ? " did not reach it within the timeout (" : " did not reach it within the timeout (")) +
-             (closed ? "; " : "") + "ranks [" + present + "] " + (closed ? "are here" : "did") + "): ";
-    } catch (const std::exception&) {
-      return "";  // the store is gone with rank 0: nothing more to learn
-    }
-  }
-
-  // "rank N (its connection closed: it exited or crashed) " when Gloo's
-  // message holds the address of rank N's listener; a timeout names nobody
-  // (the communicator cannot tell which rank is late: the checked layer does).
-  std::string culprit(const std::string& msg) const {
-    for (size_t r = 0; r < peers_->size(); ++r) {
-      const std::string& a = (*peers_)[r];
-      if (a.empty() || static_cast<int>(r) == ctx_->rank || msg.find(a) == std::string::npos) continue;
-      const bool closed = msg.find("closed") != std::string::npos || msg.find("reset") != std::string::npos;
-      return "rank " + std::to_string(r) + (closed ? " closed its connection (it exited or crashed): " : ": ");
-    }
-    return "";
   }
 
   std::shared_ptr<gloo::rendezvous::Context> ctx_;
-  std::shared_ptr<std::vector<std::string>> peers_;
-  std::shared_ptr<StoreClient> store_;
-  std::string prefix_;
+  PeerWatch watch_;
   uint64_t ops_ = 0;
   Rounds rounds_;
   std::vector<char> acc_;
 };
-
-// Gloo's device setup dereferences what a failed lookup left it (a crash in
-// some runs), so the address is resolved, and bound once, here first.
-void check_listen_address(const GlooOptions& o) {
-  const std::string who = "gloo rendezvous of rank " + std::to_string(o.rank) + ": ";
-  if (!o.iface.empty()) {
-    if (o.iface.size() >= IF_NAMESIZE || if_nametoindex(o.iface.c_str()) == 0)
-      throw CommError(who + "network interface '" + o.iface + "' (GLOO_SOCKET_IFNAME) does not exist on this machine");
-    return;
-  }
-  if (o.hostname.empty() || o.hostname.size() > 253)
-    throw CommError(who + "the address to listen on (SYNCBN_GLOO_HOSTNAME) must be a host name of 1 to 253 characters");
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  const int rc = getaddrinfo(o.hostname.c_str(), nullptr, &hints, &res);
-  if (rc != 0 || res == nullptr)
-    throw CommError(who + "cannot resolve the address to listen on, '" + o.hostname + "' (SYNCBN_GLOO_HOSTNAME): " + gai_strerror(rc));
-  bool bound = false;
-  for (addrinfo* a = res; a != nullptr && !bound; a = a->ai_next) {
-    const int fd = ::socket(a->ai_family, a->ai_socktype, a->ai_protocol);
-    if (fd < 0) continue;
-    bound = ::bind(fd, a->ai_addr, a->ai_addrlen) == 0;
-    ::close(fd);
-  }
-  freeaddrinfo(res);
-  if (!bound)
-    throw CommError(who + "'" + o.hostname + "' (SYNCBN_GLOO_HOSTNAME) is not an address of this machine: cannot listen on it");
-}
 
 }  // namespace
 
@@ -448,32 +265,10 @@ bool gloo_available() { return true; }
 
 std::unique_ptr<Communicator> gloo_connect(const GlooOptions& o) {
   try {
-    check_listen_address(o);
-    gloo::transport::tcp::attr attr;
-    if (!o.iface.empty()) attr.iface = o.iface;
-    else attr.hostname = o.hostname;
-    auto dev = gloo::transport::tcp::CreateDevice(attr);
-    auto ctx = std::make_shared<gloo::rendezvous::Context>(o.rank, o.size);
     // Over the TCP store a failed operation's roll call takes its grace out
     // of the timeout, so the named error still comes within it.
-    ctx->setTimeout(o.file_store.empty() ? o.timeout - roll_call_grace(o.timeout) : o.timeout);
-    std::shared_ptr<std::vector<std::string>> peers;
-    std::shared_ptr<StoreClient> client;
-    if (!o.file_store.empty()) {
-      gloo::rendezvous::FileStore files(o.file_store);
-      gloo::rendezvous::PrefixStore store(o.prefix, files);
-      MeshStore mesh(store, o.size);
-      ctx->connectFullMesh(mesh, dev);
-      peers = mesh.peers();
-    } else {
-      client = std::make_shared<StoreClient>(o.store_host, o.store_port, o.secret, o.timeout);
-      TcpStore tcp(client, o.timeout);
-      gloo::rendezvous::PrefixStore store(o.prefix, tcp);
-      MeshStore mesh(store, o.size);
-      ctx->connectFullMesh(mesh, dev);
-      peers = mesh.peers();
-    }
-    return std::make_unique<GlooComm>(ctx, o.timeout, peers, client, o.prefix);
+    const auto io_timeout = o.file_store.empty() ? o.timeout - roll_call_grace(o.timeout) : o.timeout;
+    return std::make_unique<GlooComm>(connect_mesh(o, io_timeout), o.timeout, io_timeout, o.prefix);
   } catch (const CommError&) {
     throw;
   } catch (const std::exception& e) {

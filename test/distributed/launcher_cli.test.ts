@@ -49,3 +49,31 @@ describe('syncbn-run command line', () => {
     expect(bad.stderr).toMatch(/^syncbn-run: Unknown option '--bogus'\nusage: syncbn-run/);
   });
 });
+
+describe('syncbn-run explains itself', () => {
+  const script = path.join(ROOT, 'test', 'distributed', 'workers', 'argv_worker.js');
+
+  test('--help lists the environment the launcher and its ranks read', () => {
+    const c = parseCommand(['--help']);
+    expect(c.kind).toBe('help');
+    for (const name of ['SYNCBN_SECRET', 'GLOO_SOCKET_IFNAME', 'SYNCBN_GLOO_HOSTNAME', 'SYNCBN_TIMEOUT_MS', 'MASTER_ADDR', 'MASTER_PORT', 'LOCAL_RANK']) {
+      expect([name, (c as { text: string }).text.includes(name)]).toEqual([name, true]);
+    }
+  });
+
+  test('--nnodes > 1 with a loopback master address is refused before any rank starts', async () => {
+    for (const addr of [[], ['--master-addr', 'localhost'], ['--master-addr', '127.0.1.1']]) {
+      const r = await runNode([LAUNCHER, '--nnodes', '2', ...addr, script], { SYNCBN_SECRET: 'shared' });
+      expect([r.code, r.stdout]).toEqual([2, '']);
+      expect(r.stderr).toMatch(/^syncbn-run: --nnodes 2 with --master-addr (127\.0\.0\.1|localhost|127\.0\.1\.1), a loopback address: the other nodes cannot reach it/);
+    }
+  });
+
+  test('after `--` the script comes, and every later argument is its own: `-- --help` is a script name, not node --help', async () => {
+    const r = await runNode([LAUNCHER, '--', script, '--help', '--', '-x']);
+    expect([r.code, r.stderr, r.stdout]).toEqual([0, '', '[rank 0] ["--help","--","-x"]\n']);
+    const bad = await runNode([LAUNCHER, '--', '--help']);
+    expect([bad.code, bad.stdout]).toEqual([2, '']);
+    expect(bad.stderr).toBe("syncbn-run: cannot find the script '--help' (the launcher's options come first, then the script, then its arguments)\n");
+  });
+});

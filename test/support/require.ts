@@ -1,10 +1,11 @@
 // Suites that need something this machine may lack (Gloo, a GPU, NCCL,
-// PyTorch for /usr/bin/python3). Without it the suite is skipped, saying why; SYNCBN_REQUIRE=gloo,cuda,nccl,torch
+// PyTorch for /usr/bin/python3, network namespaces: root and iproute2).
+// Without it the suite is skipped, saying why; SYNCBN_REQUIRE=gloo,cuda,nccl,torch,netns
 // (any subset) turns that skip into a failure. Any other name in
 // SYNCBN_REQUIRE (a typo, 'CUDA') is an error, not a requirement silently dropped.
 
 /** The features a suite can require. */
-export const FEATURES = ['gloo', 'cuda', 'nccl', 'torch'] as const;
+export const FEATURES = ['gloo', 'cuda', 'nccl', 'torch', 'netns'] as const;
 export type Feature = (typeof FEATURES)[number];
 
 /** The names in a SYNCBN_REQUIRE value; throws on an unknown one. */
